@@ -1,0 +1,75 @@
+#!/usr/bin/env node
+// tines-connector <command>: configuration first (exit 2 on any error, before
+// any network or database call), then the command, then a clean close.
+import dotenv from 'dotenv';
+import { pino } from 'pino';
+import { ConfigError, loadConfig } from './config.js';
+import { createContext, type CommandContext } from './commands/context.js';
+import { deleteCommand } from './commands/delete.js';
+import { migrateCommand } from './commands/migrate.js';
+import { queryCommand } from './commands/query.js';
+import { reconnectCommand } from './commands/reconnect.js';
+import { statusCommand } from './commands/status.js';
+import { syncCommand } from './commands/sync.js';
+import { createLogger } from './log.js';
+
+type Handler = (ctx: CommandContext) => Promise<number>;
+
+const COMMANDS: Record<string, { handler: Handler; help: string; logsTo?: 'stdout' }> = {
+  sync: { handler: syncCommand, help: 'sync [--allow-mass-removal] [--json]   migrate, one sync now, print its summary' },
+  migrate: { handler: migrateCommand, help: 'migrate                                 apply pending migrations' },
+  status: { handler: statusCommand, help: 'status [--json]                         state, last run, last success, user counts' },
+  reconnect: { handler: reconnectCommand, help: 'reconnect                               one authenticated call; on success the connector is active' },
+  delete: { handler: deleteCommand, help: 'delete --yes                            remove the connector and all its rows' },
+  query: { handler: queryCommand, help: 'query "<SQL>" [--json]                  one read-only statement' },
+};
+
+export function usage(): string {
+  return ['usage: tines-connector <command>', '', ...Object.values(COMMANDS).map((c) => `  ${c.help}`), '', 'Configuration comes from the environment (and .env); see README.md.'].join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...args] = argv;
+  if (!name || name === 'help' || name === '--help' || name === '-h') {
+    process.stdout.write(`${usage()}\n`);
+    return name ? 0 : 2;
+  }
+  const command = COMMANDS[name];
+  if (!command) {
+    process.stderr.write(`unknown command "${name}"\n\n${usage()}\n`);
+    return 2;
+  }
+  dotenv.config({ quiet: true });
+  let config;
+  try {
+    config = loadConfig(process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`tines-connector: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  const log = createLogger(config.logLevel, pino.destination({ fd: command.logsTo === 'stdout' ? 1 : 2, sync: true }));
+  const ctx = createContext(config, log, args);
+  try {
+    return await command.handler(ctx);
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    log.error({ command: name, err: { message, name: (err as Error)?.name } }, `${name} failed: ${message}`);
+    process.stderr.write(`tines-connector ${name}: ${message}\n`);
+    return 1;
+  } finally {
+    await ctx.close().catch(() => undefined);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err) => {
+    process.stderr.write(`tines-connector: ${(err as Error)?.stack ?? String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

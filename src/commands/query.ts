@@ -1,0 +1,28 @@
+// `query "<SQL>" [--json]`: one read-only statement against the configured database.
+import { hasFlag, type CommandContext } from './context.js';
+import { formatTable } from './format.js';
+
+export async function queryCommand(ctx: CommandContext): Promise<number> {
+  const sql = ctx.args.find((a) => !a.startsWith('--'));
+  if (!sql) {
+    ctx.out('usage: tines-connector query "<SQL>" [--json]');
+    return 2;
+  }
+  const db = await ctx.db();
+  let rows: Record<string, unknown>[];
+  try {
+    rows = await db.withSession((s) =>
+      s.transaction(async () => {
+        await s.query('SET TRANSACTION READ ONLY');
+        await s.query(`SET LOCAL statement_timeout = '120s'`);
+        return (await s.query<Record<string, unknown>>(sql)).rows;
+      }),
+    );
+  } catch (err) {
+    process.stderr.write(`query failed: ${(err as Error).message}\n`);
+    return 1;
+  }
+  if (hasFlag(ctx.args, '--json')) ctx.out(JSON.stringify(rows));
+  else ctx.out(`${formatTable(rows)}\n(${rows.length} row${rows.length === 1 ? '' : 's'})`);
+  return 0;
+}

@@ -1,0 +1,32 @@
+// `reconnect`: one authenticated call to Tines; on success the connector is active again.
+import { readApiKey } from '../config.js';
+import { keyFingerprint, registerConnector, setConnectorStatus } from '../db/connectors.js';
+import { errorMessage, TinesAuthError } from '../errors.js';
+import { createTinesClient, registration } from '../sync/run-sync.js';
+import type { CommandContext } from './context.js';
+
+export async function reconnectCommand(ctx: CommandContext): Promise<number> {
+  const db = await ctx.db();
+  const apiKey = readApiKey(ctx.config);
+  const fingerprint = keyFingerprint(apiKey);
+  const connector = await registerConnector(db, registration(ctx.config, fingerprint));
+  const client = createTinesClient(ctx.config, apiKey, ctx.log);
+  try {
+    const { count } = await client.checkAccess();
+    await db.query('UPDATE connectors SET consecutive_failures = 0, updated_at = now() WHERE id = $1', [connector.id]);
+    const from = await setConnectorStatus(db, connector.id, 'active', null);
+    ctx.out(
+      `Tines accepted the key ${fingerprint} for ${ctx.config.tines.tenantDomain}${count !== null ? ` (${count} users)` : ''}. ` +
+        `Connector "${ctx.config.connectorName}" is active${from && from !== 'active' ? ` again (was ${from})` : ''}; the next sync runs as scheduled.`,
+    );
+    return 0;
+  } catch (err) {
+    if (err instanceof TinesAuthError) {
+      await setConnectorStatus(db, connector.id, 'reconnect_required', err.message, { refusedFingerprint: fingerprint });
+      ctx.out(`still refused: ${err.message}`);
+      return 3;
+    }
+    ctx.out(`reconnect could not reach Tines: ${errorMessage(err)}`);
+    return 1;
+  }
+}

@@ -1,0 +1,261 @@
+// One zod schema turns process.env into one frozen, typed Config.
+// Secrets (the Tines key, the database URL) are non-enumerable, so neither
+// JSON.stringify, a logger nor a spread copy ever carries them.
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import cron from 'node-cron';
+import { z } from 'zod';
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/** Empty strings count as unset, as in `FOO=` lines of an env file. */
+const optionalString = z.preprocess(
+  (v) => (typeof v === 'string' && v.trim() === '' ? undefined : typeof v === 'string' ? v.trim() : v),
+  z.string().optional(),
+);
+const int = (def: number, min: number, max = Number.MAX_SAFE_INTEGER) =>
+  z.preprocess(
+    (v) => (v === undefined || (typeof v === 'string' && v.trim() === '') ? undefined : v),
+    z.coerce
+      .number({ error: 'must be a whole number' })
+      .int('must be a whole number')
+      .min(min, `must be at least ${min}`)
+      .max(max, `must be at most ${max}`)
+      .default(def),
+  );
+const bool = (def: boolean) =>
+  z.preprocess(
+    (v) => (v === undefined || (typeof v === 'string' && v.trim() === '') ? undefined : String(v).trim().toLowerCase()),
+    z
+      .enum(['true', 'false', '1', '0', 'yes', 'no', 'on', 'off'], { error: 'must be true or false' })
+      .default(def ? 'true' : 'false')
+      .transform((v) => ['true', '1', 'yes', 'on'].includes(v)),
+  );
+
+const LOOPBACK = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\])$/i;
+
+/** `acme.tines.com`, `https://acme.tines.com/some/path` → https origin; http only for loopback. */
+export function normalizeTenant(input: string): { baseUrl: string; tenantDomain: string } {
+  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(input) ? input : `https://${input}`;
+  let url: URL;
+  try {
+    url = new URL(withScheme);
+  } catch {
+    throw new Error(`"${input}" is not a domain or URL (expected e.g. acme-1234.tines.com)`);
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+    throw new Error(`scheme ${url.protocol} is not supported (use https://)`);
+  }
+  if (!url.hostname) throw new Error(`"${input}" has no host name`);
+  if (url.username || url.password) throw new Error('must not contain credentials');
+  if (url.protocol === 'http:' && !LOOPBACK.test(url.hostname)) {
+    throw new Error(`plain http:// is only accepted for loopback hosts; use https://${url.host}`);
+  }
+  return { baseUrl: url.origin, tenantDomain: url.host };
+}
+
+const schema = z.object({
+  TINES_TENANT_DOMAIN: optionalString.pipe(z.string({ error: 'is required (e.g. acme-1234.tines.com)' })),
+  TINES_API_KEY: optionalString,
+  TINES_API_KEY_FILE: optionalString,
+  CONNECTOR_NAME: optionalString.pipe(
+    z
+      .string()
+      .max(100, 'must be at most 100 characters')
+      .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'may contain only letters, digits, ".", "_" and "-"')
+      .default('tines'),
+  ),
+  DATABASE_URL: optionalString.pipe(
+    z
+      .string()
+      .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
+      .optional(),
+  ),
+  DATA_DIR: optionalString.pipe(z.string().default('./data')),
+  SYNC_SCHEDULE: optionalString.pipe(
+    z
+      .string()
+      .default('*/15 * * * *')
+      .refine((v) => [5, 6].includes(v.split(/\s+/).length) && cron.validate(v), 'is not a valid 5- or 6-field cron expression'),
+  ),
+  SYNC_TIMEZONE: optionalString.pipe(
+    z
+      .string()
+      .default('UTC')
+      .refine((tz) => {
+        try {
+          new Intl.DateTimeFormat('en-US', { timeZone: tz });
+          return true;
+        } catch {
+          return false;
+        }
+      }, 'is not a known IANA time zone (e.g. UTC, Europe/Dublin)'),
+  ),
+  SYNC_ON_START: bool(true),
+  TINES_PAGE_SIZE: int(500, 1, 500),
+  TINES_REQUESTS_PER_MINUTE: int(400, 1),
+  TINES_TIMEOUT_MS: int(30_000, 1),
+  TINES_MAX_RETRIES: int(5, 0, 100),
+  REMOVAL_GUARD_PERCENT: int(20, 0, 100),
+  REMOVAL_GUARD_MIN: int(10, 0),
+  HEALTH_PORT: int(8080, 0, 65535),
+  SHUTDOWN_TIMEOUT_MS: int(20_000, 0),
+  EMBEDDED_PG_PORT: int(0, 0, 65535),
+  INACTIVE_AFTER_DAYS: int(90, 1, 36500),
+  ORG_EMAIL_DOMAINS: optionalString,
+  LOG_LEVEL: optionalString.pipe(z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info')),
+});
+
+export interface Config {
+  readonly connectorName: string;
+  readonly tines: {
+    readonly baseUrl: string;
+    readonly tenantDomain: string;
+    /** Non-enumerable. Use readApiKey(config) so a mounted key file is re-read. */
+    readonly apiKey?: string;
+    readonly apiKeyFile?: string;
+    readonly pageSize: number;
+    readonly requestsPerMinute: number;
+    readonly timeoutMs: number;
+    readonly maxRetries: number;
+  };
+  readonly database: {
+    /** Non-enumerable: it may hold a password. Unset: the embedded database. */
+    readonly url?: string;
+    readonly dataDir: string;
+    readonly embeddedPgPort?: number;
+  };
+  readonly sync: {
+    readonly schedule: string;
+    readonly timezone: string;
+    readonly onStart: boolean;
+    readonly removalGuardPercent: number;
+    readonly removalGuardMin: number;
+  };
+  readonly healthPort: number;
+  readonly shutdownTimeoutMs: number;
+  readonly inactiveAfterDays: number;
+  readonly orgEmailDomains: readonly string[];
+  readonly logLevel: (typeof LOG_LEVELS)[number];
+}
+
+function hide<T extends object>(obj: T, key: string, value: unknown): T {
+  Object.defineProperty(obj, key, { value, enumerable: false, writable: false, configurable: false });
+  return obj;
+}
+
+function deepFreeze<T>(obj: T): T {
+  for (const v of Object.values(obj as object)) if (v && typeof v === 'object') deepFreeze(v);
+  return Object.freeze(obj);
+}
+
+/** Parses the environment; throws ConfigError naming every bad variable at once. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = schema.safeParse(env);
+  const problems: string[] = [];
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      const name = String(issue.path[0] ?? 'environment');
+      problems.push(`${name} ${issue.message}`);
+    }
+  }
+  const e = parsed.success ? parsed.data : undefined;
+
+  let tenant: { baseUrl: string; tenantDomain: string } | undefined;
+  const rawDomain = typeof env.TINES_TENANT_DOMAIN === 'string' ? env.TINES_TENANT_DOMAIN.trim() : '';
+  if (rawDomain) {
+    try {
+      tenant = normalizeTenant(rawDomain);
+    } catch (err) {
+      problems.push(`TINES_TENANT_DOMAIN ${(err as Error).message}`);
+    }
+  }
+
+  const key = env.TINES_API_KEY?.trim() || undefined;
+  const keyFile = env.TINES_API_KEY_FILE?.trim() || undefined;
+  if (key && keyFile) problems.push('TINES_API_KEY and TINES_API_KEY_FILE are both set: set only one');
+  else if (!key && !keyFile) problems.push('TINES_API_KEY is required (or TINES_API_KEY_FILE, a file holding the key)');
+  else if (keyFile) {
+    try {
+      if (!readKeyFile(keyFile)) problems.push(`TINES_API_KEY_FILE ${keyFile} is empty`);
+    } catch (err) {
+      problems.push(`TINES_API_KEY_FILE cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  }
+
+  const orgDomains = (e?.ORG_EMAIL_DOMAINS ?? '')
+    .split(',')
+    .map((d) => d.trim().toLowerCase().replace(/^@/, ''))
+    .filter(Boolean);
+  for (const d of orgDomains) {
+    if (!/^[a-z0-9.-]+\.[a-z0-9-]+$/.test(d)) problems.push(`ORG_EMAIL_DOMAINS "${d}" is not a domain name`);
+  }
+
+  if (problems.length > 0 || !e || !tenant) throw new ConfigError(problems);
+
+  const tines = hide(
+    {
+      baseUrl: tenant.baseUrl,
+      tenantDomain: tenant.tenantDomain,
+      ...(keyFile ? { apiKeyFile: resolve(keyFile) } : {}),
+      pageSize: e.TINES_PAGE_SIZE,
+      requestsPerMinute: e.TINES_REQUESTS_PER_MINUTE,
+      timeoutMs: e.TINES_TIMEOUT_MS,
+      maxRetries: e.TINES_MAX_RETRIES,
+    },
+    'apiKey',
+    key,
+  );
+  const database = hide(
+    {
+      dataDir: resolve(e.DATA_DIR),
+      ...(e.EMBEDDED_PG_PORT > 0 ? { embeddedPgPort: e.EMBEDDED_PG_PORT } : {}),
+    },
+    'url',
+    e.DATABASE_URL,
+  );
+  const config: Config = {
+    connectorName: e.CONNECTOR_NAME,
+    tines,
+    database,
+    sync: {
+      schedule: e.SYNC_SCHEDULE,
+      timezone: e.SYNC_TIMEZONE,
+      onStart: e.SYNC_ON_START,
+      removalGuardPercent: e.REMOVAL_GUARD_PERCENT,
+      removalGuardMin: e.REMOVAL_GUARD_MIN,
+    },
+    healthPort: e.HEALTH_PORT,
+    shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    inactiveAfterDays: e.INACTIVE_AFTER_DAYS,
+    orgEmailDomains: orgDomains,
+    logLevel: e.LOG_LEVEL,
+  };
+  return deepFreeze(config);
+}
+
+function readKeyFile(path: string): string {
+  return readFileSync(path, 'utf8').trim();
+}
+
+/** The key in force now: a key file is re-read on every call, so rotation needs no restart. */
+export function readApiKey(config: Config): string {
+  if (config.tines.apiKeyFile) {
+    let key: string;
+    try {
+      key = readKeyFile(config.tines.apiKeyFile);
+    } catch (err) {
+      throw new Error(`cannot read TINES_API_KEY_FILE ${config.tines.apiKeyFile}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+    }
+    if (!key) throw new Error(`TINES_API_KEY_FILE ${config.tines.apiKeyFile} is empty`);
+    return key;
+  }
+  return config.tines.apiKey ?? '';
+}

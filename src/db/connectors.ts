@@ -1,0 +1,140 @@
+// The connector row: registration from configuration, and its state machine
+// (active → failing / reconnect_required → active), each change with an event.
+import { createHash } from 'node:crypto';
+import type { Queryable } from './database.js';
+
+export type ConnectorStatus = 'active' | 'reconnect_required' | 'failing';
+
+export interface ConnectorRow {
+  id: number;
+  name: string;
+  tenant_domain: string;
+  status: ConnectorStatus;
+  status_reason: string | null;
+  status_changed_at: string;
+  api_key_fingerprint: string | null;
+  refused_key_fingerprint: string | null;
+  consecutive_failures: number;
+  last_sync_at: string | null;
+  last_success_at: string | null;
+  inactive_after_days: number;
+  org_email_domains: string[] | null;
+  created_at: string;
+  updated_at: string;
+}
+
+/** Failures in a row after which an active connector is marked failing. */
+export const FAILING_AFTER = 3;
+
+/** A one-way fingerprint: enough to tell keys apart, useless to recover one. */
+export function keyFingerprint(key: string): string {
+  return `sha256:${createHash('sha256').update(key).digest('hex').slice(0, 16)}`;
+}
+
+export interface Registration {
+  name: string;
+  tenantDomain: string;
+  fingerprint: string | null;
+  inactiveAfterDays: number;
+  orgEmailDomains: readonly string[];
+}
+
+/** Inserts or refreshes the connector's row from configuration; writes only when something differs. */
+export async function registerConnector(db: Queryable, r: Registration): Promise<ConnectorRow> {
+  const domains = r.orgEmailDomains.length > 0 ? [...r.orgEmailDomains] : null;
+  const res = await db.query<ConnectorRow>(
+    `WITH up AS (
+       INSERT INTO connectors AS c (name, tenant_domain, api_key_fingerprint, inactive_after_days, org_email_domains)
+       VALUES ($1, $2, $3, $4, $5)
+       ON CONFLICT (name) DO UPDATE
+          SET tenant_domain = EXCLUDED.tenant_domain,
+              api_key_fingerprint = COALESCE(EXCLUDED.api_key_fingerprint, c.api_key_fingerprint),
+              inactive_after_days = EXCLUDED.inactive_after_days,
+              org_email_domains = EXCLUDED.org_email_domains,
+              updated_at = now()
+        WHERE (c.tenant_domain, c.api_key_fingerprint, c.inactive_after_days, c.org_email_domains)
+              IS DISTINCT FROM
+              (EXCLUDED.tenant_domain, COALESCE(EXCLUDED.api_key_fingerprint, c.api_key_fingerprint),
+               EXCLUDED.inactive_after_days, EXCLUDED.org_email_domains)
+       RETURNING c.*
+     )
+     SELECT * FROM up
+     UNION ALL
+     SELECT * FROM connectors WHERE name = $1 AND NOT EXISTS (SELECT 1 FROM up)`,
+    [r.name, r.tenantDomain, r.fingerprint, r.inactiveAfterDays, domains],
+  );
+  return res.rows[0]!;
+}
+
+export async function getConnector(db: Queryable, name: string): Promise<ConnectorRow | undefined> {
+  const r = await db.query<ConnectorRow>('SELECT * FROM connectors WHERE name = $1', [name]);
+  return r.rows[0];
+}
+
+/**
+ * Moves the connector to `status` with `reason`. When the status really changes,
+ * a connector_status_changed event is written in the same statement.
+ * Returns the previous status.
+ */
+export async function setConnectorStatus(
+  db: Queryable,
+  connectorId: number,
+  status: ConnectorStatus,
+  reason: string | null,
+  opts: { runId?: number | null; refusedFingerprint?: string | null } = {},
+): Promise<ConnectorStatus | undefined> {
+  const r = await db.query<{ from_status: ConnectorStatus }>(
+    `WITH old AS (
+       SELECT id, status FROM connectors WHERE id = $1 FOR UPDATE
+     ), upd AS (
+       UPDATE connectors c
+          SET status = $2,
+              status_reason = $3,
+              status_changed_at = CASE WHEN old.status = $2 THEN c.status_changed_at ELSE now() END,
+              refused_key_fingerprint = CASE WHEN $2 = 'reconnect_required' THEN $5 ELSE NULL END,
+              updated_at = now()
+         FROM old
+        WHERE c.id = old.id
+          AND (c.status, c.status_reason, c.refused_key_fingerprint) IS DISTINCT FROM
+              ($2, $3, CASE WHEN $2 = 'reconnect_required' THEN $5 ELSE NULL END)
+       RETURNING old.status AS from_status
+     ), ev AS (
+       INSERT INTO change_events (connector_id, sync_run_id, kind, details)
+       SELECT $1, $4, 'connector_status_changed',
+              jsonb_build_object('status', jsonb_build_object('from', from_status, 'to', $2::text), 'reason', $3::text)
+         FROM upd WHERE from_status <> $2
+     )
+     SELECT from_status FROM upd`,
+    [connectorId, status, reason, opts.runId ?? null, opts.refusedFingerprint ?? null],
+  );
+  return r.rows[0]?.from_status;
+}
+
+/** A finished sync that applied Tines' answer: failures reset, active again. */
+export async function recordSyncSuccess(db: Queryable, connectorId: number, runId: number, succeeded: boolean): Promise<void> {
+  await db.query(
+    `UPDATE connectors
+        SET consecutive_failures = 0,
+            last_sync_at = now(),
+            last_success_at = CASE WHEN $2 THEN now() ELSE last_success_at END,
+            updated_at = now()
+      WHERE id = $1`,
+    [connectorId, succeeded],
+  );
+  await setConnectorStatus(db, connectorId, 'active', null, { runId });
+}
+
+/** A failed sync: counted; FAILING_AFTER in a row make an active connector failing. */
+export async function recordSyncFailure(db: Queryable, connectorId: number, runId: number | null, message: string): Promise<void> {
+  const r = await db.query<{ consecutive_failures: number; status: ConnectorStatus }>(
+    `UPDATE connectors
+        SET consecutive_failures = consecutive_failures + 1, last_sync_at = now(), updated_at = now()
+      WHERE id = $1
+      RETURNING consecutive_failures, status`,
+    [connectorId],
+  );
+  const row = r.rows[0];
+  if (row && row.status !== 'reconnect_required' && row.consecutive_failures >= FAILING_AFTER) {
+    await setConnectorStatus(db, connectorId, 'failing', `${row.consecutive_failures} syncs in a row failed; last: ${message}`, { runId });
+  }
+}

@@ -1,0 +1,61 @@
+// The one small interface both backends serve: the PostgreSQL server (pg) and
+// the embedded PostgreSQL (PGlite). The sync logic is written once against it.
+
+export interface QueryResult<R> {
+  rows: R[];
+  rowCount: number;
+}
+
+export interface Queryable {
+  query<R = Record<string, unknown>>(text: string, params?: readonly unknown[]): Promise<QueryResult<R>>;
+}
+
+/** One connection held for a while: temp tables, a session lock and a transaction live on it. */
+export interface Session extends Queryable {
+  /** Runs a script of several statements without parameters (migrations). */
+  exec(sql: string): Promise<void>;
+  /** Bulk-loads rows already encoded in COPY text format (tab-separated, \N for null, one per line). */
+  copyText(table: string, columns: readonly string[], text: string): Promise<void>;
+  /** Runs fn inside BEGIN … COMMIT on this session; rolls back if it throws. */
+  transaction<T>(fn: () => Promise<T>): Promise<T>;
+  /** Non-blocking session-level lock: false when someone else (any process) holds it. */
+  tryLock(key: string): Promise<boolean>;
+  unlock(key: string): Promise<void>;
+}
+
+export interface Database extends Queryable {
+  readonly backend: 'postgres' | 'embedded';
+  /** Where the data lives, safe to print (no password). */
+  readonly description: string;
+  withSession<T>(fn: (session: Session) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+/** Encodes one value for COPY … FROM in text format. */
+export function copyValue(v: unknown): string {
+  if (v === null || v === undefined) return '\\N';
+  let s: string;
+  if (typeof v === 'string') s = v;
+  else if (typeof v === 'number' || typeof v === 'bigint') return String(v);
+  else if (typeof v === 'boolean') return v ? 't' : 'f';
+  else if (Array.isArray(v)) s = pgTextArray(v as unknown[]);
+  else s = JSON.stringify(v);
+  return escapeCopy(s);
+}
+
+const COPY_SPECIAL = /[\\\t\n\r]/;
+export function escapeCopy(s: string): string {
+  if (!COPY_SPECIAL.test(s)) return s;
+  return s.replace(/[\\\t\n\r]/g, (c) => (c === '\\' ? '\\\\' : c === '\t' ? '\\t' : c === '\n' ? '\\n' : '\\r'));
+}
+
+/** A text[] literal: {"a","b"} with quotes and backslashes escaped. */
+export function pgTextArray(items: readonly unknown[]): string {
+  return `{${items.map((i) => (i === null || i === undefined ? 'NULL' : `"${String(i).replace(/[\\"]/g, '\\$&')}"`)).join(',')}}`;
+}
+
+/** A stable 64-bit advisory lock key from a string (first 8 bytes of its SHA-256). */
+export async function lockKeyOf(key: string): Promise<string> {
+  const { createHash } = await import('node:crypto');
+  return createHash('sha256').update(key).digest().readBigInt64BE(0).toString();
+}

@@ -1,0 +1,156 @@
+// The embedded backend: PGlite (PostgreSQL in WebAssembly) in DATA_DIR, one
+// process at a time, guarded by a pid lock file so a second process gets a
+// clear error instead of a corrupted directory.
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { PGlite, types } from '@electric-sql/pglite';
+import type { Database, Queryable, QueryResult, Session } from './database.js';
+
+export class DataDirBusyError extends Error {
+  constructor(dataDir: string, pid: number) {
+    super(
+      `the embedded database in ${dataDir} is in use by another tines-connector process (pid ${pid}). ` +
+        'Only one process can open it at a time. Stop that process first; or, to read the data while the daemon runs, ' +
+        'start it with EMBEDDED_PG_PORT set and connect with psql; or point every process at a PostgreSQL server with DATABASE_URL.',
+    );
+    this.name = 'DataDirBusyError';
+  }
+}
+
+const LOCK_FILE = 'tines-connector.pid';
+
+function isAlive(pid: number): boolean {
+  if (pid === process.pid) return false; // our own stale file (e.g. pid 1 again after a container restart)
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Takes the data directory's pid lock; returns its release function. */
+export function lockDataDir(dataDir: string): () => void {
+  mkdirSync(dataDir, { recursive: true });
+  const path = join(dataDir, LOCK_FILE);
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      const fd = openSync(path, 'wx');
+      writeSync(fd, `${process.pid}\n`);
+      closeSync(fd);
+      return () => rmSync(path, { force: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const pid = Number.parseInt(readFileSync(path, 'utf8'), 10);
+      if (Number.isInteger(pid) && pid > 0 && isAlive(pid)) throw new DataDirBusyError(dataDir, pid);
+      rmSync(path, { force: true }); // stale: its process is gone
+    }
+  }
+  throw new Error(`cannot take the lock file ${path}`);
+}
+
+const parsers = {
+  [types.TIMESTAMPTZ]: (v: string) => v,
+  [types.TIMESTAMP]: (v: string) => v,
+  [types.INT8]: (v: string) => (Number.isSafeInteger(Number(v)) ? Number(v) : v),
+};
+
+type PgliteQueryable = Pick<PGlite, 'query' | 'exec'>;
+
+async function run<R>(q: PgliteQueryable, text: string, params?: readonly unknown[], blob?: Blob): Promise<QueryResult<R>> {
+  const r = await q.query<R>(text, params as unknown[] | undefined, blob ? { blob } : undefined);
+  return { rows: r.rows, rowCount: r.affectedRows ?? r.rows.length };
+}
+
+export class EmbeddedDatabase implements Database {
+  readonly backend = 'embedded' as const;
+  readonly description: string;
+  private readonly locks = new Set<string>();
+
+  private constructor(
+    readonly pg: PGlite,
+    readonly dataDir: string,
+    private readonly release: () => void,
+  ) {
+    this.description = `embedded PostgreSQL in ${dataDir}`;
+  }
+
+  static async open(dataDir: string): Promise<EmbeddedDatabase> {
+    const release = lockDataDir(dataDir);
+    try {
+      const pg = await PGlite.create(join(dataDir, 'pgdata'), { parsers });
+      return new EmbeddedDatabase(pg, dataDir, release);
+    } catch (err) {
+      release();
+      throw new Error(`cannot open the embedded database in ${dataDir}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  query<R>(text: string, params?: readonly unknown[]): Promise<QueryResult<R>> {
+    return run<R>(this.pg, text, params);
+  }
+
+  async withSession<T>(fn: (session: Session) => Promise<T>): Promise<T> {
+    // Sessions share the one connection; temp tables are named per purpose and
+    // sessions do not interleave transactions, because the sync is single flight.
+    return fn(new EmbeddedSession(this.pg, this.locks));
+  }
+
+  async close(): Promise<void> {
+    try {
+      await this.pg.close();
+    } finally {
+      this.release();
+    }
+  }
+}
+
+class EmbeddedSession implements Session {
+  private current: PgliteQueryable;
+  private readonly held = new Set<string>();
+
+  constructor(
+    private readonly pg: PGlite,
+    private readonly locks: Set<string>,
+  ) {
+    this.current = pg;
+  }
+
+  query<R>(text: string, params?: readonly unknown[]): Promise<QueryResult<R>> {
+    return run<R>(this.current, text, params);
+  }
+
+  async exec(sql: string): Promise<void> {
+    await this.current.exec(sql);
+  }
+
+  async copyText(table: string, columns: readonly string[], text: string): Promise<void> {
+    if (!text) return;
+    await run(this.current, `COPY ${table} (${columns.join(', ')}) FROM '/dev/blob'`, [], new Blob([text]));
+  }
+
+  async transaction<T>(fn: () => Promise<T>): Promise<T> {
+    return this.pg.transaction(async (tx) => {
+      const outer = this.current;
+      this.current = tx;
+      try {
+        return await fn();
+      } finally {
+        this.current = outer;
+      }
+    });
+  }
+
+  async tryLock(key: string): Promise<boolean> {
+    if (this.locks.has(key)) return false;
+    this.locks.add(key);
+    this.held.add(key);
+    return true;
+  }
+
+  async unlock(key: string): Promise<void> {
+    if (this.held.delete(key)) this.locks.delete(key);
+  }
+}
+
+export type { Queryable };

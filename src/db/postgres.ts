@@ -1,0 +1,118 @@
+// The PostgreSQL server backend: a pg Pool, COPY through pg-copy-streams.
+import pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
+import type { Logger } from '../log.js';
+import { lockKeyOf, type Database, type QueryResult, type Session } from './database.js';
+
+// Timestamps and bigints come back as text: no time zone surprises, no lost precision.
+const types = {
+  getTypeParser: ((oid: number, format?: string) => {
+    if (oid === 1184 || oid === 1114) return (v: string) => v;
+    if (oid === 20) return (v: string) => (Number.isSafeInteger(Number(v)) ? Number(v) : v);
+    return pg.types.getTypeParser(oid, format as 'text');
+  }) as typeof pg.types.getTypeParser,
+};
+
+export function describeUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    return `postgres://${u.username ? `${decodeURIComponent(u.username)}@` : ''}${u.host}${u.pathname}`;
+  } catch {
+    return 'postgres://(unparseable URL)';
+  }
+}
+
+export class PostgresDatabase implements Database {
+  readonly backend = 'postgres' as const;
+  readonly description: string;
+  private readonly pool: pg.Pool;
+
+  constructor(url: string, log: Logger, opts: { max?: number; applicationName?: string } = {}) {
+    this.description = describeUrl(url);
+    this.pool = new pg.Pool({
+      connectionString: url,
+      max: opts.max ?? 4,
+      idleTimeoutMillis: 30_000,
+      connectionTimeoutMillis: 10_000,
+      application_name: opts.applicationName ?? 'tines-connector',
+      types,
+    });
+    // An idle client that loses its server must not crash the process; the pool replaces it.
+    this.pool.on('error', (err) => log.warn({ err: { message: err.message, code: (err as { code?: string }).code } }, 'idle database connection failed'));
+  }
+
+  async query<R>(text: string, params?: readonly unknown[]): Promise<QueryResult<R>> {
+    const r = await this.pool.query({ text, values: params as unknown[] | undefined, queryMode: 'extended' } as pg.QueryConfig);
+    return { rows: r.rows as R[], rowCount: r.rowCount ?? 0 };
+  }
+
+  async withSession<T>(fn: (session: Session) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    let broken: Error | undefined;
+    const onError = (err: Error) => {
+      broken = err;
+    };
+    client.on('error', onError);
+    try {
+      return await fn(new PgSession(client));
+    } catch (err) {
+      if (!broken && isConnectionError(err)) broken = err as Error;
+      throw err;
+    } finally {
+      client.off('error', onError);
+      // A connection in an unknown state is destroyed, never handed back.
+      client.release(broken ?? undefined);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+}
+
+function isConnectionError(err: unknown): boolean {
+  const code = (err as { code?: string } | undefined)?.code ?? '';
+  return code.startsWith('08') || code === '57P01' || code === 'ECONNRESET' || code === 'EPIPE' || /Connection terminated/i.test(String((err as Error)?.message));
+}
+
+class PgSession implements Session {
+  constructor(private readonly client: pg.PoolClient) {}
+
+  async query<R>(text: string, params?: readonly unknown[]): Promise<QueryResult<R>> {
+    const r = await this.client.query({ text, values: params as unknown[] | undefined, queryMode: 'extended' } as pg.QueryConfig);
+    return { rows: r.rows as R[], rowCount: r.rowCount ?? 0 };
+  }
+
+  async exec(sql: string): Promise<void> {
+    await this.client.query(sql);
+  }
+
+  async copyText(table: string, columns: readonly string[], text: string): Promise<void> {
+    if (!text) return;
+    const stream = this.client.query(copyFrom(`COPY ${table} (${columns.join(', ')}) FROM STDIN`));
+    await pipeline(Readable.from([text]), stream);
+  }
+
+  async transaction<T>(fn: () => Promise<T>): Promise<T> {
+    await this.client.query('BEGIN');
+    try {
+      const result = await fn();
+      await this.client.query('COMMIT');
+      return result;
+    } catch (err) {
+      await this.client.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    }
+  }
+
+  async tryLock(key: string): Promise<boolean> {
+    const r = await this.client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1::bigint) AS ok', [await lockKeyOf(key)]);
+    return r.rows[0]?.ok === true;
+  }
+
+  async unlock(key: string): Promise<void> {
+    await this.client.query('SELECT pg_advisory_unlock($1::bigint)', [await lockKeyOf(key)]);
+  }
+}

@@ -1,0 +1,94 @@
+// Errors that callers branch on. Everything else is a plain Error with a cause.
+
+/** The `error_kind` values of `sync_runs`. */
+export type ErrorKind =
+  | 'auth'
+  | 'rate_limited'
+  | 'network'
+  | 'server'
+  | 'invalid_response'
+  | 'inconsistent_listing'
+  | 'removal_guard'
+  | 'database'
+  | 'shutdown';
+
+/** Tines refused the key: 401 (invalid or revoked) or 403 (no Tenant-owner rights). */
+export class TinesAuthError extends Error {
+  readonly kind = 'auth' as const;
+  constructor(
+    readonly status: 401 | 403,
+    readonly path: string,
+  ) {
+    super(
+      status === 401
+        ? `Tines answered 401 to GET ${path}: the API key is invalid, expired or revoked (or its owner left the tenant). ` +
+            'Create a new Tenant-owner API key in Tines, update TINES_API_KEY or TINES_API_KEY_FILE, then run `tines-connector reconnect`.'
+        : `Tines answered 403 to GET ${path}: the API key has no Tenant-owner rights (admin/* needs them). ` +
+            'Create the key as a Tenant owner, update TINES_API_KEY or TINES_API_KEY_FILE, then run `tines-connector reconnect`.',
+    );
+    this.name = 'TinesAuthError';
+  }
+}
+
+/** A request that failed after its retries, or that is not worth retrying. */
+export class TinesRequestError extends Error {
+  constructor(
+    readonly kind: 'rate_limited' | 'network' | 'server' | 'invalid_response',
+    message: string,
+    readonly status?: number,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'TinesRequestError';
+  }
+}
+
+/** Internal signal of the retry loop: this attempt failed but another may succeed. */
+export class RetryableError extends TinesRequestError {
+  constructor(
+    kind: 'rate_limited' | 'network' | 'server',
+    message: string,
+    status?: number,
+    readonly retryAfterMs?: number,
+    options?: { cause?: unknown },
+  ) {
+    super(kind, message, status, options);
+    this.name = 'RetryableError';
+  }
+}
+
+/** The sync was stopped by shutdown (SIGTERM/SIGINT) or another abort. */
+export class SyncAbortedError extends Error {
+  readonly kind = 'shutdown' as const;
+  constructor(message = 'sync aborted by shutdown') {
+    super(message);
+    this.name = 'SyncAbortedError';
+  }
+}
+
+/** Another sync of this connector holds the single-flight lock. */
+export class SyncBusyError extends Error {
+  constructor(connectorName: string) {
+    super(`another sync of connector "${connectorName}" is running; nothing done`);
+    this.name = 'SyncBusyError';
+  }
+}
+
+/** The connector is reconnect_required and the key has not changed: Tines is not called. */
+export class ReconnectRequiredError extends Error {
+  constructor(
+    connectorName: string,
+    readonly reason: string | null,
+  ) {
+    super(
+      `connector "${connectorName}" needs a reconnect and its API key has not changed, so Tines was not called. ` +
+        `Reason: ${reason ?? 'Tines refused the key'}. Put a new Tenant-owner key in TINES_API_KEY or TINES_API_KEY_FILE ` +
+        '(the next sync then tries it), or run `tines-connector reconnect` once the key is valid again.',
+    );
+    this.name = 'ReconnectRequiredError';
+  }
+}
+
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

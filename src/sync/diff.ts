@@ -1,0 +1,215 @@
+// The diff: set-based SQL from the staging tables into tines_users and
+// team_memberships, each change with its change_events row, in the caller's
+// transaction. Rows that did not change are never written (IS DISTINCT FROM).
+import type { Queryable } from '../db/database.js';
+import { STAGE_MEMBERSHIPS, STAGE_REMOVED, STAGE_USERS } from './staging.js';
+
+/** Fields whose change is a `user_updated` event. last_seen, updated_at and raw change the row silently. */
+const TRACKED_USER_FIELDS = ['email', 'first_name', 'last_name', 'admin', 'is_active', 'tenant_permissions', 'scim_uid'] as const;
+
+/** {"field": {"from": old, "to": new}} for each field that differs, built in SQL. */
+function changeDetails(fields: readonly string[], newPrefix: string, oldPrefix: string): string {
+  return fields
+    .map(
+      (f) =>
+        `CASE WHEN ${newPrefix}${f} IS DISTINCT FROM ${oldPrefix}${f}
+              THEN jsonb_build_object('${f}', jsonb_build_object('from', to_jsonb(${oldPrefix}${f}), 'to', to_jsonb(${newPrefix}${f})))
+              ELSE '{}'::jsonb END`,
+    )
+    .join(' || ');
+}
+
+// $1 connector id, $2 sync run id.
+const UPDATE_USERS = `
+WITH cur AS (
+  SELECT s.tines_user_id, s.email, s.first_name, s.last_name,
+         COALESCE(s.admin, u.admin) AS admin,
+         COALESCE(s.is_active, u.is_active) AS is_active,
+         COALESCE(s.tenant_permissions, u.tenant_permissions) AS tenant_permissions,
+         s.scim_uid, s.tines_created_at, s.tines_updated_at, s.last_seen_at, s.raw,
+         u.email AS o_email, u.first_name AS o_first_name, u.last_name AS o_last_name, u.admin AS o_admin,
+         u.is_active AS o_is_active, u.tenant_permissions AS o_tenant_permissions, u.scim_uid AS o_scim_uid,
+         u.tines_created_at AS o_tines_created_at, u.tines_updated_at AS o_tines_updated_at,
+         u.last_seen_at AS o_last_seen_at, u.raw AS o_raw, u.removed_at AS o_removed_at
+    FROM ${STAGE_USERS} s
+    JOIN tines_users u ON u.connector_id = $1 AND u.tines_user_id = s.tines_user_id
+), changed AS (
+  SELECT cur.*, ${changeDetails(TRACKED_USER_FIELDS, 'cur.', 'cur.o_')} AS details
+    FROM cur
+   WHERE o_removed_at IS NOT NULL
+      OR (email, first_name, last_name, admin, is_active, tenant_permissions, scim_uid,
+          tines_created_at, tines_updated_at, last_seen_at, raw)
+         IS DISTINCT FROM
+         (o_email, o_first_name, o_last_name, o_admin, o_is_active, o_tenant_permissions, o_scim_uid,
+          o_tines_created_at, o_tines_updated_at, o_last_seen_at, o_raw)
+), upd AS (
+  UPDATE tines_users u
+     SET email = c.email, first_name = c.first_name, last_name = c.last_name, admin = c.admin,
+         is_active = c.is_active, tenant_permissions = c.tenant_permissions, scim_uid = c.scim_uid,
+         tines_created_at = c.tines_created_at, tines_updated_at = c.tines_updated_at,
+         last_seen_at = c.last_seen_at, raw = c.raw, removed_at = NULL, row_updated_at = now()
+    FROM changed c
+   WHERE u.connector_id = $1 AND u.tines_user_id = c.tines_user_id
+  RETURNING c.tines_user_id, c.email, c.details, c.o_removed_at
+), ev AS (
+  INSERT INTO change_events (connector_id, sync_run_id, occurred_at, kind, tines_user_id, email, details)
+  SELECT $1, $2, now(),
+         CASE WHEN o_removed_at IS NOT NULL THEN 'user_restored' ELSE 'user_updated' END,
+         tines_user_id, email,
+         CASE WHEN o_removed_at IS NOT NULL
+              THEN details || jsonb_build_object('removed_at', jsonb_build_object('from', o_removed_at, 'to', NULL))
+              ELSE details END
+    FROM upd
+   WHERE o_removed_at IS NOT NULL OR details <> '{}'::jsonb
+  RETURNING kind
+)
+SELECT (SELECT count(*) FROM upd)::int AS touched,
+       (SELECT count(*) FROM ev WHERE kind = 'user_updated')::int AS updated,
+       (SELECT count(*) FROM ev WHERE kind = 'user_restored')::int AS restored`;
+
+const INSERT_USERS = `
+WITH ins AS (
+  INSERT INTO tines_users (connector_id, tines_user_id, email, first_name, last_name, admin, is_active,
+                           tenant_permissions, scim_uid, tines_created_at, tines_updated_at, last_seen_at,
+                           first_seen_at, raw)
+  SELECT $1, s.tines_user_id, s.email, s.first_name, s.last_name, s.admin, s.is_active,
+         s.tenant_permissions, s.scim_uid, s.tines_created_at, s.tines_updated_at, s.last_seen_at, now(), s.raw
+    FROM ${STAGE_USERS} s
+   WHERE NOT EXISTS (SELECT 1 FROM tines_users u WHERE u.connector_id = $1 AND u.tines_user_id = s.tines_user_id)
+   ORDER BY s.tines_user_id
+  RETURNING tines_user_id, email
+), ev AS (
+  INSERT INTO change_events (connector_id, sync_run_id, occurred_at, kind, tines_user_id, email)
+  SELECT $1, $2, now(), 'user_added', tines_user_id, email FROM ins
+)
+SELECT count(*)::int AS added FROM ins`;
+
+/** Memberships of users whose object carried team_memberships: new, re-added and changed ones. */
+const UPSERT_MEMBERSHIPS = `
+WITH m AS (
+  SELECT sm.tines_user_id, sm.team_id, sm.team_name, sm.role,
+         t.team_name AS o_team_name, t.role AS o_role,
+         (t.tines_user_id IS NULL OR t.removed_at IS NOT NULL) AS is_added
+    FROM ${STAGE_MEMBERSHIPS} sm
+    LEFT JOIN team_memberships t
+      ON t.connector_id = $1 AND t.tines_user_id = sm.tines_user_id AND t.team_id = sm.team_id
+   WHERE t.tines_user_id IS NULL OR t.removed_at IS NOT NULL
+      OR (sm.team_name, sm.role) IS DISTINCT FROM (t.team_name, t.role)
+), up AS (
+  INSERT INTO team_memberships AS t (connector_id, tines_user_id, team_id, team_name, role, first_seen_at)
+  SELECT $1, tines_user_id, team_id, team_name, role, now() FROM m
+  ON CONFLICT (connector_id, tines_user_id, team_id) DO UPDATE
+     SET team_name = EXCLUDED.team_name, role = EXCLUDED.role, removed_at = NULL, row_updated_at = now()
+  RETURNING t.tines_user_id
+), ev AS (
+  INSERT INTO change_events (connector_id, sync_run_id, occurred_at, kind, tines_user_id, email, team_id, details)
+  SELECT $1, $2, now(),
+         CASE WHEN m.is_added THEN 'membership_added' ELSE 'membership_updated' END,
+         m.tines_user_id, u.email, m.team_id,
+         CASE WHEN m.is_added
+              THEN jsonb_build_object('team_name', m.team_name, 'role', m.role)
+              ELSE jsonb_build_object('team_name', m.team_name) || ${changeDetails(['role', 'team_name'], 'm.', 'm.o_')}
+         END
+    FROM m
+    JOIN tines_users u ON u.connector_id = $1 AND u.tines_user_id = m.tines_user_id
+  RETURNING kind
+)
+SELECT (SELECT count(*) FROM ev WHERE kind = 'membership_added')::int AS added,
+       (SELECT count(*) FROM ev WHERE kind = 'membership_updated')::int AS updated,
+       (SELECT count(*) FROM up)::int AS written`;
+
+/** Memberships missing from a user object that did carry team_memberships: that user left the team. */
+const REMOVE_MISSING_MEMBERSHIPS = `
+WITH r AS (
+  UPDATE team_memberships t
+     SET removed_at = now(), row_updated_at = now()
+    FROM ${STAGE_USERS} s
+   WHERE s.has_memberships AND t.connector_id = $1 AND t.tines_user_id = s.tines_user_id AND t.removed_at IS NULL
+     AND NOT EXISTS (SELECT 1 FROM ${STAGE_MEMBERSHIPS} sm
+                      WHERE sm.tines_user_id = t.tines_user_id AND sm.team_id = t.team_id)
+  RETURNING t.tines_user_id, t.team_id, t.team_name, t.role, s.email
+), ev AS (
+  INSERT INTO change_events (connector_id, sync_run_id, occurred_at, kind, tines_user_id, email, team_id, details)
+  SELECT $1, $2, now(), 'membership_removed', tines_user_id, email, team_id,
+         jsonb_build_object('team_name', team_name, 'role', role)
+    FROM r
+)
+SELECT count(*)::int AS removed FROM r`;
+
+/** Users Tines confirmed gone (404), and the memberships that went with them. */
+const REMOVE_USERS = `
+WITH r AS (
+  UPDATE tines_users u
+     SET removed_at = now(), row_updated_at = now()
+    FROM ${STAGE_REMOVED} x
+   WHERE u.connector_id = $1 AND u.tines_user_id = x.tines_user_id AND u.removed_at IS NULL
+  RETURNING u.tines_user_id, u.email
+), rm AS (
+  UPDATE team_memberships t
+     SET removed_at = now(), row_updated_at = now()
+    FROM r
+   WHERE t.connector_id = $1 AND t.tines_user_id = r.tines_user_id AND t.removed_at IS NULL
+  RETURNING t.tines_user_id, t.team_id, t.team_name, t.role, r.email
+), ev AS (
+  INSERT INTO change_events (connector_id, sync_run_id, occurred_at, kind, tines_user_id, email, team_id, details)
+  SELECT $1, $2, now(), 'user_removed', tines_user_id, email, NULL::bigint, '{}'::jsonb FROM r
+  UNION ALL
+  SELECT $1, $2, now(), 'membership_removed', tines_user_id, email, team_id,
+         jsonb_build_object('team_name', team_name, 'role', role, 'reason', 'user_removed')
+    FROM rm
+)
+SELECT (SELECT count(*) FROM r)::int AS users, (SELECT count(*) FROM rm)::int AS memberships`;
+
+export interface DiffCounts {
+  usersAdded: number;
+  usersUpdated: number;
+  usersRestored: number;
+  /** Rows rewritten without an event (last_seen and other usage-only changes included). */
+  usersTouched: number;
+  usersRemoved: number;
+  membershipsAdded: number;
+  membershipsUpdated: number;
+  membershipsRemoved: number;
+}
+
+/**
+ * Applies the staged listing. With `removeUsers` false (a held run) no user is
+ * removed; memberships of users whose object was seen still follow that object.
+ * Must run inside the caller's transaction.
+ */
+export async function applyDiff(tx: Queryable, connectorId: number, runId: number, removeUsers: boolean): Promise<DiffCounts> {
+  const p = [connectorId, runId];
+  const upd = (await tx.query<{ touched: number; updated: number; restored: number }>(UPDATE_USERS, p)).rows[0]!;
+  const ins = (await tx.query<{ added: number }>(INSERT_USERS, p)).rows[0]!;
+  const mem = (await tx.query<{ added: number; updated: number }>(UPSERT_MEMBERSHIPS, p)).rows[0]!;
+  const memRemoved = (await tx.query<{ removed: number }>(REMOVE_MISSING_MEMBERSHIPS, p)).rows[0]!;
+  let removed = { users: 0, memberships: 0 };
+  if (removeUsers) removed = (await tx.query<{ users: number; memberships: number }>(REMOVE_USERS, p)).rows[0]!;
+  return {
+    usersAdded: ins.added,
+    usersUpdated: upd.updated,
+    usersRestored: upd.restored,
+    usersTouched: upd.touched,
+    usersRemoved: removed.users,
+    membershipsAdded: mem.added,
+    membershipsUpdated: mem.updated,
+    membershipsRemoved: memRemoved.removed + removed.memberships,
+  };
+}
+
+// $1 connector id. Present users the listing did not show: removal candidates.
+export const COUNT_CANDIDATES = `
+SELECT count(*)::int AS candidates,
+       (SELECT count(*) FROM tines_users WHERE connector_id = $1 AND removed_at IS NULL)::int AS present
+  FROM tines_users u
+ WHERE u.connector_id = $1 AND u.removed_at IS NULL
+   AND NOT EXISTS (SELECT 1 FROM ${STAGE_USERS} s WHERE s.tines_user_id = u.tines_user_id)`;
+
+// $1 connector id, $2 last id of the previous batch, $3 batch size.
+export const CANDIDATE_BATCH = `
+SELECT u.tines_user_id::bigint AS id
+  FROM tines_users u
+ WHERE u.connector_id = $1 AND u.removed_at IS NULL AND u.tines_user_id > $2
+   AND NOT EXISTS (SELECT 1 FROM ${STAGE_USERS} s WHERE s.tines_user_id = u.tines_user_id)
+ ORDER BY u.tines_user_id
+ LIMIT $3`;

@@ -1,0 +1,295 @@
+// One sync of one connector: single flight, listing into staging, the removal
+// rules, then one transaction that applies the diff and finishes the run.
+import { readApiKey, type Config } from '../config.js';
+import { getConnector, keyFingerprint, recordSyncFailure, recordSyncSuccess, registerConnector, setConnectorStatus, type ConnectorRow } from '../db/connectors.js';
+import type { Database, Session } from '../db/database.js';
+import { abortStaleRuns, finishRun, startRun, updateRunProgress, ZERO_COUNTS, type RunCounts, type RunTrigger } from '../db/runs.js';
+import { errorMessage, ReconnectRequiredError, SyncAbortedError, TinesAuthError, TinesRequestError, type ErrorKind } from '../errors.js';
+import type { Logger } from '../log.js';
+import { TinesClient } from '../tines/client.js';
+import { confirmRemovals } from './confirm.js';
+import { applyDiff, COUNT_CANDIDATES } from './diff.js';
+import { ProgressReporter } from './progress.js';
+import { createStaging, dropStaging, finalizeStaging, stageUsers } from './staging.js';
+
+export type SyncResult = 'succeeded' | 'held' | 'failed' | 'aborted' | 'busy' | 'reconnect_required';
+
+export interface SyncOutcome {
+  result: SyncResult;
+  runId: number | null;
+  counts: RunCounts;
+  pagesFetched: number;
+  pagesTotal: number | null;
+  durationMs: number;
+  errorKind?: ErrorKind;
+  message?: string;
+}
+
+export interface SyncHooks {
+  /** Called once per outcome (metrics). */
+  onOutcome?: (outcome: SyncOutcome) => void;
+  onResponse?: (status: number) => void;
+  onRetry?: (kind: string) => void;
+}
+
+export interface SyncDeps {
+  config: Config;
+  db: Database;
+  log: Logger;
+  hooks?: SyncHooks;
+}
+
+export interface SyncRequest {
+  trigger: RunTrigger;
+  /** Lifts the removal guard for this run (`sync --allow-mass-removal`). */
+  allowMassRemoval?: boolean;
+  signal?: AbortSignal;
+}
+
+/** Exit codes of `sync`, per the contract. */
+export function exitCodeFor(outcome: SyncOutcome): number {
+  switch (outcome.result) {
+    case 'succeeded':
+      return 0;
+    case 'held':
+      return 4;
+    case 'busy':
+      return 5;
+    case 'reconnect_required':
+      return 3;
+    default:
+      return outcome.errorKind === 'auth' ? 3 : 1;
+  }
+}
+
+export function errorKindOf(err: unknown): ErrorKind {
+  if (err instanceof TinesAuthError) return 'auth';
+  if (err instanceof TinesRequestError) return err.kind;
+  if (err instanceof SyncAbortedError) return 'shutdown';
+  return 'database';
+}
+
+export function createTinesClient(config: Config, apiKey: string, log: Logger, hooks?: SyncHooks): TinesClient {
+  return new TinesClient({
+    baseUrl: config.tines.baseUrl,
+    apiKey,
+    pageSize: config.tines.pageSize,
+    requestsPerMinute: config.tines.requestsPerMinute,
+    timeoutMs: config.tines.timeoutMs,
+    maxRetries: config.tines.maxRetries,
+    logger: log.child({ component: 'tines-client' }),
+    onResponse: hooks?.onResponse,
+    onRetry: hooks?.onRetry,
+  });
+}
+
+export function registration(config: Config, fingerprint: string | null) {
+  return {
+    name: config.connectorName,
+    tenantDomain: config.tines.tenantDomain,
+    fingerprint,
+    inactiveAfterDays: config.inactiveAfterDays,
+    orgEmailDomains: config.orgEmailDomains,
+  };
+}
+
+export async function runSync(deps: SyncDeps, req: SyncRequest): Promise<SyncOutcome> {
+  const outcome = await runSyncInner(deps, req);
+  deps.hooks?.onOutcome?.(outcome);
+  return outcome;
+}
+
+async function runSyncInner(deps: SyncDeps, req: SyncRequest): Promise<SyncOutcome> {
+  const { config, db } = deps;
+  const started = performance.now();
+  const log = deps.log.child({ component: 'sync', connector: config.connectorName });
+  const apiKey = readApiKey(config);
+  const fingerprint = keyFingerprint(apiKey);
+  const registered = await registerConnector(db, registration(config, fingerprint));
+  const base = { runId: null, counts: ZERO_COUNTS, pagesFetched: 0, pagesTotal: null } as const;
+
+  return db.withSession(async (s) => {
+    const lock = `tines-connector:sync:${registered.id}`;
+    if (!(await s.tryLock(lock))) {
+      log.info({ trigger: req.trigger }, 'another sync of this connector is running; this one does nothing');
+      return { ...base, result: 'busy', durationMs: performance.now() - started, message: `another sync of connector "${config.connectorName}" is running` };
+    }
+    try {
+      const stale = await abortStaleRuns(s, registered.id);
+      if (stale > 0) log.warn({ runs: stale }, 'marked runs left running by a process that ended as aborted');
+      const connector = (await getConnector(s, config.connectorName))!;
+      if (connector.status === 'reconnect_required' && connector.refused_key_fingerprint === fingerprint) {
+        const message = new ReconnectRequiredError(config.connectorName, connector.status_reason).message;
+        log.warn({ trigger: req.trigger }, message);
+        return { ...base, result: 'reconnect_required', durationMs: performance.now() - started, message };
+      }
+      const runId = await startRun(s, connector.id, req.trigger);
+      const run = new SyncRun(deps, s, connector, runId, apiKey, fingerprint, req, log, started);
+      try {
+        return await run.execute();
+      } catch (err) {
+        return await run.fail(err);
+      } finally {
+        await dropStaging(s).catch(() => undefined);
+      }
+    } finally {
+      await s.unlock(lock).catch(() => undefined);
+    }
+  });
+}
+
+class SyncRun {
+  private pagesFetched = 0;
+  private pagesTotal: number | null = null;
+  private usersStaged = 0;
+  private readonly progress: ProgressReporter;
+
+  constructor(
+    private readonly deps: SyncDeps,
+    private readonly s: Session,
+    private readonly connector: ConnectorRow,
+    private readonly runId: number,
+    private readonly apiKey: string,
+    private readonly fingerprint: string,
+    private readonly req: SyncRequest,
+    private readonly log: Logger,
+    private readonly started: number,
+  ) {
+    this.progress = new ProgressReporter(log.child({ runId }));
+  }
+
+  private checkAbort(): void {
+    if (this.req.signal?.aborted) throw new SyncAbortedError();
+  }
+
+  async execute(): Promise<SyncOutcome> {
+    const { s, connector, runId, req, log } = this;
+    const { config } = this.deps;
+    log.info({ runId, trigger: req.trigger }, 'sync started');
+    const client = createTinesClient(config, this.apiKey, this.log, this.deps.hooks);
+    await createStaging(s);
+
+    // 1. The listing, page by page into staging (the client prefetches the next page meanwhile).
+    const countsSeen = new Set<number>();
+    let finalCount: number | undefined;
+    for await (const page of client.listUsers(req.signal)) {
+      if (this.pagesFetched === 0 && connector.status === 'reconnect_required') {
+        await setConnectorStatus(s, connector.id, 'active', null, { runId });
+        log.info('Tines accepted the new API key; the connector is active again');
+      }
+      this.pagesFetched++;
+      if (typeof page.meta.pages === 'number') this.pagesTotal = page.meta.pages;
+      if (typeof page.meta.count === 'number') countsSeen.add(page.meta.count);
+      finalCount = page.meta.count ?? undefined;
+      await stageUsers(s, page.users, this.usersStaged);
+      this.usersStaged += page.users.length;
+      await updateRunProgress(s, runId, this.pagesFetched, this.pagesTotal, this.usersStaged);
+      this.progress.page(this.pagesFetched, this.pagesTotal, this.usersStaged);
+      this.checkAbort();
+    }
+    const distinct = await finalizeStaging(s);
+
+    // 2. The removal rules: complete and consistent listing, the guard, then confirmation.
+    let held: { kind: ErrorKind; message: string } | undefined;
+    if (finalCount === undefined) {
+      held = { kind: 'inconsistent_listing', message: 'Tines sent no meta.count, so the listing cannot be checked for completeness; nothing was removed' };
+    } else if (countsSeen.size > 1) {
+      held = { kind: 'inconsistent_listing', message: `Tines' user count moved during the listing (${[...countsSeen].join(' → ')}); nothing was removed` };
+    } else if (distinct !== finalCount) {
+      held = { kind: 'inconsistent_listing', message: `the listing showed ${distinct} distinct users but Tines counts ${finalCount}; nothing was removed` };
+    }
+    const cand = (await s.query<{ candidates: number; present: number }>(COUNT_CANDIDATES, [connector.id])).rows[0]!;
+    let removeUsers = false;
+    let confirm = { confirmedRemoved: 0, stillPresent: 0, calls: 0 };
+    if (!held && cand.candidates > 0) {
+      const { removalGuardPercent: pct, removalGuardMin: min } = config.sync;
+      const overGuard = cand.candidates > (cand.present * pct) / 100 && cand.candidates > min;
+      if (overGuard && !req.allowMassRemoval) {
+        held = {
+          kind: 'removal_guard',
+          message:
+            `${cand.candidates} of ${cand.present} present users are missing from Tines, over the removal guard ` +
+            `(more than ${pct}% and more than ${min}); nothing was removed. If this is real, run \`tines-connector sync --allow-mass-removal\``,
+        };
+      } else {
+        log.info({ candidates: cand.candidates }, 'confirming users missing from the listing with Tines');
+        confirm = await confirmRemovals(s, client, connector.id, this.usersStaged, req.signal, (calls) =>
+          this.progress.confirming(calls, cand.candidates),
+        );
+        removeUsers = true;
+      }
+    }
+    this.checkAbort();
+
+    // 3. One transaction: the diff, its events, the run row and the connector row.
+    const status = held ? 'held' : 'succeeded';
+    const counts = await s.transaction(async () => {
+      const d = await applyDiff(s, connector.id, runId, removeUsers);
+      const c: RunCounts = {
+        usersSeen: distinct,
+        usersAdded: d.usersAdded,
+        usersUpdated: d.usersUpdated,
+        usersRemoved: d.usersRemoved,
+        usersRestored: d.usersRestored,
+        membershipsAdded: d.membershipsAdded,
+        membershipsUpdated: d.membershipsUpdated,
+        membershipsRemoved: d.membershipsRemoved,
+        removalCandidates: cand.candidates,
+        confirmCalls: confirm.calls,
+      };
+      await finishRun(s, runId, status, c, held);
+      await recordSyncSuccess(s, connector.id, runId, !held);
+      return { ...c, usersTouched: d.usersTouched };
+    });
+    const { usersTouched, ...runCounts } = counts;
+    const outcome: SyncOutcome = {
+      result: status,
+      runId,
+      counts: runCounts,
+      pagesFetched: this.pagesFetched,
+      pagesTotal: this.pagesTotal,
+      durationMs: Math.round(performance.now() - this.started),
+      ...(held ? { errorKind: held.kind, message: held.message } : {}),
+    };
+    const line = { runId, trigger: req.trigger, status, durationMs: outcome.durationMs, pages: this.pagesFetched, ...runCounts, usersTouched, stillPresent: confirm.stillPresent };
+    if (held) log.warn({ ...line, errorKind: held.kind }, `sync held: ${held.message}`);
+    else log.info(line, 'sync succeeded');
+    return outcome;
+  }
+
+  /** Records a failed or aborted run. The session may be broken, so the pool writes it. */
+  async fail(err: unknown): Promise<SyncOutcome> {
+    const { connector, runId, log } = this;
+    const { db } = this.deps;
+    const kind = errorKindOf(err);
+    const status = kind === 'shutdown' ? 'aborted' : 'failed';
+    const message = kind === 'database' ? `database error: ${errorMessage(err)}` : errorMessage(err);
+    const counts = { ...ZERO_COUNTS, usersSeen: this.usersStaged };
+    try {
+      await finishRun(db, runId, status, counts, { kind, message });
+      if (kind === 'auth') {
+        await setConnectorStatus(db, connector.id, 'reconnect_required', message, { runId, refusedFingerprint: this.fingerprint });
+        await recordSyncFailure(db, connector.id, runId, message);
+      } else if (kind !== 'shutdown') {
+        await recordSyncFailure(db, connector.id, runId, message);
+      }
+    } catch (writeErr) {
+      log.error({ runId, err: { message: errorMessage(writeErr) } }, 'could not record the failed run');
+    }
+    const outcome: SyncOutcome = {
+      result: status,
+      runId,
+      counts,
+      pagesFetched: this.pagesFetched,
+      pagesTotal: this.pagesTotal,
+      durationMs: Math.round(performance.now() - this.started),
+      errorKind: kind,
+      message,
+    };
+    const line = { runId, trigger: this.req.trigger, status, errorKind: kind, durationMs: outcome.durationMs, pages: this.pagesFetched, usersSeen: this.usersStaged };
+    if (kind === 'shutdown') log.warn(line, 'sync aborted by shutdown; nothing of it was applied');
+    else if (kind === 'auth') log.error(line, `connector needs a reconnect: ${message}`);
+    else log.error(line, `sync failed: ${message}`);
+    return outcome;
+  }
+}

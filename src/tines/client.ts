@@ -1,0 +1,235 @@
+// The Tines API client: one axios instance with keep-alive, a request ceiling,
+// retries with backoff, and errors that never carry the key.
+import http from 'node:http';
+import https from 'node:https';
+import axios, { type AxiosInstance, type AxiosResponse } from 'axios';
+import { RetryableError, SyncAbortedError, TinesAuthError, TinesRequestError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { RateLimiter } from './rate-limiter.js';
+import { backoffMs, parseRetryAfter, sleep } from './retry.js';
+import { metaSchema, parseUser, type PageMeta, type TinesUser } from './schema.js';
+
+export const USERS_PATH = '/api/v1/admin/users';
+
+export interface TinesClientOptions {
+  baseUrl: string;
+  apiKey: string;
+  pageSize: number;
+  requestsPerMinute: number;
+  timeoutMs: number;
+  maxRetries: number;
+  logger: Logger;
+  /** Called after every HTTP answer (or failure, with status 0); for metrics. */
+  onResponse?: (status: number) => void;
+  onRetry?: (kind: string) => void;
+}
+
+export interface UsersPage {
+  /** The page number requested. */
+  page: number;
+  users: TinesUser[];
+  meta: PageMeta;
+}
+
+/** Strips an axios error down to what may be logged: no config, no headers, no request. */
+function describeAxiosError(err: unknown): Error {
+  if (axios.isAxiosError(err)) {
+    const plain = new Error(`${err.code ?? 'ERR'}: ${err.message}`);
+    (plain as NodeJS.ErrnoException).code = err.code;
+    return plain;
+  }
+  return err instanceof Error ? new Error(err.message) : new Error(String(err));
+}
+
+const NETWORK_CODES = new Set([
+  'ECONNABORTED',
+  'ETIMEDOUT',
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'EPIPE',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ERR_NETWORK',
+  'ERR_SOCKET_CONNECTION_TIMEOUT',
+  'UND_ERR_SOCKET',
+]);
+
+export class TinesClient {
+  private readonly http: AxiosInstance;
+  private readonly limiter: RateLimiter;
+  private readonly log: Logger;
+
+  constructor(private readonly opts: TinesClientOptions) {
+    this.log = opts.logger;
+    this.limiter = new RateLimiter(opts.requestsPerMinute);
+    this.http = axios.create({
+      baseURL: opts.baseUrl,
+      timeout: opts.timeoutMs,
+      headers: { Authorization: `Bearer ${opts.apiKey}`, Accept: 'application/json', 'User-Agent': 'tines-connector/0.1' },
+      httpAgent: new http.Agent({ keepAlive: true, maxSockets: 4 }),
+      httpsAgent: new https.Agent({ keepAlive: true, maxSockets: 4 }),
+      // Every status comes back as a response; this class decides what it means.
+      validateStatus: () => true,
+      responseType: 'text',
+      transformResponse: [(data: unknown) => data],
+      maxRedirects: 0,
+    });
+  }
+
+  /** One GET with the request ceiling, retries and error classification. Resolves with 2xx or 404. */
+  private async get(path: string, params: Record<string, string | number>, signal?: AbortSignal): Promise<AxiosResponse<string>> {
+    for (let attempt = 0; ; attempt++) {
+      await this.limiter.acquire(signal);
+      try {
+        return await this.attempt(path, params, signal);
+      } catch (err) {
+        if (!(err instanceof RetryableError) || attempt >= this.opts.maxRetries) {
+          if (err instanceof RetryableError) {
+            throw new TinesRequestError(
+              err.kind,
+              `GET ${path} failed after ${attempt + 1} attempts: ${err.message}`,
+              err.status,
+              { cause: err.cause },
+            );
+          }
+          throw err;
+        }
+        const jitter = backoffMs(attempt);
+        const delayMs = err.retryAfterMs !== undefined ? Math.max(err.retryAfterMs, jitter) : jitter;
+        this.opts.onRetry?.(err.kind);
+        this.log.warn({ path, attempt: attempt + 1, status: err.status, kind: err.kind, delayMs }, `retrying Tines request: ${err.message}`);
+        await sleep(delayMs, signal);
+      }
+    }
+  }
+
+  private async attempt(path: string, params: Record<string, string | number>, signal?: AbortSignal): Promise<AxiosResponse<string>> {
+    let res: AxiosResponse<string>;
+    try {
+      res = await this.http.get<string>(path, { params, signal });
+    } catch (err) {
+      if (signal?.aborted || axios.isCancel(err)) throw new SyncAbortedError();
+      this.opts.onResponse?.(0);
+      const cause = describeAxiosError(err);
+      const code = (cause as NodeJS.ErrnoException).code ?? '';
+      if (NETWORK_CODES.has(code) || !axios.isAxiosError(err) || !err.response) {
+        const what = code === 'ECONNABORTED' || code === 'ETIMEDOUT' ? `timed out after ${this.opts.timeoutMs} ms` : cause.message;
+        throw new RetryableError('network', what, undefined, undefined, { cause });
+      }
+      throw new TinesRequestError('network', cause.message, undefined, { cause });
+    }
+    const status = res.status;
+    this.opts.onResponse?.(status);
+    if (status >= 200 && status < 300) return res;
+    if (status === 404) return res;
+    if (status === 401 || status === 403) throw new TinesAuthError(status, path);
+    const retryAfterMs = parseRetryAfter(res.headers['retry-after']);
+    if (status === 429) throw new RetryableError('rate_limited', 'Tines answered 429 (rate limited)', status, retryAfterMs);
+    if (status >= 500) throw new RetryableError('server', `Tines answered ${status}`, status, retryAfterMs);
+    throw new TinesRequestError('invalid_response', `Tines answered ${status} to GET ${path}`, status);
+  }
+
+  private parseBody(res: AxiosResponse<string>, path: string): unknown {
+    try {
+      return JSON.parse(res.data);
+    } catch {
+      throw new TinesRequestError('invalid_response', `GET ${path} answered ${res.status} with a body that is not JSON`, res.status);
+    }
+  }
+
+  /** One page of GET /api/v1/admin/users, validated. */
+  async fetchUsersPage(page: number, signal?: AbortSignal, perPage = this.opts.pageSize): Promise<UsersPage> {
+    const res = await this.get(USERS_PATH, { per_page: perPage, page, include: 'team_memberships' }, signal);
+    const where = `${USERS_PATH} page ${page}`;
+    if (res.status === 404) throw new TinesRequestError('invalid_response', `GET ${where} answered 404`, 404);
+    const body = this.parseBody(res, where) as Record<string, unknown> | null;
+    const list = body && typeof body === 'object' ? (body['admin/users'] ?? body['users']) : undefined;
+    if (!Array.isArray(list)) {
+      throw new TinesRequestError('invalid_response', `GET ${where}: the body has no "admin/users" array`, res.status);
+    }
+    const meta = metaSchema.safeParse(body?.meta ?? {});
+    if (!meta.success) {
+      throw new TinesRequestError('invalid_response', `GET ${where}: "meta" is malformed (${meta.error.issues[0]?.path.join('.')})`, res.status);
+    }
+    const users: TinesUser[] = new Array(list.length);
+    for (let i = 0; i < list.length; i++) {
+      const u = parseUser(list[i]);
+      if (typeof u === 'string') throw new TinesRequestError('invalid_response', `GET ${where}: user ${i}: ${u}`, res.status);
+      users[i] = u;
+    }
+    return { page, users, meta: meta.data };
+  }
+
+  /**
+   * Walks every page: next_page_number when present, else the next_page URL,
+   * else pages/count. Page k+1 is requested while the caller handles page k.
+   */
+  async *listUsers(signal?: AbortSignal): AsyncGenerator<UsersPage> {
+    const requested = new Set<number>();
+    let pageNo: number | null = 1;
+    let pending: Promise<UsersPage> | null = null;
+    let maxPages = Infinity;
+    while (pageNo !== null) {
+      requested.add(pageNo);
+      const current: UsersPage = await (pending ?? this.fetchUsersPage(pageNo, signal));
+      pending = null;
+      const next = nextPageNumber(current, this.opts.pageSize);
+      if (current.meta.pages) maxPages = Math.max(current.meta.pages, 1) * 2 + 10;
+      if (next !== null) {
+        if (requested.has(next) || next < 1 || requested.size >= maxPages) {
+          throw new TinesRequestError(
+            'invalid_response',
+            `pagination loop: page ${current.page} points to page ${next}, which was already requested or is out of range`,
+          );
+        }
+        pending = this.fetchUsersPage(next, signal);
+        // A rejected prefetch is observed when awaited; keep Node from calling it unhandled meanwhile.
+        pending.catch(() => undefined);
+      }
+      yield current;
+      pageNo = next;
+    }
+  }
+
+  /** GET /api/v1/admin/users/{id}: the user, or null when Tines answers 404. */
+  async getUser(id: number, signal?: AbortSignal): Promise<TinesUser | null> {
+    const path = `${USERS_PATH}/${id}`;
+    const res = await this.get(path, {}, signal);
+    if (res.status === 404) return null;
+    const body = this.parseBody(res, path) as Record<string, unknown> | null;
+    // Liberal: the object itself, or wrapped in a single key.
+    let obj: unknown = body;
+    if (body && typeof body === 'object' && !('id' in body)) {
+      const inner = Object.values(body).find((v) => v && typeof v === 'object' && !Array.isArray(v) && 'id' in (v as object));
+      if (inner) obj = inner;
+    }
+    const user = parseUser(obj);
+    if (typeof user === 'string') throw new TinesRequestError('invalid_response', `GET ${path}: ${user}`, res.status);
+    if (user.id !== id) throw new TinesRequestError('invalid_response', `GET ${path} answered user ${user.id}`, res.status);
+    return user;
+  }
+
+  /** One authenticated call (for `reconnect`): throws TinesAuthError when refused. */
+  async checkAccess(signal?: AbortSignal): Promise<{ count: number | null }> {
+    const page = await this.fetchUsersPage(1, signal, 1);
+    return { count: page.meta.count ?? null };
+  }
+}
+
+/** The page after `current`, or null at the end. */
+export function nextPageNumber(current: UsersPage, pageSize: number): number | null {
+  const { meta } = current;
+  const perPage = meta.per_page && meta.per_page > 0 ? meta.per_page : pageSize;
+  if (meta.next_page_number !== undefined) return meta.next_page_number ?? null;
+  if (meta.next_page !== undefined) {
+    if (meta.next_page === null || meta.next_page === '') return null;
+    const m = /[?&]page=(\d+)/.exec(meta.next_page);
+    if (m) return Number(m[1]);
+  }
+  if (current.users.length === 0) return null;
+  if (typeof meta.pages === 'number') return current.page < meta.pages ? current.page + 1 : null;
+  if (typeof meta.count === 'number') return current.page * perPage < meta.count ? current.page + 1 : null;
+  return current.users.length >= perPage ? current.page + 1 : null;
+}
