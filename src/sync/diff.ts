@@ -53,7 +53,7 @@ WITH cur AS (
   RETURNING c.tines_user_id, c.email, c.details, c.o_removed_at
 ), ev AS (
   INSERT INTO change_events (connector_id, sync_run_id, occurred_at, kind, tines_user_id, email, details)
-  SELECT $1, $2, now(),
+  SELECT $1::bigint, $2::bigint, now(),
          CASE WHEN o_removed_at IS NOT NULL THEN 'user_restored' ELSE 'user_updated' END,
          tines_user_id, email,
          CASE WHEN o_removed_at IS NOT NULL
@@ -80,7 +80,7 @@ WITH ins AS (
   RETURNING tines_user_id, email
 ), ev AS (
   INSERT INTO change_events (connector_id, sync_run_id, occurred_at, kind, tines_user_id, email)
-  SELECT $1, $2, now(), 'user_added', tines_user_id, email FROM ins
+  SELECT $1::bigint, $2::bigint, now(), 'user_added', tines_user_id, email FROM ins
 )
 SELECT count(*)::int AS added FROM ins`;
 
@@ -103,7 +103,7 @@ WITH m AS (
   RETURNING t.tines_user_id
 ), ev AS (
   INSERT INTO change_events (connector_id, sync_run_id, occurred_at, kind, tines_user_id, email, team_id, details)
-  SELECT $1, $2, now(),
+  SELECT $1::bigint, $2::bigint, now(),
          CASE WHEN m.is_added THEN 'membership_added' ELSE 'membership_updated' END,
          m.tines_user_id, u.email, m.team_id,
          CASE WHEN m.is_added
@@ -130,7 +130,7 @@ WITH r AS (
   RETURNING t.tines_user_id, t.team_id, t.team_name, t.role, s.email
 ), ev AS (
   INSERT INTO change_events (connector_id, sync_run_id, occurred_at, kind, tines_user_id, email, team_id, details)
-  SELECT $1, $2, now(), 'membership_removed', tines_user_id, email, team_id,
+  SELECT $1::bigint, $2::bigint, now(), 'membership_removed', tines_user_id, email, team_id,
          jsonb_build_object('team_name', team_name, 'role', role)
     FROM r
 )
@@ -152,9 +152,9 @@ WITH r AS (
   RETURNING t.tines_user_id, t.team_id, t.team_name, t.role, r.email
 ), ev AS (
   INSERT INTO change_events (connector_id, sync_run_id, occurred_at, kind, tines_user_id, email, team_id, details)
-  SELECT $1, $2, now(), 'user_removed', tines_user_id, email, NULL::bigint, '{}'::jsonb FROM r
+  SELECT $1::bigint, $2::bigint, now(), 'user_removed', tines_user_id, email, NULL::bigint, '{}'::jsonb FROM r
   UNION ALL
-  SELECT $1, $2, now(), 'membership_removed', tines_user_id, email, team_id,
+  SELECT $1::bigint, $2::bigint, now(), 'membership_removed', tines_user_id, email, team_id,
          jsonb_build_object('team_name', team_name, 'role', role, 'reason', 'user_removed')
     FROM rm
 )
