@@ -8,6 +8,7 @@ import { createContext, type CommandContext } from './commands/context.js';
 import { deleteCommand } from './commands/delete.js';
 import { migrateCommand } from './commands/migrate.js';
 import { queryCommand } from './commands/query.js';
+import { runCommand } from './commands/run.js';
 import { reconnectCommand } from './commands/reconnect.js';
 import { statusCommand } from './commands/status.js';
 import { syncCommand } from './commands/sync.js';
@@ -16,6 +17,7 @@ import { createLogger } from './log.js';
 type Handler = (ctx: CommandContext) => Promise<number>;
 
 const COMMANDS: Record<string, { handler: Handler; help: string; logsTo?: 'stdout' }> = {
+  run: { handler: (ctx) => runCommand(ctx), help: 'run                                     the daemon: sync at start, then on SYNC_SCHEDULE', logsTo: 'stdout' },
   sync: { handler: syncCommand, help: 'sync [--allow-mass-removal] [--json]   migrate, one sync now, print its summary' },
   migrate: { handler: migrateCommand, help: 'migrate                                 apply pending migrations' },
   status: { handler: statusCommand, help: 'status [--json]                         state, last run, last success, user counts' },

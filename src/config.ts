@@ -48,7 +48,7 @@ export function normalizeTenant(input: string): { baseUrl: string; tenantDomain:
   try {
     url = new URL(withScheme);
   } catch {
-    throw new Error(`"${input}" is not a domain or URL (expected e.g. acme-1234.tines.com)`);
+    throw new Error(`"${input.replace(/\/\/[^@/]*@/, '//***@')}" is not a domain or URL (expected e.g. acme-1234.tines.com)`);
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') {
     throw new Error(`scheme ${url.protocol} is not supported (use https://)`);

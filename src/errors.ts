@@ -89,6 +89,18 @@ export class ReconnectRequiredError extends Error {
   }
 }
 
+/** The embedded database's directory is held by another process. */
+export class DataDirBusyError extends Error {
+  constructor(dataDir: string, pid: number) {
+    super(
+      `the embedded database in ${dataDir} is in use by another tines-connector process (pid ${pid}). ` +
+        'Only one process can open it at a time. Stop that process first; or, to read the data while the daemon runs, ' +
+        'start it with EMBEDDED_PG_PORT set and connect with psql; or point every process at a PostgreSQL server with DATABASE_URL.',
+    );
+    this.name = 'DataDirBusyError';
+  }
+}
+
 export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }

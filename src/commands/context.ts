@@ -3,7 +3,10 @@
 import type { Config } from '../config.js';
 import type { Database } from '../db/database.js';
 import { migrate } from '../db/migrate.js';
+import { DataDirBusyError } from '../errors.js';
+import type { Queryable } from '../db/database.js';
 import { openDatabase } from '../db/open.js';
+import { queryThroughGateway, readOnlyRows } from '../db/read-gateway.js';
 import type { Logger } from '../log.js';
 
 export interface CommandContext {
@@ -42,6 +45,43 @@ export function createContext(config: Config, log: Logger, args: string[], opts:
       if (opened) await (await opened.catch(() => undefined))?.close();
     },
   };
+}
+
+/**
+ * One read-only statement against the configured database. When a running
+ * daemon holds the embedded database, the statement goes through its gateway.
+ */
+export async function readOnly(ctx: CommandContext, sql: string, params: readonly unknown[] = []): Promise<Record<string, unknown>[]> {
+  try {
+    return await readOnlyRows(await ctx.db(), sql, params);
+  } catch (err) {
+    if (!(err instanceof DataDirBusyError)) throw err;
+    const rows = await queryThroughGateway(ctx.config.database.dataDir, sql, params);
+    if (rows === undefined) throw err;
+    return rows;
+  }
+}
+
+/**
+ * A read-only way into the data for commands that only look: the database
+ * itself, or a running daemon's gateway when it holds the embedded database.
+ */
+export async function readAccess(ctx: CommandContext): Promise<{ q: Queryable; db?: Database; via: string }> {
+  try {
+    const db = await ctx.db();
+    return { q: db, db, via: db.description };
+  } catch (err) {
+    if (!(err instanceof DataDirBusyError)) throw err;
+    const probe = await queryThroughGateway(ctx.config.database.dataDir, 'SELECT 1 AS ok').catch(() => undefined);
+    if (!probe) throw err;
+    const q: Queryable = {
+      query: async <R>(sql: string, params?: readonly unknown[]) => {
+        const rows = (await queryThroughGateway(ctx.config.database.dataDir, sql, params ?? [])) ?? [];
+        return { rows: rows as R[], rowCount: rows.length };
+      },
+    };
+    return { q, via: `embedded PostgreSQL in ${ctx.config.database.dataDir}, read through the running daemon` };
+  }
 }
 
 export function hasFlag(args: readonly string[], flag: string): boolean {

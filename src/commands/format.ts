@@ -21,7 +21,9 @@ export function formatTable(rows: readonly Record<string, unknown>[], columns?: 
 /** "3 minutes ago"-style age of an ISO or PostgreSQL timestamp. */
 export function ago(ts: string | null | undefined, now = Date.now()): string {
   if (!ts) return 'never';
-  const ms = now - new Date(ts.replace(' ', 'T')).getTime();
+  // PostgreSQL's text form: "2026-11-29 07:32:02.56+00" → ISO 8601.
+  const iso = ts.replace(' ', 'T').replace(/([+-]\d{2})$/, '$1:00');
+  const ms = now - new Date(iso).getTime();
   if (Number.isNaN(ms)) return ts;
   const s = Math.round(ms / 1000);
   if (s < 90) return `${s} s ago`;

@@ -1,5 +1,5 @@
 // `query "<SQL>" [--json]`: one read-only statement against the configured database.
-import { hasFlag, type CommandContext } from './context.js';
+import { hasFlag, readOnly, type CommandContext } from './context.js';
 import { formatTable } from './format.js';
 
 export async function queryCommand(ctx: CommandContext): Promise<number> {
@@ -8,16 +8,9 @@ export async function queryCommand(ctx: CommandContext): Promise<number> {
     ctx.out('usage: tines-connector query "<SQL>" [--json]');
     return 2;
   }
-  const db = await ctx.db();
   let rows: Record<string, unknown>[];
   try {
-    rows = await db.withSession((s) =>
-      s.transaction(async () => {
-        await s.query('SET TRANSACTION READ ONLY');
-        await s.query(`SET LOCAL statement_timeout = '120s'`);
-        return (await s.query<Record<string, unknown>>(sql)).rows;
-      }),
-    );
+    rows = await readOnly(ctx, sql);
   } catch (err) {
     process.stderr.write(`query failed: ${(err as Error).message}\n`);
     return 1;

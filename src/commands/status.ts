@@ -1,27 +1,28 @@
 // `status [--json]`: each connector's state, reason, last run, last success and user counts.
-import { registerConnector } from '../db/connectors.js';
-import { keyFingerprint } from '../db/connectors.js';
+import { keyFingerprint, registerConnector } from '../db/connectors.js';
 import { connectorStatuses } from '../db/status.js';
 import { readApiKey } from '../config.js';
 import { registration } from '../sync/run-sync.js';
-import { hasFlag, type CommandContext } from './context.js';
+import { hasFlag, readAccess, type CommandContext } from './context.js';
 import { ago } from './format.js';
 
 export async function statusCommand(ctx: CommandContext): Promise<number> {
-  const db = await ctx.db();
-  let fingerprint: string | null = null;
-  try {
-    fingerprint = keyFingerprint(readApiKey(ctx.config));
-  } catch (err) {
-    ctx.log.warn({ err: { message: (err as Error).message } }, 'cannot read the API key; status shows the stored fingerprint');
+  const { q, db, via } = await readAccess(ctx);
+  if (db) {
+    let fingerprint: string | null = null;
+    try {
+      fingerprint = keyFingerprint(readApiKey(ctx.config));
+    } catch (err) {
+      ctx.log.warn({ err: { message: (err as Error).message } }, 'cannot read the API key; status shows the stored fingerprint');
+    }
+    await registerConnector(db, registration(ctx.config, fingerprint));
   }
-  await registerConnector(db, registration(ctx.config, fingerprint));
-  const rows = await connectorStatuses(db);
+  const rows = await connectorStatuses(q);
   if (hasFlag(ctx.args, '--json')) {
-    ctx.out(JSON.stringify({ database: db.description, connectors: rows }));
+    ctx.out(JSON.stringify({ database: via, connectors: rows }));
     return 0;
   }
-  const lines: string[] = [`database: ${db.description}`];
+  const lines: string[] = [`database: ${via}`];
   if (ctx.config.orgEmailDomains.length === 0) {
     lines.push('note: ORG_EMAIL_DOMAINS is not set, so external_users is empty (set it to list accounts outside your domains)');
   }

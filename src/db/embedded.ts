@@ -4,18 +4,10 @@
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { PGlite, types } from '@electric-sql/pglite';
+import { DataDirBusyError } from '../errors.js';
 import type { Database, Queryable, QueryResult, Session } from './database.js';
 
-export class DataDirBusyError extends Error {
-  constructor(dataDir: string, pid: number) {
-    super(
-      `the embedded database in ${dataDir} is in use by another tines-connector process (pid ${pid}). ` +
-        'Only one process can open it at a time. Stop that process first; or, to read the data while the daemon runs, ' +
-        'start it with EMBEDDED_PG_PORT set and connect with psql; or point every process at a PostgreSQL server with DATABASE_URL.',
-    );
-    this.name = 'DataDirBusyError';
-  }
-}
+export { DataDirBusyError };
 
 const LOCK_FILE = 'tines-connector.pid';
 

@@ -31,14 +31,15 @@ export interface UsersPage {
   meta: PageMeta;
 }
 
-/** Strips an axios error down to what may be logged: no config, no headers, no request. */
-function describeAxiosError(err: unknown): Error {
+/** Strips an axios error down to what may be logged: no config, no headers, no request, no key. */
+function describeAxiosError(err: unknown, apiKey: string): Error {
+  const scrub = (m: string) => (apiKey ? m.split(apiKey).join('[redacted]') : m).replace(/Bearer\s+\S+/gi, 'Bearer [redacted]');
   if (axios.isAxiosError(err)) {
-    const plain = new Error(`${err.code ?? 'ERR'}: ${err.message}`);
+    const plain = new Error(scrub(`${err.code ?? 'ERR'}: ${err.message}`));
     (plain as NodeJS.ErrnoException).code = err.code;
     return plain;
   }
-  return err instanceof Error ? new Error(err.message) : new Error(String(err));
+  return new Error(scrub(err instanceof Error ? err.message : String(err)));
 }
 
 const NETWORK_CODES = new Set([
@@ -112,7 +113,7 @@ export class TinesClient {
     } catch (err) {
       if (signal?.aborted || axios.isCancel(err)) throw new SyncAbortedError();
       this.opts.onResponse?.(0);
-      const cause = describeAxiosError(err);
+      const cause = describeAxiosError(err, this.opts.apiKey);
       const code = (cause as NodeJS.ErrnoException).code ?? '';
       if (NETWORK_CODES.has(code) || !axios.isAxiosError(err) || !err.response) {
         const what = code === 'ECONNABORTED' || code === 'ETIMEDOUT' ? `timed out after ${this.opts.timeoutMs} ms` : cause.message;
@@ -176,7 +177,9 @@ export class TinesClient {
       const current: UsersPage = await (pending ?? this.fetchUsersPage(pageNo, signal));
       pending = null;
       const next = nextPageNumber(current, this.opts.pageSize);
+      const perPage = current.meta.per_page && current.meta.per_page > 0 ? current.meta.per_page : this.opts.pageSize;
       if (current.meta.pages) maxPages = Math.max(current.meta.pages, 1) * 2 + 10;
+      else if (typeof current.meta.count === 'number') maxPages = Math.ceil(current.meta.count / perPage) * 2 + 10;
       if (next !== null) {
         if (requested.has(next) || next < 1 || requested.size >= maxPages) {
           throw new TinesRequestError(

@@ -2,7 +2,9 @@
 // or numeric strings, optional fields absent or null, unknown fields kept in raw.
 import { z } from 'zod';
 
-const id = z.union([z.number().int().nonnegative(), z.string().regex(/^\d{1,18}$/).transform(Number)]);
+const id = z
+  .union([z.number().int().nonnegative(), z.string().regex(/^\d{1,16}$/).transform(Number)])
+  .refine(Number.isSafeInteger, 'id is beyond 2^53');
 const text = z.union([z.string(), z.number().transform(String)]).nullish();
 const bool = z.boolean().nullish();
 /** Timestamps are normalised to ISO; an unparseable one is kept only in raw. */
@@ -37,14 +39,17 @@ export const userSchema = z.object({
 });
 
 const pageNumber = z.union([z.number().int(), z.string().regex(/^\d+$/).transform(Number)]).nullish();
+/** Fields the client does not page by are informational: an odd value must not fail a page. */
+const informational = z.unknown().optional();
 
 export const metaSchema = z
   .object({
-    current_page: pageNumber,
-    previous_page: z.string().nullish(),
-    next_page: z.string().nullish(),
+    // Tines documents current_page/previous_page as links; some tenants send numbers.
+    current_page: informational,
+    previous_page: informational,
+    next_page: z.union([z.string(), z.number().transform(String)]).nullish(),
     next_page_number: pageNumber,
-    per_page: pageNumber,
+    per_page: pageNumber.catch(undefined),
     pages: pageNumber,
     count: pageNumber,
   })

@@ -1,0 +1,151 @@
+// The long-running service: a sync at start, then on the cron schedule, never
+// two at once; failures counted and retried with jittered backoff; an explicit
+// shutdown that aborts the sync in flight within a grace period.
+import type http from 'node:http';
+import cron, { type ScheduledTask } from 'node-cron';
+import type { Config } from '../config.js';
+import type { Database } from '../db/database.js';
+import type { RunTrigger } from '../db/runs.js';
+import { errorMessage } from '../errors.js';
+import type { Logger } from '../log.js';
+import { runSync, type SyncOutcome } from '../sync/run-sync.js';
+import { startHealthServer } from './health.js';
+import { Metrics } from './metrics.js';
+
+const RETRY_BASE_MS = 5_000;
+const RETRY_CAP_MS = 5 * 60_000;
+
+export interface DaemonOptions {
+  config: Config;
+  db: Database;
+  log: Logger;
+  /** Called after each sync (the demo prints them). */
+  onSyncFinished?: (outcome: SyncOutcome) => void;
+}
+
+export class Daemon {
+  private readonly log: Logger;
+  private readonly metrics: Metrics;
+  private task: ScheduledTask | undefined;
+  private server: http.Server | undefined;
+  private inFlight: Promise<void> | undefined;
+  private controller: AbortController | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private failuresInARow = 0;
+  private stopping = false;
+
+  constructor(private readonly opts: DaemonOptions) {
+    this.log = opts.log.child({ component: 'daemon' });
+    this.metrics = new Metrics(opts.db, opts.config.connectorName, opts.log.child({ component: 'metrics' }));
+  }
+
+  get healthPort(): number | undefined {
+    const addr = this.server?.address();
+    return addr && typeof addr === 'object' ? addr.port : undefined;
+  }
+
+  async start(): Promise<void> {
+    const { config, db } = this.opts;
+    if (config.healthPort > 0) this.server = await startHealthServer(config.healthPort, db, this.metrics, this.opts.log.child({ component: 'health' }));
+    const cronLog = this.opts.log.child({ component: 'cron' });
+    this.task = cron.schedule(config.sync.schedule, () => this.tick('schedule'), {
+      name: `sync:${config.connectorName}`,
+      timezone: config.sync.timezone,
+      noOverlap: true,
+      logger: {
+        info: (m) => cronLog.debug(m),
+        warn: (m) => cronLog.debug(m),
+        error: (m) => cronLog.warn(String(m)),
+        debug: (m) => cronLog.trace(String(m)),
+      },
+    });
+    this.log.info(
+      { schedule: config.sync.schedule, timezone: config.sync.timezone, nextRun: this.task.getNextRun()?.toISOString() ?? null },
+      'schedule started',
+    );
+    if (config.sync.onStart) void this.tick('start');
+  }
+
+  /** One sync; owns every error so nothing escapes the timer. Concurrent calls are skipped. */
+  tick(trigger: RunTrigger): Promise<void> {
+    if (this.stopping) return Promise.resolve();
+    if (this.inFlight) {
+      this.log.info({ trigger }, 'previous sync still running; this tick is skipped');
+      return Promise.resolve();
+    }
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    const controller = new AbortController();
+    this.controller = controller;
+    this.inFlight = (async () => {
+      try {
+        const outcome = await runSync(
+          { config: this.opts.config, db: this.opts.db, log: this.opts.log, hooks: this.metrics.hooks() },
+          { trigger, signal: controller.signal },
+        );
+        if (outcome.result === 'busy') this.log.info({ trigger }, 'another replica is syncing this connector; tick skipped');
+        if (outcome.result === 'failed') this.failed(`sync failed (${outcome.errorKind}): ${outcome.message}`, outcome.errorKind !== 'auth');
+        else if (outcome.result !== 'aborted') this.failuresInARow = 0;
+        this.opts.onSyncFinished?.(outcome);
+      } catch (err) {
+        // Before a run could be recorded: database unreachable, key file unreadable, ...
+        this.metrics.tickFailed();
+        this.failed(`sync could not start: ${errorMessage(err)}`, true);
+      } finally {
+        this.inFlight = undefined;
+        this.controller = undefined;
+      }
+    })();
+    return this.inFlight;
+  }
+
+  /** Counts a failure and, unless it waits on the operator, retries sooner than the schedule. */
+  private failed(message: string, retry: boolean): void {
+    this.failuresInARow++;
+    if (!retry || this.stopping) {
+      this.log.warn({ failuresInARow: this.failuresInARow }, message);
+      return;
+    }
+    const ceiling = Math.min(RETRY_CAP_MS, RETRY_BASE_MS * 2 ** (this.failuresInARow - 1));
+    const delayMs = Math.round(ceiling / 2 + Math.random() * (ceiling / 2));
+    const next = this.task?.msToNext() ?? Infinity;
+    if (delayMs >= next) {
+      this.log.warn({ failuresInARow: this.failuresInARow }, `${message}; the next scheduled tick retries`);
+      return;
+    }
+    this.log.warn({ failuresInARow: this.failuresInARow, retryInMs: delayMs }, `${message}; retrying with backoff`);
+    this.retryTimer = setTimeout(() => void this.tick('schedule'), delayMs);
+    this.retryTimer.unref();
+  }
+
+  /**
+   * Stops scheduling, aborts the sync in flight and waits for it up to the
+   * grace period, then closes the health server. The caller closes the database.
+   * Returns false when the sync did not finish in time.
+   */
+  async stop(graceMs: number): Promise<boolean> {
+    this.stopping = true;
+    clearTimeout(this.retryTimer);
+    await this.task?.destroy();
+    let finished = true;
+    if (this.inFlight) {
+      this.log.info({ graceMs }, 'aborting the sync in flight');
+      this.controller?.abort();
+      let timer: NodeJS.Timeout | undefined;
+      finished = await Promise.race([
+        this.inFlight.then(() => true),
+        new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), graceMs))),
+      ]);
+      clearTimeout(timer);
+      if (!finished) this.log.error({ graceMs }, 'the sync in flight did not stop within the grace period');
+    }
+    if (this.server) {
+      const server = this.server;
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+    }
+    return finished;
+  }
+}

@@ -1,0 +1,100 @@
+// Reading the embedded database while the daemon holds it. PGlite is one
+// process's database with one session, so the daemon serves read-only
+// statements to local CLI commands over a unix socket in DATA_DIR; each runs
+// in its own READ ONLY transaction, which PGlite never interleaves with a sync's
+// transaction. (A PostgreSQL wire port onto that one shared session would let
+// a client's open transaction or SET capture the daemon's own statements.)
+import http from 'node:http';
+import { existsSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Logger } from '../log.js';
+import type { Database } from './database.js';
+
+export const GATEWAY_SOCKET = 'tines-connector.sock';
+const MAX_BODY_BYTES = 1 << 20;
+
+export function gatewayPath(dataDir: string): string {
+  return join(dataDir, GATEWAY_SOCKET);
+}
+
+/** One statement, read-only, with a time limit: the same rule on every path. */
+export async function readOnlyRows(db: Database, sql: string, params: readonly unknown[] = []): Promise<Record<string, unknown>[]> {
+  return db.withSession((s) =>
+    s.transaction(async () => {
+      await s.query('SET TRANSACTION READ ONLY');
+      await s.query(`SET LOCAL statement_timeout = '120s'`);
+      return (await s.query<Record<string, unknown>>(sql, params)).rows;
+    }),
+  );
+}
+
+export async function startReadGateway(db: Database, dataDir: string, log: Logger): Promise<{ stop(): Promise<void> }> {
+  const path = gatewayPath(dataDir);
+  rmSync(path, { force: true }); // a stale socket of a process that died; the data dir lock says we own it now
+  const server = http.createServer((req, res) => {
+    const reply = (status: number, body: unknown) => {
+      res.writeHead(status, { 'Content-Type': 'application/json' });
+      res.end(JSON.stringify(body));
+    };
+    if (req.method !== 'POST' || req.url !== '/query') return reply(404, { error: 'not found' });
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_BODY_BYTES) req.destroy();
+      else chunks.push(c);
+    });
+    req.on('end', () => {
+      let body: { sql?: unknown; params?: unknown };
+      try {
+        body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as typeof body;
+      } catch {
+        return reply(400, { error: 'body must be JSON' });
+      }
+      if (typeof body.sql !== 'string') return reply(400, { error: 'sql must be a string' });
+      const params = Array.isArray(body.params) ? body.params : [];
+      readOnlyRows(db, body.sql, params).then(
+        (rows) => reply(200, { rows }),
+        (err: Error) => reply(422, { error: err.message }),
+      );
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(path, () => resolve());
+  });
+  log.info({ socket: path }, 'serving read-only queries on the embedded database to local commands');
+  return {
+    stop: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+        rmSync(path, { force: true });
+      }),
+  };
+}
+
+/** Runs a read-only statement through a running daemon's gateway; undefined when none listens. */
+export async function queryThroughGateway(dataDir: string, sql: string, params: readonly unknown[] = []): Promise<Record<string, unknown>[] | undefined> {
+  const socketPath = gatewayPath(dataDir);
+  if (!existsSync(socketPath)) return undefined;
+  const payload = JSON.stringify({ sql, params });
+  return new Promise((resolve, reject) => {
+    const req = http.request({ socketPath, path: '/query', method: 'POST', headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(payload) } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        let body: { rows?: Record<string, unknown>[]; error?: string };
+        try {
+          body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as typeof body;
+        } catch {
+          return reject(new Error('the daemon answered the query with something that is not JSON'));
+        }
+        if (res.statusCode === 200 && body.rows) resolve(body.rows);
+        else reject(new Error(body.error ?? `the daemon answered ${res.statusCode}`));
+      });
+    });
+    req.on('error', (err: NodeJS.ErrnoException) => (err.code === 'ECONNREFUSED' || err.code === 'ENOENT' ? resolve(undefined) : reject(err)));
+    req.end(payload);
+  });
+}
