@@ -8,6 +8,7 @@ import { createContext, type CommandContext } from './commands/context.js';
 import { deleteCommand } from './commands/delete.js';
 import { migrateCommand } from './commands/migrate.js';
 import { queryCommand } from './commands/query.js';
+import { reportCommand } from './commands/report.js';
 import { runCommand } from './commands/run.js';
 import { reconnectCommand } from './commands/reconnect.js';
 import { statusCommand } from './commands/status.js';
@@ -23,6 +24,7 @@ const COMMANDS: Record<string, { handler: Handler; help: string; logsTo?: 'stdou
   status: { handler: statusCommand, help: 'status [--json]                         state, last run, last success, user counts' },
   reconnect: { handler: reconnectCommand, help: 'reconnect                               one authenticated call; on success the connector is active' },
   delete: { handler: deleteCommand, help: 'delete --yes                            remove the connector and all its rows' },
+  report: { handler: reportCommand, help: 'report [--json]                         insights: joiners, leavers, idle, privileged, external' },
   query: { handler: queryCommand, help: 'query "<SQL>" [--json]                  one read-only statement' },
 };
 

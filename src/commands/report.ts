@@ -1,0 +1,43 @@
+// `report [--json]`: the insights summary per connector.
+import { connectorReports, type ConnectorReport } from '../db/insights.js';
+import { hasFlag, readAccess, type CommandContext } from './context.js';
+import { ago } from './format.js';
+
+function describeChange(c: ConnectorReport['recent_changes'][number]): string {
+  const who = c.name ? `${c.name} <${c.email ?? '?'}>` : (c.email ?? '');
+  const d = c.details ?? {};
+  const what = Object.entries(d)
+    .filter(([, v]) => v && typeof v === 'object' && 'to' in (v as object))
+    .map(([k, v]) => `${k}: ${JSON.stringify((v as { from: unknown }).from)} → ${JSON.stringify((v as { to: unknown }).to)}`)
+    .join(', ');
+  const team = typeof d.team_name === 'string' ? ` (${d.team_name}${typeof d.role === 'string' ? `, ${d.role}` : ''})` : '';
+  return `${c.kind.padEnd(24)} ${who}${team}${what ? ` ${what}` : ''}`.trimEnd();
+}
+
+export function formatReport(r: ConnectorReport): string {
+  const lines = [
+    `${r.name} (${r.tenant_domain})`,
+    `  state            ${r.status}${r.status_reason ? `: ${r.status_reason}` : ''}`,
+    `  last success     ${r.last_success_at ? ago(r.last_success_at) : 'never'}`,
+    `  users present    ${r.users_present}`,
+    `  joined           ${r.joined_7d} in 7 days, ${r.joined_30d} in 30 days`,
+    `  left             ${r.left_7d} in 7 days, ${r.left_30d} in 30 days`,
+    `  inactive         ${r.inactive} (not seen for ${r.inactive_after_days} days or never; ${r.never_seen} never seen)`,
+    `  privileged       ${r.privileged} (${r.tenant_admins} tenant admins, ${r.team_admins} team admins)`,
+    `  external         ${r.external === null ? 'unknown: set ORG_EMAIL_DOMAINS' : `${r.external} outside ${r.org_email_domains?.join(', ')}`}`,
+    '  recent changes',
+    ...(r.recent_changes.length ? r.recent_changes.map((c) => `    ${ago(c.occurred_at).padEnd(12)} ${describeChange(c)}`) : ['    none']),
+  ];
+  return lines.join('\n');
+}
+
+export async function reportCommand(ctx: CommandContext): Promise<number> {
+  const { q, via } = await readAccess(ctx);
+  const reports = await connectorReports(q);
+  if (hasFlag(ctx.args, '--json')) {
+    ctx.out(JSON.stringify({ database: via, generated_at: new Date().toISOString(), connectors: reports }));
+    return 0;
+  }
+  ctx.out(reports.length ? [`database: ${via}`, ...reports.map(formatReport)].join('\n\n') : `database: ${via}\nno connectors yet: run \`tines-connector sync\` first`);
+  return 0;
+}
