@@ -5,6 +5,7 @@ import dotenv from 'dotenv';
 import { pino } from 'pino';
 import { ConfigError, loadConfig } from './config.js';
 import { createContext, type CommandContext } from './commands/context.js';
+import { demoCommand } from './commands/demo.js';
 import { deleteCommand } from './commands/delete.js';
 import { migrateCommand } from './commands/migrate.js';
 import { queryCommand } from './commands/query.js';
@@ -29,7 +30,7 @@ const COMMANDS: Record<string, { handler: Handler; help: string; logsTo?: 'stdou
 };
 
 export function usage(): string {
-  return ['usage: tines-connector <command>', '', ...Object.values(COMMANDS).map((c) => `  ${c.help}`), '', 'Configuration comes from the environment (and .env); see README.md.'].join('\n');
+  return ['usage: tines-connector <command>', '', ...Object.values(COMMANDS).map((c) => `  ${c.help}`), '  demo [--syncs N] [--data-dir DIR]      a simulated tenant and the real daemon; Ctrl-C stops', '', 'Configuration comes from the environment (and .env); see README.md.'].join('\n');
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -38,6 +39,8 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${usage()}\n`);
     return name ? 0 : 2;
   }
+  // The demo brings its own tenant and configuration.
+  if (name === 'demo') return demoCommand(args);
   const command = COMMANDS[name];
   if (!command) {
     process.stderr.write(`unknown command "${name}"\n\n${usage()}\n`);

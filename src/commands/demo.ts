@@ -1,0 +1,191 @@
+// `demo [--syncs N] [--data-dir DIR]`: a simulated tenant on loopback, the real
+// daemon on the embedded database, and a story: joiners, leavers, renames, a
+// role change, a deactivation, a revoked key, a rotated key, a recovery.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig } from '../config.js';
+import { Daemon } from '../daemon/daemon.js';
+import { connectorReports } from '../db/insights.js';
+import { migrate } from '../db/migrate.js';
+import { openDatabase } from '../db/open.js';
+import { FakeTines, generateUsers, type FakeUser } from '../fake/tines-server.js';
+import { createLogger } from '../log.js';
+import type { SyncOutcome } from '../sync/run-sync.js';
+import { formatReport } from './report.js';
+
+const DAY = 86_400_000;
+
+/** A few hundred plausible users with the shapes an operator cares about. */
+export function demoTenant(now = Date.now()): FakeUser[] {
+  const users = generateUsers(240, { seed: 2026, emailDomain: 'example.com', now });
+  users.forEach((u, i) => {
+    if (i % 17 === 0) u.last_seen = new Date(now - (120 + i) * DAY).toISOString(); // long idle
+    if (i % 29 === 0) u.last_seen = null; // never logged in
+  });
+  const outsiders: Array<[string, string, string]> = [
+    ['Jordan', 'Reyes', 'gmail.com'],
+    ['Priya', 'Shah', 'contractor.io'],
+    ['Lukas', 'Brandt', 'partner-agency.com'],
+  ];
+  outsiders.forEach(([first, last, domain], i) => {
+    const u = users[10 + i * 7]!;
+    Object.assign(u, { first_name: first, last_name: last, email: `${first}.${last}@${domain}`.toLowerCase() });
+  });
+  return users;
+}
+
+interface Step {
+  say: string;
+  apply(fake: FakeTines, keyFile: string): void;
+}
+
+/** What happens to the tenant after each sync. */
+function story(): Step[] {
+  let nextId = 10_000;
+  const newcomers = (n: number) => generateUsers(n, { startId: (nextId += 10), seed: nextId, emailDomain: 'example.com' });
+  const someone = (fake: FakeTines, k: number) => [...fake.users.keys()].sort((a, b) => a - b)[k]!;
+  return [
+    {
+      say: 'three people join, one leaves, one is renamed',
+      apply(fake) {
+        newcomers(3).forEach((u) => fake.addUser({ ...u, last_seen: new Date().toISOString() }));
+        fake.removeUser(someone(fake, 5));
+        fake.updateUser(someone(fake, 8), { last_name: 'Okafor-Lindqvist' });
+      },
+    },
+    {
+      say: 'a team role changes and an account is deactivated',
+      apply(fake) {
+        const u = fake.users.get(someone(fake, 12))!;
+        const teams = u.team_memberships.length
+          ? u.team_memberships.map((m, i) => (i === 0 ? { ...m, role: m.role === 'TEAM_ADMIN' ? 'VIEWER' : 'TEAM_ADMIN' } : m))
+          : [{ team_id: 1000, team_name: 'Security Operations', role: 'TEAM_ADMIN' }];
+        fake.updateUser(u.id, { team_memberships: teams });
+        fake.updateUser(someone(fake, 20), { is_active: false });
+      },
+    },
+    {
+      say: 'the key is revoked in Tines (its owner left the company)',
+      apply(fake) {
+        fake.validKeys.clear();
+      },
+    },
+    {
+      say: 'nothing changes: while the key is refused, no sync calls Tines',
+      apply() {},
+    },
+    {
+      say: 'the operator creates a new Tenant-owner key and writes it to TINES_API_KEY_FILE',
+      apply(fake, keyFile) {
+        const key = `demo-key-rotated-${Date.now()}`;
+        fake.validKeys.add(key);
+        writeFileSync(keyFile, `${key}\n`);
+      },
+    },
+    {
+      say: 'two more joiners and one leaver',
+      apply(fake) {
+        newcomers(2).forEach((u) => fake.addUser(u));
+        fake.removeUser(someone(fake, 30));
+      },
+    },
+  ];
+}
+
+function describeSync(n: number, o: SyncOutcome): string {
+  const c = o.counts;
+  if (o.result === 'reconnect_required') return `sync ${n}: skipped, reconnect required: Tines was not called`;
+  if (o.result === 'busy') return `sync ${n}: skipped, another sync is running`;
+  if (o.errorKind === 'auth') return `sync ${n}: Tines refused the key → connector is reconnect_required`;
+  if (o.result === 'failed' || o.result === 'aborted') return `sync ${n}: ${o.result} (${o.errorKind}): ${o.message}`;
+  const parts = [
+    c.usersAdded && `+${c.usersAdded} users added`,
+    c.usersRemoved && `-${c.usersRemoved} removed`,
+    c.usersUpdated && `${c.usersUpdated} updated`,
+    c.usersRestored && `${c.usersRestored} restored`,
+    c.membershipsAdded && `+${c.membershipsAdded} memberships`,
+    c.membershipsUpdated && `${c.membershipsUpdated} membership roles changed`,
+    c.membershipsRemoved && `-${c.membershipsRemoved} memberships`,
+  ].filter(Boolean);
+  return `sync ${n}: ${o.result} in ${o.durationMs} ms, ${c.usersSeen} users: ${parts.length ? parts.join(', ') : 'no change'}`;
+}
+
+function flag(args: readonly string[], name: string): string | undefined {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+}
+
+export async function demoCommand(args: readonly string[], out: (s: string) => void = (s) => process.stdout.write(`${s}\n`)): Promise<number> {
+  const maxSyncs = Number(flag(args, '--syncs') ?? Infinity);
+  const dataDir = flag(args, '--data-dir') ?? mkdtempSync(join(tmpdir(), 'tines-connector-demo-'));
+  const keyFile = join(mkdtempSync(join(tmpdir(), 'tines-connector-demo-key-')), 'api-key');
+  const firstKey = 'demo-key-original';
+  writeFileSync(keyFile, `${firstKey}\n`);
+
+  const fake = await FakeTines.start({ users: demoTenant(), apiKey: firstKey });
+  const config = loadConfig({
+    TINES_TENANT_DOMAIN: fake.url,
+    TINES_API_KEY_FILE: keyFile,
+    DATA_DIR: dataDir,
+    SYNC_SCHEDULE: flag(args, '--schedule') ?? '*/3 * * * * *',
+    TINES_PAGE_SIZE: '100',
+    TINES_MAX_RETRIES: '1',
+    HEALTH_PORT: '0',
+    ORG_EMAIL_DOMAINS: 'example.com',
+    LOG_LEVEL: process.env.LOG_LEVEL ?? 'silent',
+  });
+  const log = createLogger(config.logLevel, undefined);
+  out(`demo: a simulated Tines tenant of ${fake.users.size} users at ${fake.url}`);
+  out(`demo: the real daemon, embedded database in ${dataDir}, syncing every 3 s (Ctrl-C stops)`);
+  const db = await openDatabase(config, log);
+  await migrate(db, log);
+
+  const steps = story();
+  let n = 0;
+  let refused = false;
+  let done!: () => void;
+  const finished = new Promise<void>((resolve) => (done = resolve));
+  const daemon = new Daemon({
+    config,
+    db,
+    log,
+    onSyncFinished: (o) => {
+      n++;
+      out(describeSync(n, o));
+      if (o.errorKind === 'auth') {
+        out('        an operator would now: create a new Tenant-owner key in Tines, put it in TINES_API_KEY_FILE');
+        out('        (picked up at the next tick), or run `tines-connector reconnect` once the key is valid.');
+      }
+      if (o.errorKind === 'auth' || o.result === 'reconnect_required') refused = true;
+      else if (refused && o.result === 'succeeded') {
+        refused = false;
+        out('        recovered: Tines accepted the new key and the connector is active again');
+      }
+      const step = steps.shift();
+      if (n >= maxSyncs) return done();
+      if (step) {
+        out(`  → ${step.say}`);
+        step.apply(fake, keyFile);
+      }
+    },
+  });
+  const onSignal = () => done();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    await daemon.start();
+    await finished;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await daemon.stop(5_000);
+    const reports = await connectorReports(db).catch(() => []);
+    out('');
+    for (const r of reports) out(formatReport(r));
+    out(`\ndemo: data kept in ${dataDir}; try: DATA_DIR=${dataDir} TINES_TENANT_DOMAIN=${fake.url} TINES_API_KEY=x tines-connector query "SELECT * FROM recent_changes LIMIT 10"`);
+    await db.close();
+    await fake.close();
+  }
+  return 0;
+}
