@@ -58,7 +58,8 @@ export async function main(argv: string[]): Promise<number> {
     throw err;
   }
   const log = createLogger(config.logLevel, pino.destination({ fd: command.logsTo === 'stdout' ? 1 : 2, sync: true }));
-  const ctx = createContext(config, log, args);
+  // `migrate` reports what it applies, so opening the database must not apply it first.
+  const ctx = createContext(config, log, args, { migrate: name !== 'migrate' });
   try {
     return await command.handler(ctx);
   } catch (err) {

@@ -18,6 +18,7 @@ import { createHarness, TEST_KEY, type Harness } from './helpers/harness.js';
 const CLI = resolve('dist/src/cli.js');
 // No .env in the child's working directory: the environment is exactly what the test gives.
 const CHILD_CWD = mkdtempSync(join(tmpdir(), 'tines-connector-cli-cwd-'));
+afterAll(() => rmSync(CHILD_CWD, { recursive: true, force: true }));
 
 function runCli(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((done, fail) => {

@@ -25,6 +25,11 @@ function firstSignal(onSecond: (sig: NodeJS.Signals) => void): Promise<NodeJS.Si
 export async function runCommand(ctx: CommandContext, opts: { stopSignal?: Promise<unknown> } = {}): Promise<number> {
   const { config } = ctx;
   const log = ctx.log.child({ component: 'run' });
+  // Signals are ours from the first moment, so one during start-up still stops cleanly.
+  const signal = opts.stopSignal ?? firstSignal((sig) => {
+    log.warn({ signal: sig }, 'second signal: exiting now');
+    process.exit(1);
+  });
   const db = await ctx.db();
   let fingerprint: string | null = null;
   try {
@@ -45,19 +50,16 @@ export async function runCommand(ctx: CommandContext, opts: { stopSignal?: Promi
   }
   const gateway = db.backend === 'embedded' ? await startReadGateway(db, config.database.dataDir, log) : undefined;
   const daemon = new Daemon({ config, db, log: ctx.log });
-  const signal = opts.stopSignal ?? firstSignal((sig) => {
-    log.warn({ signal: sig }, 'second signal: exiting now');
-    process.exit(1);
-  });
   await daemon.start();
   const why = await signal;
   log.info({ signal: why, graceMs: config.shutdownTimeoutMs }, 'shutting down');
   const clean = await daemon.stop(config.shutdownTimeoutMs);
   await gateway?.stop().catch(() => undefined);
   if (!clean) {
-    // A sync still holds a connection: closing the pool would wait for it.
+    // A sync still holds a connection, and closing the pool would wait for it: exit now.
+    // The run it leaves `running` is marked aborted by the next sync.
     log.error('exiting with the sync unfinished; its run is marked aborted at the next start');
-    return 1;
+    process.exit(1);
   }
   log.info('stopped cleanly');
   return 0;

@@ -63,7 +63,12 @@ export async function registerConnector(db: Queryable, r: Registration): Promise
      SELECT * FROM connectors WHERE name = $1 AND NOT EXISTS (SELECT 1 FROM up)`,
     [r.name, r.tenantDomain, r.fingerprint, r.inactiveAfterDays, domains],
   );
-  return res.rows[0]!;
+  if (res.rows[0]) return res.rows[0];
+  // Another process inserted the row after this statement's snapshot was taken
+  // and it needed no update: read it with a fresh snapshot.
+  const row = await getConnector(db, r.name);
+  if (!row) throw new Error(`connector "${r.name}" vanished while it was being registered`);
+  return row;
 }
 
 export async function getConnector(db: Queryable, name: string): Promise<ConnectorRow | undefined> {

@@ -66,7 +66,12 @@ function churn(addPct: number, removePct: number, changePct: number) {
   };
   const removed = pickDistinct(Math.round((n * removePct) / 100), ids);
   const gone = new Set(removed);
-  for (const id of removed) fake.removeUser(id);
+  // The change events a correct sync must write for this round, counted here from the tenant itself.
+  let expectedEvents = 0;
+  for (const id of removed) {
+    expectedEvents += 1 + fake.users.get(id)!.team_memberships.length;
+    fake.removeUser(id);
+  }
 
   const changed = pickDistinct(Math.round((n * changePct) / 100), ids.filter((id) => !gone.has(id)));
   const stamp = new Date().toISOString();
@@ -75,6 +80,7 @@ function churn(addPct: number, removePct: number, changePct: number) {
     const memberships = u.team_memberships.map((m) => ({ ...m }));
     const m = memberships[Math.floor(rand() * memberships.length)];
     if (m) m.role = FAKE_ROLES[(FAKE_ROLES.indexOf(m.role) + 1) % FAKE_ROLES.length]!;
+    expectedEvents += m ? 2 : 1;
     // Another name from the list, never the same one, so every pick is a real change.
     const i = FAKE_FIRST_NAMES.indexOf(u.first_name);
     const first = FAKE_FIRST_NAMES[(i + 1 + Math.floor(rand() * (FAKE_FIRST_NAMES.length - 1))) % FAKE_FIRST_NAMES.length]!;
@@ -83,8 +89,11 @@ function churn(addPct: number, removePct: number, changePct: number) {
 
   const maxId = ids.length ? ids[ids.length - 1]! : 0;
   const added = generateUsers(Math.round((n * addPct) / 100), { startId: maxId + 1, seed: seed + churnRound * 104_729 });
-  for (const u of added) fake.addUser(u);
-  return { added: added.length, removed: removed.length, changed: changed.length };
+  for (const u of added) {
+    expectedEvents += 1 + u.team_memberships.length;
+    fake.addUser(u);
+  }
+  return { added: added.length, removed: removed.length, changed: changed.length, expectedEvents };
 }
 
 async function shutdown(code: number): Promise<never> {

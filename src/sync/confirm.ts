@@ -5,7 +5,7 @@ import type { Session } from '../db/database.js';
 import type { TinesClient } from '../tines/client.js';
 import type { TinesUser } from '../tines/schema.js';
 import { CANDIDATE_BATCH } from './diff.js';
-import { markConfirmedRemoved, stageUsers } from './staging.js';
+import { markConfirmedRemoved, sighting, stageUsers } from './staging.js';
 
 const BATCH = 1000;
 /** Parallel confirmation calls; the client's request ceiling still spaces them. */
@@ -48,7 +48,10 @@ export async function confirmRemovals(
     await Promise.all(Array.from({ length: Math.min(CONCURRENCY, batch.length) }, worker));
     await markConfirmedRemoved(s, gone);
     present.sort((a, b) => a.id - b.id);
-    await stageUsers(s, present, seq);
+    await stageUsers(
+      s,
+      present.map((u, i) => ({ sighting: sighting(u.raw), seq: seq + i })),
+    );
     seq += present.length;
     result.confirmedRemoved += gone.length;
     result.stillPresent += present.length;

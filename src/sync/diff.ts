@@ -2,7 +2,7 @@
 // team_memberships, each change with its change_events row, in the caller's
 // transaction. Rows that did not change are never written (IS DISTINCT FROM).
 import type { Queryable } from '../db/database.js';
-import { STAGE_MEMBERSHIPS, STAGE_REMOVED, STAGE_USERS } from './staging.js';
+import { STAGE_MEMBERSHIPS, STAGE_REMOVED, STAGE_SEEN, STAGE_USERS } from './staging.js';
 
 /** Fields whose change is a `user_updated` event. last_seen, updated_at and raw change the row silently. */
 const TRACKED_USER_FIELDS = ['email', 'first_name', 'last_name', 'admin', 'is_active', 'tenant_permissions', 'scim_uid'] as const;
@@ -26,11 +26,11 @@ WITH cur AS (
          COALESCE(s.admin, u.admin) AS admin,
          COALESCE(s.is_active, u.is_active) AS is_active,
          COALESCE(s.tenant_permissions, u.tenant_permissions) AS tenant_permissions,
-         s.scim_uid, s.tines_created_at, s.tines_updated_at, s.last_seen_at, s.raw,
+         s.scim_uid, s.tines_created_at, s.tines_updated_at, s.last_seen_at, s.raw, s.raw_hash,
          u.email AS o_email, u.first_name AS o_first_name, u.last_name AS o_last_name, u.admin AS o_admin,
          u.is_active AS o_is_active, u.tenant_permissions AS o_tenant_permissions, u.scim_uid AS o_scim_uid,
          u.tines_created_at AS o_tines_created_at, u.tines_updated_at AS o_tines_updated_at,
-         u.last_seen_at AS o_last_seen_at, u.raw AS o_raw, u.removed_at AS o_removed_at
+         u.last_seen_at AS o_last_seen_at, u.raw AS o_raw, u.raw_hash AS o_raw_hash, u.removed_at AS o_removed_at
     FROM ${STAGE_USERS} s
     JOIN tines_users u ON u.connector_id = $1 AND u.tines_user_id = s.tines_user_id
 ), changed AS (
@@ -38,16 +38,16 @@ WITH cur AS (
     FROM cur
    WHERE o_removed_at IS NOT NULL
       OR (email, first_name, last_name, admin, is_active, tenant_permissions, scim_uid,
-          tines_created_at, tines_updated_at, last_seen_at, raw)
+          tines_created_at, tines_updated_at, last_seen_at, raw, raw_hash)
          IS DISTINCT FROM
          (o_email, o_first_name, o_last_name, o_admin, o_is_active, o_tenant_permissions, o_scim_uid,
-          o_tines_created_at, o_tines_updated_at, o_last_seen_at, o_raw)
+          o_tines_created_at, o_tines_updated_at, o_last_seen_at, o_raw, o_raw_hash)
 ), upd AS (
   UPDATE tines_users u
      SET email = c.email, first_name = c.first_name, last_name = c.last_name, admin = c.admin,
          is_active = c.is_active, tenant_permissions = c.tenant_permissions, scim_uid = c.scim_uid,
          tines_created_at = c.tines_created_at, tines_updated_at = c.tines_updated_at,
-         last_seen_at = c.last_seen_at, raw = c.raw, removed_at = NULL, row_updated_at = now()
+         last_seen_at = c.last_seen_at, raw = c.raw, raw_hash = c.raw_hash, removed_at = NULL, row_updated_at = now()
     FROM changed c
    WHERE u.connector_id = $1 AND u.tines_user_id = c.tines_user_id
   RETURNING c.tines_user_id, c.email, c.details, c.o_removed_at
@@ -71,9 +71,9 @@ const INSERT_USERS = `
 WITH ins AS (
   INSERT INTO tines_users (connector_id, tines_user_id, email, first_name, last_name, admin, is_active,
                            tenant_permissions, scim_uid, tines_created_at, tines_updated_at, last_seen_at,
-                           first_seen_at, raw)
+                           first_seen_at, raw, raw_hash)
   SELECT $1, s.tines_user_id, s.email, s.first_name, s.last_name, s.admin, s.is_active,
-         s.tenant_permissions, s.scim_uid, s.tines_created_at, s.tines_updated_at, s.last_seen_at, now(), s.raw
+         s.tenant_permissions, s.scim_uid, s.tines_created_at, s.tines_updated_at, s.last_seen_at, now(), s.raw, s.raw_hash
     FROM ${STAGE_USERS} s
    WHERE NOT EXISTS (SELECT 1 FROM tines_users u WHERE u.connector_id = $1 AND u.tines_user_id = s.tines_user_id)
    ORDER BY s.tines_user_id
@@ -203,13 +203,14 @@ SELECT count(*)::int AS candidates,
        (SELECT count(*) FROM tines_users WHERE connector_id = $1 AND removed_at IS NULL)::int AS present
   FROM tines_users u
  WHERE u.connector_id = $1 AND u.removed_at IS NULL
-   AND NOT EXISTS (SELECT 1 FROM ${STAGE_USERS} s WHERE s.tines_user_id = u.tines_user_id)`;
+   AND NOT EXISTS (SELECT 1 FROM ${STAGE_SEEN} s WHERE s.tines_user_id = u.tines_user_id)`;
 
 // $1 connector id, $2 last id of the previous batch, $3 batch size.
 export const CANDIDATE_BATCH = `
 SELECT u.tines_user_id::bigint AS id
   FROM tines_users u
  WHERE u.connector_id = $1 AND u.removed_at IS NULL AND u.tines_user_id > $2
+   AND NOT EXISTS (SELECT 1 FROM ${STAGE_SEEN} s WHERE s.tines_user_id = u.tines_user_id)
    AND NOT EXISTS (SELECT 1 FROM ${STAGE_USERS} s WHERE s.tines_user_id = u.tines_user_id)
  ORDER BY u.tines_user_id
  LIMIT $3`;

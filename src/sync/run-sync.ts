@@ -10,7 +10,7 @@ import { TinesClient } from '../tines/client.js';
 import { confirmRemovals } from './confirm.js';
 import { applyDiff, COUNT_CANDIDATES } from './diff.js';
 import { ProgressReporter } from './progress.js';
-import { createStaging, dropStaging, finalizeStaging, stageUsers } from './staging.js';
+import { createStaging, dropStaging, finalizeStaging, stagePage } from './staging.js';
 
 export type SyncResult = 'succeeded' | 'held' | 'failed' | 'aborted' | 'busy' | 'reconnect_required';
 
@@ -141,7 +141,10 @@ async function runSyncInner(deps: SyncDeps, req: SyncRequest): Promise<SyncOutco
 class SyncRun {
   private pagesFetched = 0;
   private pagesTotal: number | null = null;
+  /** Users listed so far (every sighting), and how many of them changed and were shipped in full. */
   private usersStaged = 0;
+  private usersShipped = 0;
+  private lastProgressWrite = 0;
   private readonly progress: ProgressReporter;
 
   constructor(
@@ -181,12 +184,18 @@ class SyncRun {
       if (typeof page.meta.pages === 'number') this.pagesTotal = page.meta.pages;
       if (typeof page.meta.count === 'number') countsSeen.add(page.meta.count);
       finalCount = page.meta.count ?? undefined;
-      await stageUsers(s, page.users, this.usersStaged);
-      this.usersStaged += page.users.length;
-      await updateRunProgress(s, runId, this.pagesFetched, this.pagesTotal, this.usersStaged);
+      this.usersShipped += await stagePage(s, connector.id, page.ids, page.raw, this.usersStaged);
+      this.usersStaged += page.ids.length;
+      // The run row stays current, written at most twice a second.
+      const now = performance.now();
+      if (now - this.lastProgressWrite >= 500) {
+        this.lastProgressWrite = now;
+        await updateRunProgress(s, runId, this.pagesFetched, this.pagesTotal, this.usersStaged);
+      }
       this.progress.page(this.pagesFetched, this.pagesTotal, this.usersStaged);
       this.checkAbort();
     }
+    await updateRunProgress(s, runId, this.pagesFetched, this.pagesTotal, this.usersStaged);
     const distinct = await finalizeStaging(s);
 
     // 2. The removal rules: complete and consistent listing, the guard, then confirmation.
@@ -242,6 +251,7 @@ class SyncRun {
       return { ...c, usersTouched: d.usersTouched };
     });
     const { usersTouched, ...runCounts } = counts;
+    await this.refreshStatistics(runCounts, usersTouched, distinct);
     const outcome: SyncOutcome = {
       result: status,
       runId,
@@ -251,10 +261,37 @@ class SyncRun {
       durationMs: Math.round(performance.now() - this.started),
       ...(held ? { errorKind: held.kind, message: held.message } : {}),
     };
-    const line = { runId, trigger: req.trigger, status, durationMs: outcome.durationMs, pages: this.pagesFetched, ...runCounts, usersTouched, stillPresent: confirm.stillPresent };
+    const line = {
+      runId,
+      trigger: req.trigger,
+      status,
+      durationMs: outcome.durationMs,
+      pages: this.pagesFetched,
+      ...runCounts,
+      usersShipped: this.usersShipped,
+      usersTouched,
+      stillPresent: confirm.stillPresent,
+    };
     if (held) log.warn({ ...line, errorKind: held.kind }, `sync held: ${held.message}`);
     else log.info(line, 'sync succeeded');
     return outcome;
+  }
+
+  /**
+   * After a large change (a first sync, a mass removal) the planner's picture of
+   * the tables is stale until autovacuum catches up; the next sync should not
+   * pay for that, so the statistics are refreshed now.
+   */
+  private async refreshStatistics(c: RunCounts, touched: number, seen: number): Promise<void> {
+    const written = c.usersAdded + c.usersUpdated + c.usersRemoved + c.usersRestored + touched + c.membershipsAdded + c.membershipsUpdated + c.membershipsRemoved;
+    if (written < 1000 || written < seen / 10) return;
+    const started = performance.now();
+    try {
+      await this.s.exec('ANALYZE tines_users; ANALYZE team_memberships');
+      this.log.debug({ durationMs: Math.round(performance.now() - started) }, 'table statistics refreshed after a large change');
+    } catch (err) {
+      this.log.warn({ err: { message: errorMessage(err) } }, 'could not refresh table statistics');
+    }
   }
 
   /** Records a failed or aborted run. The session may be broken, so the pool writes it. */
@@ -266,6 +303,7 @@ class SyncRun {
     const message = kind === 'database' ? `database error: ${errorMessage(err)}` : errorMessage(err);
     const counts = { ...ZERO_COUNTS, usersSeen: this.usersStaged };
     try {
+      await updateRunProgress(db, runId, this.pagesFetched, this.pagesTotal, this.usersStaged);
       await finishRun(db, runId, status, counts, { kind, message });
       if (kind === 'auth') {
         await setConnectorStatus(db, connector.id, 'reconnect_required', message, { runId, refusedFingerprint: this.fingerprint });

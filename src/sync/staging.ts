@@ -1,11 +1,17 @@
-// Per-run staging tables on the sync's own session. Pages stream in with COPY;
-// the diff then runs as set-based SQL against them. Nothing is held in memory.
+// Per-run staging tables on the sync's own session. Every listed id lands in
+// `seen` (for completeness and removals); only users whose JSON changed since
+// the last sync (by digest) are shipped in full, with COPY, for the diff.
+import { hash } from 'node:crypto';
 import { copyValue, escapeCopy, type Session } from '../db/database.js';
-import type { TinesUser } from '../tines/schema.js';
+import { toTinesUser, type TinesUser } from '../tines/schema.js';
 
+export const STAGE_SEEN = 'sync_stage_seen';
 export const STAGE_USERS = 'sync_stage_users';
 export const STAGE_MEMBERSHIPS = 'sync_stage_memberships';
 export const STAGE_REMOVED = 'sync_stage_removed';
+
+/** Bump when the mapping from a user object to its row changes, so every row is rewritten once. */
+const DIGEST_VERSION = '1';
 
 const USER_COLUMNS = [
   'seq',
@@ -21,6 +27,7 @@ const USER_COLUMNS = [
   'tines_updated_at',
   'last_seen_at',
   'raw',
+  'raw_hash',
   'has_memberships',
 ] as const;
 const MEMBERSHIP_COLUMNS = ['seq', 'tines_user_id', 'team_id', 'team_name', 'role'] as const;
@@ -28,11 +35,12 @@ const MEMBERSHIP_COLUMNS = ['seq', 'tines_user_id', 'team_id', 'team_name', 'rol
 export async function createStaging(s: Session): Promise<void> {
   await dropStaging(s);
   await s.exec(`
+    CREATE TEMP TABLE ${STAGE_SEEN} (tines_user_id bigint NOT NULL, seq bigint NOT NULL);
     CREATE TEMP TABLE ${STAGE_USERS} (
       seq bigint NOT NULL, tines_user_id bigint NOT NULL, email text, first_name text, last_name text,
       admin boolean, is_active boolean, tenant_permissions text[], scim_uid text,
       tines_created_at timestamptz, tines_updated_at timestamptz, last_seen_at timestamptz,
-      raw jsonb NOT NULL, has_memberships boolean NOT NULL
+      raw jsonb NOT NULL, raw_hash text NOT NULL, has_memberships boolean NOT NULL
     );
     CREATE TEMP TABLE ${STAGE_MEMBERSHIPS} (
       seq bigint NOT NULL, tines_user_id bigint NOT NULL, team_id bigint NOT NULL, team_name text, role text
@@ -42,22 +50,66 @@ export async function createStaging(s: Session): Promise<void> {
 }
 
 export async function dropStaging(s: Session): Promise<void> {
-  await s.exec(`DROP TABLE IF EXISTS ${STAGE_USERS}, ${STAGE_MEMBERSHIPS}, ${STAGE_REMOVED}`);
+  await s.exec(`DROP TABLE IF EXISTS ${STAGE_SEEN}, ${STAGE_USERS}, ${STAGE_MEMBERSHIPS}, ${STAGE_REMOVED}`);
 }
 
-/** Appends users to the staging tables; `seq` orders them so a later sighting of a user wins. */
-export async function stageUsers(s: Session, users: readonly TinesUser[], seqStart: number): Promise<void> {
+/** A user object as sent, with its JSON text and digest computed once. */
+export interface RawSighting {
+  raw: Record<string, unknown>;
+  json: string;
+  digest: string;
+}
+
+export function sighting(raw: Record<string, unknown>): RawSighting {
+  const json = JSON.stringify(raw);
+  return { raw, json, digest: hash('md5', `${DIGEST_VERSION}:${json}`, 'base64') };
+}
+
+// $1 connector id, $2 ids, $3 digests, $4 seq of the first. Records every id as
+// seen and answers the positions (1-based) of users that are new, removed
+// before, or whose digest differs from the stored one.
+const SEE_PAGE = `
+WITH p AS (
+  SELECT id, h, ord FROM unnest($2::bigint[], $3::text[]) WITH ORDINALITY AS p(id, h, ord)
+), seen AS (
+  INSERT INTO ${STAGE_SEEN} (tines_user_id, seq) SELECT id, $4::bigint + ord - 1 FROM p
+)
+SELECT p.ord::int AS ord
+  FROM p
+  -- LATERAL … LIMIT 1 keeps this an index probe per id whatever the table's statistics say.
+  LEFT JOIN LATERAL (
+    SELECT u.raw_hash, u.removed_at FROM tines_users u
+     WHERE u.connector_id = $1 AND u.tines_user_id = p.id LIMIT 1
+  ) u ON true
+ WHERE u.raw_hash IS NULL OR u.removed_at IS NOT NULL OR u.raw_hash <> p.h`;
+
+/**
+ * One listed page: records its ids as seen, and stages in full only the users
+ * that changed. Returns how many were staged.
+ */
+export async function stagePage(s: Session, connectorId: number, ids: readonly number[], raws: readonly Record<string, unknown>[], seqStart: number): Promise<number> {
+  if (ids.length === 0) return 0;
+  const sightings = raws.map(sighting);
+  const r = await s.query<{ ord: number }>(SEE_PAGE, [connectorId, ids, sightings.map((x) => x.digest), seqStart]);
+  if (r.rows.length === 0) return 0;
+  const changed = r.rows.map((row) => ({ sighting: sightings[row.ord - 1]!, seq: seqStart + row.ord - 1 }));
+  await stageUsers(s, changed);
+  return changed.length;
+}
+
+/** Ships full rows (and memberships) into the staging tables with COPY. */
+export async function stageUsers(s: Session, users: readonly { sighting: RawSighting; seq: number }[]): Promise<void> {
   if (users.length === 0) return;
   const userLines: string[] = new Array(users.length);
   const memberLines: string[] = [];
   for (let i = 0; i < users.length; i++) {
-    const u = users[i]!;
-    const seq = seqStart + i;
+    const { sighting: x, seq } = users[i]!;
+    const u = toTinesUser(x.raw) as TinesUser;
     userLines[i] =
       `${seq}\t${u.id}\t${copyValue(u.email)}\t${copyValue(u.firstName)}\t${copyValue(u.lastName)}\t` +
       `${copyValue(u.admin)}\t${copyValue(u.isActive)}\t${copyValue(u.tenantPermissions)}\t${copyValue(u.scimUid)}\t` +
       `${copyValue(u.createdAt)}\t${copyValue(u.updatedAt)}\t${copyValue(u.lastSeen)}\t` +
-      `${escapeCopy(JSON.stringify(u.raw))}\t${u.memberships ? 't' : 'f'}\n`;
+      `${escapeCopy(x.json)}\t${x.digest}\t${u.memberships ? 't' : 'f'}\n`;
     if (u.memberships) {
       for (const m of u.memberships) {
         memberLines.push(`${seq}\t${u.id}\t${m.teamId}\t${copyValue(m.teamName)}\t${copyValue(m.role)}\n`);
@@ -69,23 +121,30 @@ export async function stageUsers(s: Session, users: readonly TinesUser[], seqSta
 }
 
 /**
- * Makes the staged listing one row per user: when paging showed a user twice,
- * the later sighting wins. Returns the number of distinct users staged.
+ * Makes the staged listing one row per user, the latest sighting winning: when
+ * paging showed a user twice, an older staged copy gives way to a newer one, or
+ * to a newer unchanged sighting (the stored row is then current). Returns the
+ * number of distinct users seen.
  */
 export async function finalizeStaging(s: Session): Promise<number> {
+  await s.exec(`ANALYZE ${STAGE_SEEN}`);
   const r = await s.query<{ total: number; distinct_ids: number }>(
-    `SELECT count(*)::int AS total, count(DISTINCT tines_user_id)::int AS distinct_ids FROM ${STAGE_USERS}`,
+    `SELECT count(*)::int AS total, count(DISTINCT tines_user_id)::int AS distinct_ids FROM ${STAGE_SEEN}`,
   );
   const { total, distinct_ids } = r.rows[0]!;
   if (total !== distinct_ids) {
     await s.query(
-      `DELETE FROM ${STAGE_USERS} a USING ${STAGE_USERS} b WHERE a.tines_user_id = b.tines_user_id AND a.seq < b.seq`,
+      `DELETE FROM ${STAGE_USERS} a
+        WHERE EXISTS (SELECT 1 FROM ${STAGE_SEEN} x WHERE x.tines_user_id = a.tines_user_id AND x.seq > a.seq)`,
     );
     await s.query(
       `DELETE FROM ${STAGE_MEMBERSHIPS} m WHERE NOT EXISTS (SELECT 1 FROM ${STAGE_USERS} u WHERE u.seq = m.seq)`,
     );
   }
-  await s.exec(`CREATE UNIQUE INDEX ON ${STAGE_USERS} (tines_user_id); ANALYZE ${STAGE_USERS}; ANALYZE ${STAGE_MEMBERSHIPS}`);
+  await s.exec(
+    `CREATE UNIQUE INDEX ON ${STAGE_USERS} (tines_user_id); CREATE INDEX ON ${STAGE_MEMBERSHIPS} (tines_user_id, team_id);
+     ANALYZE ${STAGE_USERS}; ANALYZE ${STAGE_MEMBERSHIPS}`,
+  );
   return distinct_ids;
 }
 

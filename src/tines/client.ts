@@ -7,7 +7,7 @@ import { RetryableError, SyncAbortedError, TinesAuthError, TinesRequestError } f
 import type { Logger } from '../log.js';
 import { RateLimiter } from './rate-limiter.js';
 import { backoffMs, parseRetryAfter, sleep } from './retry.js';
-import { metaSchema, parseUser, type PageMeta, type TinesUser } from './schema.js';
+import { metaSchema, parseUser, toTinesUser, validateUser, type PageMeta, type TinesUser } from './schema.js';
 
 export const USERS_PATH = '/api/v1/admin/users';
 
@@ -27,8 +27,13 @@ export interface TinesClientOptions {
 export interface UsersPage {
   /** The page number requested. */
   page: number;
-  users: TinesUser[];
+  /** The user objects exactly as sent, each validated. */
+  raw: Record<string, unknown>[];
+  /** Their ids, in order. */
+  ids: number[];
   meta: PageMeta;
+  /** The users normalised (computed on each access; the sync normalises only users that changed). */
+  readonly users: TinesUser[];
 }
 
 /** Strips an axios error down to what may be logged: no config, no headers, no request, no key. */
@@ -154,13 +159,22 @@ export class TinesClient {
     if (!meta.success) {
       throw new TinesRequestError('invalid_response', `GET ${where}: "meta" is malformed (${meta.error.issues[0]?.path.join('.')})`, res.status);
     }
-    const users: TinesUser[] = new Array(list.length);
+    const ids: number[] = new Array(list.length);
     for (let i = 0; i < list.length; i++) {
-      const u = parseUser(list[i]);
-      if (typeof u === 'string') throw new TinesRequestError('invalid_response', `GET ${where}: user ${i}: ${u}`, res.status);
-      users[i] = u;
+      const invalid = validateUser(list[i]);
+      if (invalid) throw new TinesRequestError('invalid_response', `GET ${where}: user ${i}: ${invalid}`, res.status);
+      ids[i] = Number((list[i] as { id: number | string }).id);
     }
-    return { page, users, meta: meta.data };
+    const raw = list as Record<string, unknown>[];
+    return {
+      page,
+      raw,
+      ids,
+      meta: meta.data,
+      get users() {
+        return raw.map((r) => toTinesUser(r) as TinesUser);
+      },
+    };
   }
 
   /**
@@ -231,8 +245,8 @@ export function nextPageNumber(current: UsersPage, pageSize: number): number | n
     const m = /[?&]page=(\d+)/.exec(meta.next_page);
     if (m) return Number(m[1]);
   }
-  if (current.users.length === 0) return null;
+  if (current.raw.length === 0) return null;
   if (typeof meta.pages === 'number') return current.page < meta.pages ? current.page + 1 : null;
   if (typeof meta.count === 'number') return current.page * perPage < meta.count ? current.page + 1 : null;
-  return current.users.length >= perPage ? current.page + 1 : null;
+  return current.raw.length >= perPage ? current.page + 1 : null;
 }

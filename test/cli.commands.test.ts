@@ -1,0 +1,210 @@
+// The real `tines-connector` bin, spawned with an environment built from
+// scratch: usage, configuration errors before any database work, and each
+// command's exit code and output.
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateUsers } from '../src/fake/tines-server.js';
+import type { Database } from '../src/db/database.js';
+import { backends } from './helpers/backends.js';
+import { createHarness, type Harness } from './helpers/harness.js';
+
+const CLI = resolve('dist/src/cli.js');
+// No .env in the child's working directory: the environment is exactly what the test gives.
+const CHILD_CWD = mkdtempSync(join(tmpdir(), 'tines-connector-cli-cwd-'));
+afterAll(() => rmSync(CHILD_CWD, { recursive: true, force: true }));
+
+function runCli(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((done, fail) => {
+    const child = spawn(process.execPath, [CLI, ...args], { cwd: CHILD_CWD, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 45_000);
+    child.on('error', fail);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      done({ code, stdout, stderr });
+    });
+  });
+}
+
+const USERS = 40;
+
+describe.each(backends())('cli commands (%s)', (backend) => {
+  let h: Harness;
+  const base = () => ({ PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' });
+  const cli = (args: string[], extra: Record<string, string> = {}) => runCli(args, { ...base(), ...h.env, LOG_LEVEL: 'warn', ...extra });
+
+  /** A look at the database between commands; the embedded one is opened only for it (one process at a time). */
+  async function inDb<T>(fn: (db: Database) => Promise<T>): Promise<T> {
+    if (backend === 'postgres') return fn(h.db);
+    const db = await h.testDb.open();
+    try {
+      return await fn(db);
+    } finally {
+      await db.close();
+    }
+  }
+  const count = (table: string) => inDb(async (db) => Number((await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table}`)).rows[0]!.n));
+  /** Row counts of several tables, read in one opening of the database. */
+  const counts = (tables: string[]) =>
+    inDb(async (db) => {
+      const out: Record<string, number> = {};
+      for (const t of tables) out[t] = Number((await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${t}`)).rows[0]!.n);
+      return out;
+    });
+
+  beforeAll(async () => {
+    h = await createHarness(backend, generateUsers(USERS, { seed: 17 }));
+    if (backend === 'embedded') await h.db.close(); // the children open the data directory
+  });
+  afterAll(() => h?.close());
+
+  it('no command: exit 2 with the usage', async () => {
+    const r = await runCli([], base());
+    expect(r.code).toBe(2);
+    const text = r.stdout + r.stderr;
+    expect(text).toMatch(/usage: tines-connector <command>/);
+    for (const cmd of ['sync', 'migrate', 'status', 'reconnect', 'delete', 'query']) expect(text).toContain(cmd);
+  });
+
+  it('an unknown command: exit 2 with the usage', async () => {
+    const r = await runCli(['frobnicate'], base());
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/frobnicate/);
+    expect(r.stdout + r.stderr).toMatch(/usage: tines-connector/);
+  });
+
+  it('bad configuration: exit 2 naming every bad variable, before touching the database', async () => {
+    const { TINES_API_KEY: _key, ...withoutKey } = h.env;
+    const parent = mkdtempSync(join(tmpdir(), 'tines-connector-untouched-'));
+    const fresh = join(parent, 'data');
+    const env = { ...base(), ...withoutKey, TINES_PAGE_SIZE: '0', LOG_LEVEL: 'warn', ...(backend === 'embedded' ? { DATA_DIR: fresh } : {}) };
+    const r = await runCli(['sync'], env);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/TINES_PAGE_SIZE/);
+    expect(r.stderr).toMatch(/TINES_API_KEY/);
+    expect(r.stdout).toBe('');
+    expect(h.fake.requests).toHaveLength(0);
+    const created = existsSync(fresh);
+    rmSync(parent, { recursive: true, force: true });
+    if (backend === 'embedded') expect(created, 'the embedded data directory was created').toBe(false);
+    expect(await counts(['connectors', 'sync_runs'])).toEqual({ connectors: 0, sync_runs: 0 });
+  });
+
+  if (backend === 'postgres') it('bad configuration: not even a connection is opened to the database server', async () => {
+    // A listener standing in for the server: any connection attempt would show here.
+    const connections: number[] = [];
+    const server = createServer((sock) => {
+      connections.push(Date.now());
+      sock.destroy();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    try {
+      const port = (server.address() as AddressInfo).port;
+      const { TINES_API_KEY: _key, ...withoutKey } = h.env;
+      const r = await runCli(['sync'], { ...base(), ...withoutKey, DATABASE_URL: `postgres://u@127.0.0.1:${port}/db`, TINES_PAGE_SIZE: '0' });
+      expect(r.code).toBe(2);
+      expect(connections).toEqual([]);
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
+  });
+
+  it('`migrate`: exit 0, and the schema is there', async () => {
+    const r = await cli(['migrate']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/up to date|applied/);
+    expect(await inDb(async (db) => (await db.query(`SELECT to_regclass('public.tines_users')::text AS t`)).rows[0])).toEqual({ t: 'tines_users' });
+  });
+
+  it('`sync`: exit 0 and a summary of what it did', async () => {
+    const r = await cli(['sync']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^sync succeeded/);
+    expect(r.stdout).toMatch(new RegExp(`users seen ${USERS}\\b`));
+    expect(r.stdout).toMatch(new RegExp(`\\+${USERS} added`));
+    expect(await count('tines_users')).toBe(USERS);
+  });
+
+  it('`status --json`: exit 0, stdout is exactly one JSON document with the connector', async () => {
+    const r = await cli(['status', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.trim().split('\n')).toHaveLength(1);
+    const doc = JSON.parse(r.stdout) as { connectors: Record<string, unknown>[] };
+    expect(doc.connectors).toHaveLength(1);
+    expect(doc.connectors[0]).toMatchObject({
+      name: 'tines',
+      status: 'active',
+      status_reason: null,
+      consecutive_failures: 0,
+      users_present: USERS,
+      users_removed: 0,
+      last_run: expect.objectContaining({ status: 'succeeded', trigger: 'manual', users_seen: USERS }),
+    });
+    expect(doc.connectors[0]!.last_success_at).not.toBeNull();
+    expect(String(doc.connectors[0]!.api_key_fingerprint)).toMatch(/^sha256:[0-9a-f]{16}$/);
+  });
+
+  it('`status`: exit 0, readable text with the state, last run and user counts', async () => {
+    const r = await cli(['status']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.trimStart().startsWith('{')).toBe(false);
+    expect(r.stdout).toMatch(/^tines \(/m);
+    expect(r.stdout).toMatch(/state\s+active/);
+    expect(r.stdout).toMatch(/last run\s+succeeded/);
+    expect(r.stdout).toMatch(new RegExp(`${USERS} present`));
+  });
+
+  it('`query … --json`: exit 0 and the rows as JSON', async () => {
+    const r = await cli(['query', 'SELECT count(*) AS n FROM tines_users', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const rows = JSON.parse(r.stdout) as { n: unknown }[];
+    expect(rows).toHaveLength(1);
+    expect(Number(rows[0]!.n)).toBe(USERS);
+  });
+
+  it('`query` refuses to write: DELETE exits 1 and deletes nothing', async () => {
+    const r = await cli(['query', 'DELETE FROM tines_users']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/read-only|read only/i);
+    expect(await count('tines_users')).toBe(USERS);
+  });
+
+  it('`query` runs one statement: "SELECT 1; DELETE …" and "COMMIT; DELETE …" exit 1 and delete nothing', async () => {
+    const a = await cli(['query', 'SELECT 1; DELETE FROM tines_users']);
+    expect(a.code).toBe(1);
+    expect(a.stderr).toMatch(/query failed/);
+    // Ending the read-only transaction first must not open a way to write either.
+    const b = await cli(['query', 'COMMIT; DELETE FROM tines_users']);
+    expect(b.code).toBe(1);
+    expect(b.stderr).toMatch(/query failed/);
+    expect(await count('tines_users')).toBe(USERS);
+  });
+
+  it('`delete` without --yes: exit 2 and nothing deleted', async () => {
+    const r = await cli(['delete']);
+    expect(r.code).toBe(2);
+    expect(r.stdout + r.stderr).toMatch(/--yes/);
+    expect(await counts(['connectors', 'tines_users'])).toEqual({ connectors: 1, tines_users: USERS });
+  });
+
+  it('`delete --yes`: exit 0, a reminder to revoke the key in Tines, and every row of the connector gone', async () => {
+    const r = await cli(['delete', '--yes']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/revoke/i);
+    expect(r.stdout).toMatch(/Tines/);
+    expect(await counts(['connectors', 'tines_users', 'team_memberships', 'sync_runs', 'change_events'])).toEqual({
+      connectors: 0,
+      tines_users: 0,
+      team_memberships: 0,
+      sync_runs: 0,
+      change_events: 0,
+    });
+  });
+});

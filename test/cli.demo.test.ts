@@ -1,0 +1,94 @@
+// The real `tines-connector demo`, bounded by --syncs and sped up by --schedule:
+// it tells the whole story (joiners, a leaver, a revoked key, a skipped sync,
+// a rotated key and the recovery) and ends with the report, exit 0.
+import { spawn } from 'node:child_process';
+import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { EmbeddedDatabase } from '../src/db/embedded.js';
+
+const CLI = resolve('dist/src/cli.js');
+const CHILD_CWD = mkdtempSync(join(tmpdir(), 'tines-connector-demo-cwd-'));
+const DATA_DIR = mkdtempSync(join(tmpdir(), 'tines-connector-demo-test-'));
+
+function runCli(args: string[], env: Record<string, string>, timeoutMs: number): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
+  return new Promise((done, fail) => {
+    const child = spawn(process.execPath, [CLI, ...args], { cwd: CHILD_CWD, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('error', fail);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      done({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+describe('demo', () => {
+  // The demo's own data directory, given with --data-dir and seeded from the migrated
+  // template: creating a PGlite cluster from nothing costs ~10 s the test can spare.
+  beforeAll(() => cpSync(inject('embeddedTemplate'), join(DATA_DIR, 'pgdata'), { recursive: true }));
+  afterAll(() => {
+    rmSync(CHILD_CWD, { recursive: true, force: true });
+    rmSync(DATA_DIR, { recursive: true, force: true });
+  });
+
+  it('runs 8 syncs through added, removed, reconnect required, skipped, recovered, then prints the report', async () => {
+    const r = await runCli(
+      ['demo', '--syncs', '8', '--schedule', '*/1 * * * * *', '--data-dir', DATA_DIR],
+      { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' },
+      55_000,
+    );
+    const context = `stdout:\n${r.stdout}\nstderr:\n${r.stderr}`;
+    expect(r.signal, context).toBeNull();
+    expect(r.code, context).toBe(0);
+    const out = r.stdout;
+    const lines = out.split('\n');
+    const syncLines = lines.filter((l) => /^sync \d+:/.test(l));
+    expect(syncLines.map((l) => Number(/^sync (\d+):/.exec(l)![1])), context).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+
+    // Users added: the whole tenant at first, then joiners.
+    expect(syncLines[0], context).toMatch(/succeeded .*\+240 users added/);
+    expect(syncLines[1], context).toMatch(/\+3 users added.*-1 removed/);
+    // The key is revoked: Tines refuses it, the connector needs reconnecting.
+    const refused = syncLines.findIndex((l) => /refused the key.*reconnect_required/.test(l));
+    expect(refused, context).toBeGreaterThan(0);
+    expect(out).toMatch(/tines-connector reconnect/); // how an operator would reconnect
+    // While the key is still refused, a sync is skipped without calling Tines.
+    const skipped = syncLines.findIndex((l) => /skipped, reconnect required: Tines was not called/.test(l));
+    expect(skipped, context).toBeGreaterThan(refused);
+    // The rotated key is accepted: active again.
+    const recoveredAt = lines.findIndex((l) => /active again/.test(l));
+    expect(recoveredAt, context).toBeGreaterThan(lines.indexOf(syncLines[skipped]!));
+    // After recovery, more joiners and another leaver.
+    expect(syncLines.slice(skipped + 1).some((l) => /\+2 users added.*-1 removed/.test(l)), context).toBe(true);
+    // The final report.
+    const reportAt = lines.findIndex((l) => /users present/.test(l));
+    expect(reportAt, context).toBeGreaterThan(lines.indexOf(syncLines[7]!));
+    expect(out).toMatch(/users present\s+243\b/); // 240 + 3 - 1 + 2 - 1
+    expect(out).toMatch(/state\s+active/);
+    expect(out).toMatch(/external\s+3 outside example\.com/);
+
+    // What the demo left in its database agrees with the story.
+    const db = await EmbeddedDatabase.open(DATA_DIR);
+    try {
+      const c = (await db.query<{ status: string }>('SELECT status FROM connectors')).rows;
+      expect(c).toEqual([{ status: 'active' }]);
+      const kinds = (await db.query<{ kind: string }>('SELECT DISTINCT kind FROM change_events ORDER BY kind')).rows.map((k) => k.kind);
+      expect(kinds).toEqual(expect.arrayContaining(['user_added', 'user_removed', 'user_updated', 'connector_status_changed']));
+      const statuses = (await db.query<{ to: string }>(
+        `SELECT details->'status'->>'to' AS "to" FROM change_events WHERE kind = 'connector_status_changed' ORDER BY id`,
+      )).rows.map((s) => s.to);
+      expect(statuses.slice(-2)).toEqual(['reconnect_required', 'active']);
+      // The skipped sync called nothing and recorded no run: one run per sync that reached Tines.
+      const runs = (await db.query<{ n: number }>('SELECT count(*)::int AS n FROM sync_runs')).rows[0]!.n;
+      expect(Number(runs)).toBe(syncLines.filter((l) => !/skipped/.test(l)).length);
+    } finally {
+      await db.close();
+    }
+  }, 60_000);
+});

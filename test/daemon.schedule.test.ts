@@ -1,0 +1,136 @@
+// The real daemon (`tines-connector run`) as a child process: a sync at start,
+// then on a six-field schedule, never two at once; /healthz, /readyz and
+// /metrics; a summary log line per sync; the start line shows the config but
+// not the key; SIGTERM stops it cleanly.
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { FakeTines, generateUsers } from '../src/fake/tines-server.js';
+import { backends, createTestDb, type TestDb } from './helpers/backends.js';
+import { killAllDaemons, overlappingRuns, RUNS_SQL, spawnDaemon, sqlReader, type DaemonProcess, type RunInterval } from './helpers/daemon.js';
+
+const KEY = 'tines-daemon-schedule-key-3b7e91c4d2';
+const USERS = 60;
+
+describe.each(backends())('daemon: schedule, health, metrics, logs (%s)', (backend) => {
+  let fake: FakeTines;
+  let testDb: TestDb;
+  let env: Record<string, string>;
+  let daemon: DaemonProcess;
+
+  beforeAll(async () => {
+    fake = await FakeTines.start({ users: generateUsers(USERS, { seed: 31 }), apiKey: KEY });
+    testDb = await createTestDb(backend);
+    env = {
+      TINES_TENANT_DOMAIN: fake.url,
+      TINES_API_KEY: KEY,
+      TINES_PAGE_SIZE: '20',
+      TINES_REQUESTS_PER_MINUTE: '100000',
+      TINES_MAX_RETRIES: '1',
+      TINES_TIMEOUT_MS: '5000',
+      SYNC_SCHEDULE: '*/2 * * * * *',
+      SHUTDOWN_TIMEOUT_MS: '5000',
+      ...testDb.env,
+    };
+  });
+  afterEach(async (ctx) => {
+    if (ctx.task.result?.state === 'fail' && daemon) console.error(daemon.tail(40));
+  });
+  afterAll(async () => {
+    await killAllDaemons();
+    await fake?.close();
+    await testDb?.dispose();
+  });
+
+  it('syncs at start, then on the schedule, one run at a time', async () => {
+    daemon = await spawnDaemon(env, { label: `daemon (${backend})` });
+    const start = await daemon.waitForLog((l) => l.msg === 'sync succeeded' && l.trigger === 'start', { timeoutMs: 20_000 });
+    expect(start).toMatchObject({ status: 'succeeded', usersAdded: USERS, usersRemoved: 0, usersSeen: USERS, pages: 3 });
+    await daemon.waitForLogs((l) => l.msg === 'sync succeeded' && l.trigger === 'schedule', 2, { timeoutMs: 10_000 });
+
+    // Read while the daemon runs, with `tines-connector query --json` (the embedded
+    // database answers through the daemon's gateway; PostgreSQL directly).
+    const db = sqlReader(testDb, env);
+    const runs = await db.cliRows<RunInterval>(RUNS_SQL);
+    expect(runs[0]).toMatchObject({ trigger: 'start', status: 'succeeded' });
+    const scheduled = runs.filter((r) => r.trigger === 'schedule' && r.status === 'succeeded');
+    expect(scheduled.length).toBeGreaterThanOrEqual(2);
+    expect(runs.filter((r) => r.trigger === 'start')).toHaveLength(1);
+    expect(runs.every((r) => r.trigger !== 'manual')).toBe(true);
+    const finished = runs.filter((r) => r.finished !== null);
+    expect(overlappingRuns(finished)).toEqual([]);
+    // Scheduled runs start on the two-second grid, not back to back.
+    for (let i = 1; i < scheduled.length; i++) expect(scheduled[i]!.started - scheduled[i - 1]!.started).toBeGreaterThan(1.5);
+    const present = await db.one<{ n: number }>('SELECT count(*)::int AS n FROM tines_users WHERE removed_at IS NULL');
+    expect(present.n).toBe(USERS);
+    const c = await db.one<{ status: string }>('SELECT status FROM connectors');
+    expect(c.status).toBe('active');
+  });
+
+  it('logs a summary line per sync with its counts and duration', () => {
+    const summaries = daemon.logs('sync succeeded');
+    expect(summaries.length).toBeGreaterThanOrEqual(3);
+    for (const s of summaries) {
+      expect(s).toMatchObject({ level: 'info', status: 'succeeded', usersSeen: USERS, usersRemoved: 0 });
+      expect(typeof s.durationMs).toBe('number');
+      for (const k of ['usersAdded', 'usersUpdated', 'usersRemoved', 'membershipsAdded', 'membershipsRemoved', 'runId']) expect(typeof s[k]).toBe('number');
+      expect(['start', 'schedule']).toContain(s.trigger);
+    }
+    // A resync of an unchanged tenant changes nothing.
+    for (const s of summaries.filter((l) => l.trigger === 'schedule')) expect(s).toMatchObject({ usersAdded: 0, usersUpdated: 0, membershipsAdded: 0 });
+  });
+
+  it('answers /healthz, /readyz and /metrics', async () => {
+    const health = await daemon.get('/healthz');
+    expect(health.status).toBe(200);
+    const ready = await daemon.get('/readyz');
+    expect(ready.status).toBe(200);
+    expect(JSON.parse(ready.body)).toMatchObject({ status: 'ready' });
+
+    const m = await daemon.get('/metrics');
+    expect(m.status).toBe(200);
+    expect(m.contentType).toMatch(/^text\/plain/);
+    const succeeded = /^tines_connector_sync_runs_total\{status="succeeded"\} (\d+)/m.exec(m.body);
+    expect(succeeded, m.body.slice(0, 2000)).not.toBeNull();
+    expect(Number(succeeded![1])).toBeGreaterThanOrEqual(3);
+    expect(m.body).toMatch(new RegExp(`^tines_connector_users_present ${USERS}$`, 'm'));
+    expect(m.body).toMatch(/^tines_connector_tines_requests_total\{status="200"\} \d+/m);
+    expect(m.body).not.toContain(KEY);
+    expect(m.body).not.toContain(KEY.slice(0, 16));
+  });
+
+  it('logs the effective configuration at start, without the key', () => {
+    const startLine = daemon.logs('tines-connector starting')[0];
+    expect(startLine, daemon.tail()).toBeDefined();
+    expect(startLine).toMatchObject({
+      config: {
+        connectorName: 'tines',
+        healthPort: daemon.healthPort,
+        shutdownTimeoutMs: 5000,
+        sync: { schedule: '*/2 * * * * *', timezone: 'UTC', onStart: true },
+        tines: { baseUrl: fake.url, pageSize: 20 },
+      },
+    });
+    const cfg = startLine!.config as { tines: Record<string, unknown> };
+    expect(cfg.tines.apiKey).toBeUndefined();
+    expect(String(startLine!.apiKeyFingerprint)).toMatch(/^sha256:[0-9a-f]{16}$/);
+    expect(JSON.stringify(startLine)).not.toContain(KEY);
+    // No line at all, nor stderr, carries the key.
+    expect(daemon.output).not.toContain(KEY);
+    if (testDb.env.DATABASE_URL) {
+      const password = new URL(testDb.env.DATABASE_URL).password;
+      if (password) expect(daemon.output).not.toContain(password);
+    }
+  });
+
+  it('stops cleanly on SIGTERM: exit 0 within a few seconds', async () => {
+    const exit = await daemon.stop({ signal: 'SIGTERM', timeoutMs: 10_000 });
+    expect(exit.code, daemon.tail()).toBe(0);
+    expect(exit.ms).toBeLessThan(5_000);
+    expect(daemon.logs('stopped cleanly')).toHaveLength(1);
+    expect(daemon.logs((l) => l.msg === 'shutting down' && l.signal === 'SIGTERM')).toHaveLength(1);
+
+    // Afterwards: nothing left running, and the runs never overlapped.
+    const runs = await sqlReader(testDb, env).offlineRows<RunInterval>(RUNS_SQL);
+    expect(runs.filter((r) => r.status === 'running')).toEqual([]);
+    expect(overlappingRuns(runs)).toEqual([]);
+  });
+});
