@@ -48,8 +48,10 @@ CREATE INDEX tines_users_removed_idx ON tines_users (connector_id, removed_at) W
 CREATE INDEX tines_users_last_seen_idx ON tines_users (connector_id, last_seen_at) WHERE removed_at IS NULL;
 
 -- The app associations: which user reaches which Tines team, with which role.
+-- It cascades from the connector through tines_users; a second, direct foreign
+-- key would only add a check per inserted row.
 CREATE TABLE team_memberships (
-  connector_id    bigint NOT NULL REFERENCES connectors (id) ON DELETE CASCADE,
+  connector_id    bigint NOT NULL,
   tines_user_id   bigint NOT NULL,
   team_id         bigint NOT NULL,
   team_name       text,
@@ -95,10 +97,14 @@ CREATE INDEX sync_runs_connector_idx ON sync_runs (connector_id, started_at DESC
 -- Belt and braces for single flight: at most one running sync per connector.
 CREATE UNIQUE INDEX sync_runs_one_running_idx ON sync_runs (connector_id) WHERE status = 'running';
 
+-- sync_run_id names the run that wrote the event (null for changes made outside
+-- a run, such as `reconnect`). It has no foreign key: runs are only ever deleted
+-- with their connector, which takes the events along, and a check per event
+-- would cost the first sync of a large tenant dearly.
 CREATE TABLE change_events (
   id             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
   connector_id   bigint NOT NULL REFERENCES connectors (id) ON DELETE CASCADE,
-  sync_run_id    bigint REFERENCES sync_runs (id) ON DELETE CASCADE,
+  sync_run_id    bigint,
   occurred_at    timestamptz NOT NULL DEFAULT now(),
   kind           text NOT NULL CHECK (kind IN ('user_added', 'user_updated', 'user_removed', 'user_restored',
                                                'membership_added', 'membership_updated', 'membership_removed',

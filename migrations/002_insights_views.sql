@@ -58,6 +58,7 @@ SELECT p.connector_id, p.tines_user_id, p.email, p.first_name, p.last_name, p.ad
   FROM present_users p
   JOIN connectors c ON c.id = p.connector_id
  WHERE c.org_email_domains IS NOT NULL
+   AND p.email LIKE '%@%'
    AND NOT EXISTS (
      SELECT 1 FROM unnest(c.org_email_domains) d
       WHERE lower(split_part(p.email, '@', 2)) = d

@@ -30,7 +30,7 @@ const COMMANDS: Record<string, { handler: Handler; help: string; logsTo?: 'stdou
 };
 
 export function usage(): string {
-  return ['usage: tines-connector <command>', '', ...Object.values(COMMANDS).map((c) => `  ${c.help}`), '  demo [--syncs N] [--data-dir DIR]      a simulated tenant and the real daemon; Ctrl-C stops', '', 'Configuration comes from the environment (and .env); see README.md.'].join('\n');
+  return ['usage: tines-connector <command>', '', ...Object.values(COMMANDS).map((c) => `  ${c.help}`), '  demo [--syncs N] [--data-dir DIR] [--schedule CRON]   a simulated tenant and the real daemon; Ctrl-C stops', '', 'Configuration comes from the environment (and .env); see README.md.'].join('\n');
 }
 
 export async function main(argv: string[]): Promise<number> {

@@ -1,9 +1,9 @@
-// `demo [--syncs N] [--data-dir DIR]`: a simulated tenant on loopback, the real
+// `demo [--syncs N] [--data-dir DIR] [--schedule CRON]`: a simulated tenant on loopback, the real
 // daemon on the embedded database, and a story: joiners, leavers, renames, a
 // role change, a deactivation, a revoked key, a rotated key, a recovery.
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { loadConfig } from '../config.js';
 import { Daemon } from '../daemon/daemon.js';
 import { connectorReports } from '../db/insights.js';
@@ -137,7 +137,7 @@ export async function demoCommand(args: readonly string[], out: (s: string) => v
   });
   const log = createLogger(config.logLevel, undefined);
   out(`demo: a simulated Tines tenant of ${fake.users.size} users at ${fake.url}`);
-  out(`demo: the real daemon, embedded database in ${dataDir}, syncing every 3 s (Ctrl-C stops)`);
+  out(`demo: the real daemon, embedded database in ${dataDir}, syncing on "${config.sync.schedule}" (Ctrl-C stops)`);
   const db = await openDatabase(config, log);
   await migrate(db, log);
 
@@ -186,6 +186,7 @@ export async function demoCommand(args: readonly string[], out: (s: string) => v
     out(`\ndemo: data kept in ${dataDir}; try: DATA_DIR=${dataDir} TINES_TENANT_DOMAIN=${fake.url} TINES_API_KEY=x tines-connector query "SELECT * FROM recent_changes LIMIT 10"`);
     await db.close();
     await fake.close();
+    rmSync(dirname(keyFile), { recursive: true, force: true });
   }
   return 0;
 }
