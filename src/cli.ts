@@ -5,28 +5,31 @@ import dotenv from 'dotenv';
 import { pino } from 'pino';
 import { ConfigError, loadConfig } from './config.js';
 import { createContext, type CommandContext } from './commands/context.js';
-import { demoCommand } from './commands/demo.js';
-import { deleteCommand } from './commands/delete.js';
-import { migrateCommand } from './commands/migrate.js';
-import { queryCommand } from './commands/query.js';
-import { reportCommand } from './commands/report.js';
-import { runCommand } from './commands/run.js';
-import { reconnectCommand } from './commands/reconnect.js';
-import { statusCommand } from './commands/status.js';
-import { syncCommand } from './commands/sync.js';
 import { createLogger } from './log.js';
 
 type Handler = (ctx: CommandContext) => Promise<number>;
 
-const COMMANDS: Record<string, { handler: Handler; help: string; logsTo?: 'stdout' }> = {
-  run: { handler: (ctx) => runCommand(ctx), help: 'run                                     the daemon: sync at start, then on SYNC_SCHEDULE', logsTo: 'stdout' },
-  sync: { handler: syncCommand, help: 'sync [--allow-mass-removal] [--json]   migrate, one sync now, print its summary' },
-  migrate: { handler: migrateCommand, help: 'migrate                                 apply pending migrations' },
-  status: { handler: statusCommand, help: 'status [--json]                         state, last run, last success, user counts' },
-  reconnect: { handler: reconnectCommand, help: 'reconnect                               one authenticated call; on success the connector is active' },
-  delete: { handler: deleteCommand, help: 'delete --yes                            remove the connector and all its rows' },
-  report: { handler: reportCommand, help: 'report [--json]                         insights: joiners, leavers, idle, privileged, external' },
-  query: { handler: queryCommand, help: 'query "<SQL>" [--json]                  one read-only statement' },
+// Each command's module is loaded only when it runs: a one-shot `sync` need not
+// pay for the daemon's metrics library at start-up.
+const COMMANDS: Record<string, { load: () => Promise<Handler>; help: string; logsTo?: 'stdout' }> = {
+  run: {
+    load: async () => (await import('./commands/run.js')).runCommand,
+    help: 'run                                     the daemon: sync at start, then on SYNC_SCHEDULE',
+    logsTo: 'stdout',
+  },
+  sync: { load: async () => (await import('./commands/sync.js')).syncCommand, help: 'sync [--allow-mass-removal] [--json]   migrate, one sync now, print its summary' },
+  migrate: { load: async () => (await import('./commands/migrate.js')).migrateCommand, help: 'migrate                                 apply pending migrations' },
+  status: { load: async () => (await import('./commands/status.js')).statusCommand, help: 'status [--json]                         state, last run, last success, user counts' },
+  reconnect: {
+    load: async () => (await import('./commands/reconnect.js')).reconnectCommand,
+    help: 'reconnect                               one authenticated call; on success the connector is active',
+  },
+  delete: { load: async () => (await import('./commands/delete.js')).deleteCommand, help: 'delete --yes                            remove the connector and all its rows' },
+  report: {
+    load: async () => (await import('./commands/report.js')).reportCommand,
+    help: 'report [--json]                         insights: joiners, leavers, idle, privileged, external',
+  },
+  query: { load: async () => (await import('./commands/query.js')).queryCommand, help: 'query "<SQL>" [--json]                  one read-only statement' },
 };
 
 export function usage(): string {
@@ -40,7 +43,7 @@ export async function main(argv: string[]): Promise<number> {
     return name ? 0 : 2;
   }
   // The demo brings its own tenant and configuration.
-  if (name === 'demo') return demoCommand(args);
+  if (name === 'demo') return (await import('./commands/demo.js')).demoCommand(args);
   const command = COMMANDS[name];
   if (!command) {
     process.stderr.write(`unknown command "${name}"\n\n${usage()}\n`);
@@ -61,7 +64,7 @@ export async function main(argv: string[]): Promise<number> {
   // `migrate` reports what it applies, so opening the database must not apply it first.
   const ctx = createContext(config, log, args, { migrate: name !== 'migrate' });
   try {
-    return await command.handler(ctx);
+    return await (await command.load())(ctx);
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
     log.error({ command: name, err: { message, name: (err as Error)?.name } }, `${name} failed: ${message}`);

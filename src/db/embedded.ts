@@ -2,7 +2,7 @@
 // process at a time, guarded by a pid lock file so a second process gets a
 // clear error instead of a corrupted directory.
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { PGlite, types } from '@electric-sql/pglite';
 import { DataDirBusyError } from '../errors.js';
 import type { Database, Queryable, QueryResult, Session } from './database.js';
@@ -11,8 +11,12 @@ export { DataDirBusyError };
 
 const LOCK_FILE = 'tines-connector.pid';
 
-function isAlive(pid: number): boolean {
-  if (pid === process.pid) return false; // our own stale file (e.g. pid 1 again after a container restart)
+/** Data directories this process has open: its own pid in a lock file is only stale when the dir is not among them. */
+const openHere = new Set<string>();
+
+function isAlive(pid: number, dataDir: string): boolean {
+  // Our own pid: either we hold it, or the file is left from an earlier life with the same pid (pid 1 in a container).
+  if (pid === process.pid) return openHere.has(dataDir);
   try {
     process.kill(pid, 0);
     return true;
@@ -22,7 +26,8 @@ function isAlive(pid: number): boolean {
 }
 
 /** Takes the data directory's pid lock; returns its release function. */
-export function lockDataDir(dataDir: string): () => void {
+export function lockDataDir(dir: string): () => void {
+  const dataDir = resolve(dir);
   mkdirSync(dataDir, { recursive: true });
   const path = join(dataDir, LOCK_FILE);
   for (let attempt = 0; attempt < 3; attempt++) {
@@ -30,11 +35,15 @@ export function lockDataDir(dataDir: string): () => void {
       const fd = openSync(path, 'wx');
       writeSync(fd, `${process.pid}\n`);
       closeSync(fd);
-      return () => rmSync(path, { force: true });
+      openHere.add(dataDir);
+      return () => {
+        openHere.delete(dataDir);
+        rmSync(path, { force: true });
+      };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       const pid = Number.parseInt(readFileSync(path, 'utf8'), 10);
-      if (Number.isInteger(pid) && pid > 0 && isAlive(pid)) throw new DataDirBusyError(dataDir, pid);
+      if (Number.isInteger(pid) && pid > 0 && isAlive(pid, dataDir)) throw new DataDirBusyError(dataDir, pid);
       rmSync(path, { force: true }); // stale: its process is gone
     }
   }
