@@ -10,7 +10,7 @@ import { TinesClient } from '../tines/client.js';
 import { confirmRemovals } from './confirm.js';
 import { applyDiff, COUNT_CANDIDATES } from './diff.js';
 import { ProgressReporter } from './progress.js';
-import { createStaging, dropStaging, finalizeStaging, stagePage } from './staging.js';
+import { createStaging, dropStaging, finalizeStaging, preparePage, stagePage, type PreparedPage } from './staging.js';
 
 export type SyncResult = 'succeeded' | 'held' | 'failed' | 'aborted' | 'busy' | 'reconnect_required';
 
@@ -161,6 +161,17 @@ class SyncRun {
     this.progress = new ProgressReporter(log.child({ runId }));
   }
 
+  /** Stages one prepared page and keeps the run row current (at most twice a second). */
+  private async writePage(prepared: PreparedPage, progress: { pages: number; total: number | null; users: number }): Promise<void> {
+    this.usersShipped += await stagePage(this.s, this.connector.id, prepared);
+    const now = performance.now();
+    if (now - this.lastProgressWrite >= 500) {
+      this.lastProgressWrite = now;
+      await updateRunProgress(this.s, this.runId, progress.pages, progress.total, progress.users);
+    }
+    this.progress.page(progress.pages, progress.total, progress.users);
+  }
+
   private checkAbort(): void {
     if (this.req.signal?.aborted) throw new SyncAbortedError();
   }
@@ -175,6 +186,9 @@ class SyncRun {
     // 1. The listing, page by page into staging (the client prefetches the next page meanwhile).
     const countsSeen = new Set<number>();
     let finalCount: number | undefined;
+    // Pipelined: the database stages page k while this process prepares page k+1
+    // (and the client already fetches page k+2).
+    let writing: Promise<void> = Promise.resolve();
     for await (const page of client.listUsers(req.signal)) {
       if (this.pagesFetched === 0 && connector.status === 'reconnect_required') {
         await setConnectorStatus(s, connector.id, 'active', null, { runId });
@@ -184,17 +198,15 @@ class SyncRun {
       if (typeof page.meta.pages === 'number') this.pagesTotal = page.meta.pages;
       if (typeof page.meta.count === 'number') countsSeen.add(page.meta.count);
       finalCount = page.meta.count ?? undefined;
-      this.usersShipped += await stagePage(s, connector.id, page.ids, page.raw, this.usersStaged);
+      const prepared = preparePage(page.ids, page.raw, this.usersStaged);
       this.usersStaged += page.ids.length;
-      // The run row stays current, written at most twice a second.
-      const now = performance.now();
-      if (now - this.lastProgressWrite >= 500) {
-        this.lastProgressWrite = now;
-        await updateRunProgress(s, runId, this.pagesFetched, this.pagesTotal, this.usersStaged);
-      }
-      this.progress.page(this.pagesFetched, this.pagesTotal, this.usersStaged);
+      const progress = { pages: this.pagesFetched, total: this.pagesTotal, users: this.usersStaged };
+      await writing;
+      writing = this.writePage(prepared, progress);
+      writing.catch(() => undefined); // observed at the next await
       this.checkAbort();
     }
+    await writing;
     await updateRunProgress(s, runId, this.pagesFetched, this.pagesTotal, this.usersStaged);
     const distinct = await finalizeStaging(s);
 
