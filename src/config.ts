@@ -113,6 +113,9 @@ const schema = z.object({
   LOG_LEVEL: optionalString.pipe(z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info')),
 });
 
+/** Every environment variable the connector reads. */
+export const ENV_VARIABLES: readonly string[] = Object.keys(schema.shape);
+
 export interface Config {
   readonly connectorName: string;
   readonly tines: {
