@@ -2,7 +2,8 @@
 import { readApiKey } from '../config.js';
 import { keyFingerprint, registerConnector, setConnectorStatus } from '../db/connectors.js';
 import { errorMessage, TinesAuthError } from '../errors.js';
-import { createTinesClient, registration } from '../sync/run-sync.js';
+import { registration } from '../sync/run-sync.js';
+import { createTinesClient } from '../tines/client.js';
 import type { CommandContext } from './context.js';
 
 export async function reconnectCommand(ctx: CommandContext): Promise<number> {

@@ -4,6 +4,7 @@ import http from 'node:http';
 import https from 'node:https';
 import axios, { type AxiosInstance, type AxiosResponse } from 'axios';
 import { RetryableError, SyncAbortedError, TinesAuthError, TinesRequestError } from '../errors.js';
+import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import { RateLimiter } from './rate-limiter.js';
 import { backoffMs, parseRetryAfter, sleep } from './retry.js';
@@ -249,4 +250,24 @@ export function nextPageNumber(current: UsersPage, pageSize: number): number | n
   if (typeof meta.pages === 'number') return current.page < meta.pages ? current.page + 1 : null;
   if (typeof meta.count === 'number') return current.page * perPage < meta.count ? current.page + 1 : null;
   return current.raw.length >= perPage ? current.page + 1 : null;
+}
+
+/** The client for the configuration and the key in force, with optional metric hooks. */
+export function createTinesClient(
+  config: Config,
+  apiKey: string,
+  log: Logger,
+  hooks?: Pick<TinesClientOptions, 'onResponse' | 'onRetry'>,
+): TinesClient {
+  return new TinesClient({
+    baseUrl: config.tines.baseUrl,
+    apiKey,
+    pageSize: config.tines.pageSize,
+    requestsPerMinute: config.tines.requestsPerMinute,
+    timeoutMs: config.tines.timeoutMs,
+    maxRetries: config.tines.maxRetries,
+    logger: log.child({ component: 'tines-client' }),
+    onResponse: hooks?.onResponse,
+    onRetry: hooks?.onRetry,
+  });
 }
