@@ -10,7 +10,7 @@ COPY tsconfig.json ./
 COPY src ./src
 COPY bench ./bench
 COPY migrations ./migrations
-RUN npx tsc -p tsconfig.json && npm prune --omit=dev --ignore-scripts
+RUN npx tsc -p tsconfig.json && chmod 755 dist/src/cli.js && npm prune --omit=dev --ignore-scripts
 
 FROM node:20-bookworm-slim AS runtime
 ENV NODE_ENV=production \

@@ -1,44 +1,25 @@
 // The real `tines-connector` bin, spawned with an environment built from
 // scratch: usage, configuration errors before any database work, and each
 // command's exit code and output.
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateUsers } from '../src/fake/tines-server.js';
 import type { Database } from '../src/db/database.js';
 import { backends } from './helpers/backends.js';
+import { childCwd, childEnv, runCli } from './helpers/cli.js';
 import { createHarness, type Harness } from './helpers/harness.js';
 
-const CLI = resolve('dist/src/cli.js');
 // No .env in the child's working directory: the environment is exactly what the test gives.
-const CHILD_CWD = mkdtempSync(join(tmpdir(), 'tines-connector-cli-cwd-'));
-afterAll(() => rmSync(CHILD_CWD, { recursive: true, force: true }));
-
-function runCli(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd: CHILD_CWD, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 45_000);
-    child.on('error', fail);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      done({ code, stdout, stderr });
-    });
-  });
-}
+const CHILD_CWD = childCwd();
 
 const USERS = 40;
 
 describe.each(backends())('cli commands (%s)', (backend) => {
   let h: Harness;
-  const base = () => ({ PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' });
-  const cli = (args: string[], extra: Record<string, string> = {}) => runCli(args, { ...base(), ...h.env, LOG_LEVEL: 'warn', ...extra });
+  const cli = (args: string[], extra: Record<string, string> = {}) => runCli(args, childEnv({ ...h.env, LOG_LEVEL: 'warn', ...extra }), { cwd: CHILD_CWD });
 
   /** A look at the database between commands; the embedded one is opened only for it (one process at a time). */
   async function inDb<T>(fn: (db: Database) => Promise<T>): Promise<T> {
@@ -66,7 +47,7 @@ describe.each(backends())('cli commands (%s)', (backend) => {
   afterAll(() => h?.close());
 
   it('no command: exit 2 with the usage', async () => {
-    const r = await runCli([], base());
+    const r = await runCli([], childEnv(), { cwd: CHILD_CWD });
     expect(r.code).toBe(2);
     const text = r.stdout + r.stderr;
     expect(text).toMatch(/usage: tines-connector <command>/);
@@ -74,7 +55,7 @@ describe.each(backends())('cli commands (%s)', (backend) => {
   });
 
   it('an unknown command: exit 2 with the usage', async () => {
-    const r = await runCli(['frobnicate'], base());
+    const r = await runCli(['frobnicate'], childEnv(), { cwd: CHILD_CWD });
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/frobnicate/);
     expect(r.stdout + r.stderr).toMatch(/usage: tines-connector/);
@@ -84,8 +65,8 @@ describe.each(backends())('cli commands (%s)', (backend) => {
     const { TINES_API_KEY: _key, ...withoutKey } = h.env;
     const parent = mkdtempSync(join(tmpdir(), 'tines-connector-untouched-'));
     const fresh = join(parent, 'data');
-    const env = { ...base(), ...withoutKey, TINES_PAGE_SIZE: '0', LOG_LEVEL: 'warn', ...(backend === 'embedded' ? { DATA_DIR: fresh } : {}) };
-    const r = await runCli(['sync'], env);
+    const env = childEnv({ ...withoutKey, TINES_PAGE_SIZE: '0', LOG_LEVEL: 'warn', ...(backend === 'embedded' ? { DATA_DIR: fresh } : {}) });
+    const r = await runCli(['sync'], env, { cwd: CHILD_CWD });
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/TINES_PAGE_SIZE/);
     expect(r.stderr).toMatch(/TINES_API_KEY/);
@@ -108,7 +89,7 @@ describe.each(backends())('cli commands (%s)', (backend) => {
     try {
       const port = (server.address() as AddressInfo).port;
       const { TINES_API_KEY: _key, ...withoutKey } = h.env;
-      const r = await runCli(['sync'], { ...base(), ...withoutKey, DATABASE_URL: `postgres://u@127.0.0.1:${port}/db`, TINES_PAGE_SIZE: '0' });
+      const r = await runCli(['sync'], childEnv({ ...withoutKey, DATABASE_URL: `postgres://u@127.0.0.1:${port}/db`, TINES_PAGE_SIZE: '0' }), { cwd: CHILD_CWD });
       expect(r.code).toBe(2);
       expect(connections).toEqual([]);
     } finally {

@@ -2,10 +2,9 @@
 // event, nothing is removed, and no sync calls Tines again until the key
 // changes (a new TINES_API_KEY, a rewritten TINES_API_KEY_FILE) or `reconnect`
 // succeeds. The `reconnect` command is the real CLI.
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateUsers } from '../src/fake/tines-server.js';
 import { keyFingerprint } from '../src/db/connectors.js';
@@ -13,28 +12,11 @@ import type { Database } from '../src/db/database.js';
 import { exitCodeFor, runSync, type SyncOutcome } from '../src/sync/run-sync.js';
 import type { Config } from '../src/config.js';
 import { backends } from './helpers/backends.js';
+import { childCwd, childEnv, runCli } from './helpers/cli.js';
 import { createHarness, TEST_KEY, type Harness } from './helpers/harness.js';
 
-const CLI = resolve('dist/src/cli.js');
 // No .env in the child's working directory: the environment is exactly what the test gives.
-const CHILD_CWD = mkdtempSync(join(tmpdir(), 'tines-connector-cli-cwd-'));
-afterAll(() => rmSync(CHILD_CWD, { recursive: true, force: true }));
-
-function runCli(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd: CHILD_CWD, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 45_000);
-    child.on('error', fail);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      done({ code, stdout, stderr });
-    });
-  });
-}
+const CHILD_CWD = childCwd();
 
 type ConnectorRow = { id: number; status: string; status_reason: string | null; api_key_fingerprint: string | null; consecutive_failures: number };
 type StatusEvent = { id: number; sync_run_id: number | null; details: { status: { from: string; to: string }; reason: string | null } };
@@ -65,7 +47,7 @@ describe.each(backends())('auth (%s)', (backend) => {
   async function cli(args: string[], env: Record<string, string> = {}) {
     if (backend === 'embedded') await db.close();
     try {
-      return await runCli(args, { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...h.env, LOG_LEVEL: 'warn', ...env });
+      return await runCli(args, childEnv({ ...h.env, LOG_LEVEL: 'warn', ...env }), { cwd: CHILD_CWD });
     } finally {
       if (backend === 'embedded') db = await h.testDb.open();
     }

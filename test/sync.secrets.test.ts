@@ -1,37 +1,16 @@
 // The API key appears in no log line, error message or table, and not in what
 // the CLI prints — after a success, a server failure that outlasts the retries,
 // a network failure and a 401. It is really sent, as `Authorization: Bearer <key>`.
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateUsers } from '../src/fake/tines-server.js';
 import type { Database } from '../src/db/database.js';
 import { runSync, type SyncOutcome } from '../src/sync/run-sync.js';
 import { backends } from './helpers/backends.js';
+import { childCwd, childEnv, runCli } from './helpers/cli.js';
 import { createHarness, type Harness } from './helpers/harness.js';
 
-const CLI = resolve('dist/src/cli.js');
 // No .env in the child's working directory: the environment is exactly what the test gives.
-const CHILD_CWD = mkdtempSync(join(tmpdir(), 'tines-connector-cli-cwd-'));
-afterAll(() => rmSync(CHILD_CWD, { recursive: true, force: true }));
-
-function runCli(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd: CHILD_CWD, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 45_000);
-    child.on('error', fail);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      done({ code, stdout, stderr });
-    });
-  });
-}
+const CHILD_CWD = childCwd();
 
 // Distinctive, so a hit cannot be a coincidence; the middle part catches a partly masked copy.
 const SECRET_KEY = 'tsk-QX7v-Zr2m-Hp9w-Kd4s-5b8e1f3a';
@@ -48,14 +27,14 @@ describe.each(backends())('the API key stays secret (%s)', (backend) => {
   const outputs: { what: string; text: string }[] = [];
   // One retry is enough for a failure to outlast the retries, and keeps the backoff short.
   const overrides = { TINES_API_KEY: SECRET_KEY, TINES_MAX_RETRIES: '1' };
-  const env = (): Record<string, string> => ({ PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...h.env, ...overrides, LOG_LEVEL: 'debug' });
+  const env = (): Record<string, string> => childEnv({ ...h.env, ...overrides, LOG_LEVEL: 'debug' });
   const sync = (): Promise<SyncOutcome> => runSync({ config: h.config(overrides), db, log: h.logs.logger }, { trigger: 'manual' });
 
   /** The real CLI; the embedded database admits one process, so ours is closed meanwhile. */
   async function cli(args: string[]) {
     if (backend === 'embedded') await db.close();
     try {
-      const r = await runCli(args, env());
+      const r = await runCli(args, env(), { cwd: CHILD_CWD });
       outputs.push({ what: `\`${args.join(' ')}\` stdout`, text: r.stdout }, { what: `\`${args.join(' ')}\` stderr`, text: r.stderr });
       return r;
     } finally {

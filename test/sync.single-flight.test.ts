@@ -1,38 +1,17 @@
 // Single flight: two syncs of one connector at once never run together. One
 // does the work, the other is 'busy' (exit 5) and does nothing: no run row,
 // no call to Tines. Cross-process (two `sync` commands) on the PostgreSQL server.
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keyFingerprint } from '../src/db/connectors.js';
 import { generateUsers } from '../src/fake/tines-server.js';
 import { exitCodeFor, type SyncOutcome } from '../src/sync/run-sync.js';
 import { backends } from './helpers/backends.js';
+import { childCwd, childEnv, runCli, type CliResult } from './helpers/cli.js';
 import { createHarness, TEST_KEY, type Harness } from './helpers/harness.js';
 
-const CLI = resolve('dist/src/cli.js');
 // No .env in the child's working directory: the environment is exactly what the test gives.
-const CHILD_CWD = mkdtempSync(join(tmpdir(), 'tines-connector-cli-cwd-'));
-afterAll(() => rmSync(CHILD_CWD, { recursive: true, force: true }));
-
-function runCli(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd: CHILD_CWD, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 45_000);
-    child.on('error', fail);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      done({ code, stdout, stderr });
-    });
-  });
-}
+const CHILD_CWD = childCwd();
 
 type Run = { id: number; status: string; started_at: string; finished_at: string | null };
 
@@ -122,12 +101,12 @@ describe.each(backends())('single flight (%s)', (backend) => {
     h.fake.onPage = async (page) => {
       if (page === 1) await Promise.race([oneExited, new Promise((r) => setTimeout(r, 10_000))]);
     };
-    const env = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...h.env, LOG_LEVEL: 'warn' };
-    let results: { code: number | null; stdout: string; stderr: string }[];
+    const env = childEnv({ ...h.env, LOG_LEVEL: 'warn' });
+    let results: CliResult[];
     try {
       results = await Promise.all(
         [0, 1].map(() =>
-          runCli(['sync'], env).then((r) => {
+          runCli(['sync'], env, { cwd: CHILD_CWD }).then((r) => {
             firstExit();
             return r;
           }),

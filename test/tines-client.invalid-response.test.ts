@@ -1,36 +1,13 @@
 // Pins that malformed pages raise TinesRequestError kind invalid_response,
 // are not retried, and say what was wrong.
 import nock from 'nock';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { TinesRequestError } from '../src/errors.js';
-import { createLogger } from '../src/log.js';
-import { TinesClient, USERS_PATH, type TinesClientOptions } from '../src/tines/client.js';
+import { USERS_PATH, type TinesClientOptions } from '../src/tines/client.js';
+import { BASE, caught, makeClient as baseClient, pageQuery as q, useNock } from './helpers/tines-client.js';
 
-const BASE = 'https://acme.tines.example';
-const KEY = 'tk_invalid_test_key_5e5e';
-const q = (page: number, perPage = 2) => ({ per_page: String(perPage), page: String(page), include: 'team_memberships' });
-
-function makeClient(over: Partial<TinesClientOptions> = {}): TinesClient {
-  return new TinesClient({
-    baseUrl: BASE,
-    apiKey: KEY,
-    pageSize: 2,
-    requestsPerMinute: 100000,
-    timeoutMs: 2000,
-    maxRetries: 3,
-    logger: createLogger('silent'),
-    ...over,
-  });
-}
-
-async function caught(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected the promise to reject');
-}
+/** Up to three retries, so a malformed page that were retried would show. */
+const makeClient = (over: Partial<TinesClientOptions> = {}) => baseClient({ maxRetries: 3, ...over });
 
 /** Serves `body` for page 1 up to 5 times, counting calls; returns the error fetchUsersPage(1) raises. */
 async function pageError(body: string | object, status = 200, headers: Record<string, string> = {}) {
@@ -50,14 +27,7 @@ async function pageError(body: string | object, status = 200, headers: Record<st
   return err as TinesRequestError;
 }
 
-beforeEach(() => {
-  nock.disableNetConnect();
-  nock.enableNetConnect('127.0.0.1');
-});
-afterEach(() => {
-  nock.cleanAll();
-  nock.enableNetConnect();
-});
+useNock();
 
 describe('malformed pages', () => {
   it('a body that is not JSON', async () => {

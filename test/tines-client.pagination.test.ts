@@ -1,29 +1,13 @@
 // Pins how listUsers walks pages: next_page_number, else the next_page URL,
 // else pages/count; prefetching; and loop/runaway detection.
 import nock from 'nock';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { TinesRequestError } from '../src/errors.js';
-import { createLogger } from '../src/log.js';
-import { nextPageNumber, TinesClient, USERS_PATH, type TinesClientOptions, type UsersPage } from '../src/tines/client.js';
+import { nextPageNumber, USERS_PATH, type UsersPage } from '../src/tines/client.js';
+import { BASE, makeClient, pageQuery as q, useNock } from './helpers/tines-client.js';
 
-const BASE = 'https://acme.tines.example';
-const KEY = 'tk_pagination_test_key_91b0';
-const q = (page: number, perPage = 2) => ({ per_page: String(perPage), page: String(page), include: 'team_memberships' });
 const users = (...ids: number[]) => ids.map((id) => ({ id, email: `u${id}@example.com`, is_active: true, team_memberships: [] }));
 const nextUrl = (page: number) => `${BASE}${USERS_PATH}?include=team_memberships&page=${page}&per_page=2`;
-
-function makeClient(over: Partial<TinesClientOptions> = {}): TinesClient {
-  return new TinesClient({
-    baseUrl: BASE,
-    apiKey: KEY,
-    pageSize: 2,
-    requestsPerMinute: 100000,
-    timeoutMs: 2000,
-    maxRetries: 0,
-    logger: createLogger('silent'),
-    ...over,
-  });
-}
 
 async function collect(gen: AsyncIterable<UsersPage>): Promise<UsersPage[]> {
   const pages: UsersPage[] = [];
@@ -41,14 +25,7 @@ async function collectUntilError(gen: AsyncIterable<UsersPage>): Promise<{ pages
   throw new Error('expected the listing to fail');
 }
 
-beforeEach(() => {
-  nock.disableNetConnect();
-  nock.enableNetConnect('127.0.0.1');
-});
-afterEach(() => {
-  nock.cleanAll();
-  nock.enableNetConnect();
-});
+useNock();
 
 describe('listUsers paging', () => {
   it('follows next_page_number until null', async () => {

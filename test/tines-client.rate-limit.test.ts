@@ -1,35 +1,12 @@
 // Pins the client-side request ceiling: request starts are spaced 60 s / rpm apart.
 import nock from 'nock';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { SyncAbortedError } from '../src/errors.js';
-import { createLogger } from '../src/log.js';
-import { TinesClient, USERS_PATH, type TinesClientOptions } from '../src/tines/client.js';
+import { USERS_PATH } from '../src/tines/client.js';
 import { RateLimiter } from '../src/tines/rate-limiter.js';
+import { BASE, makeClient, useNock } from './helpers/tines-client.js';
 
-const BASE = 'https://acme.tines.example';
-const KEY = 'tk_ratelimit_test_key_a11c';
-
-function makeClient(over: Partial<TinesClientOptions> = {}): TinesClient {
-  return new TinesClient({
-    baseUrl: BASE,
-    apiKey: KEY,
-    pageSize: 2,
-    requestsPerMinute: 100000,
-    timeoutMs: 2000,
-    maxRetries: 0,
-    logger: createLogger('silent'),
-    ...over,
-  });
-}
-
-beforeEach(() => {
-  nock.disableNetConnect();
-  nock.enableNetConnect('127.0.0.1');
-});
-afterEach(() => {
-  nock.cleanAll();
-  nock.enableNetConnect();
-});
+useNock();
 
 describe('request ceiling', () => {
   it('600 requests/minute spaces request starts 100 ms apart (5 sequential requests take ≥ ~400 ms)', async () => {

@@ -5,28 +5,17 @@ import nock from 'nock';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { SyncAbortedError, TinesAuthError, TinesRequestError } from '../src/errors.js';
 import { createLogger, type Logger } from '../src/log.js';
-import { TinesClient, USERS_PATH, type TinesClientOptions } from '../src/tines/client.js';
+import { USERS_PATH, type TinesClient, type TinesClientOptions } from '../src/tines/client.js';
+import { BASE, caught, makeClient as baseClient, pageQuery as q, resetError, useNock } from './helpers/tines-client.js';
 
-const BASE = 'https://acme.tines.example';
+// A key of its own, named so that any text it turns up in is plainly a leak.
 const KEY = 'tk_REDACTION_canary_9d2b7e41';
-const q = (page: number, perPage = 2) => ({ per_page: String(perPage), page: String(page), include: 'team_memberships' });
-const resetError = () => Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' });
 
 let lines: string[];
 let logger: Logger;
 
-function makeClient(over: Partial<TinesClientOptions> = {}): TinesClient {
-  return new TinesClient({
-    baseUrl: BASE,
-    apiKey: KEY,
-    pageSize: 2,
-    requestsPerMinute: 100000,
-    timeoutMs: 150,
-    maxRetries: 1,
-    logger,
-    ...over,
-  });
-}
+/** The canary key, a 150 ms timeout, one retry, and the test's own logger. */
+const makeClient = (over: Partial<TinesClientOptions> = {}): TinesClient => baseClient({ apiKey: KEY, timeoutMs: 150, maxRetries: 1, logger, ...over });
 
 /** Every interceptor requires the key, so each scenario proves the key was sent. */
 const tines = () => nock(BASE, { reqheaders: { authorization: `Bearer ${KEY}` } });
@@ -90,25 +79,13 @@ function expectKeyFree(err: unknown): void {
   expect(everyString(e)).not.toContain(KEY.slice(3));
 }
 
-async function caught(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected the promise to reject');
-}
-
+useNock();
 beforeEach(() => {
-  nock.disableNetConnect();
-  nock.enableNetConnect('127.0.0.1');
   lines = [];
   logger = createLogger('trace', { write: (s: string) => void lines.push(s) });
   vi.spyOn(Math, 'random').mockReturnValue(0);
 });
 afterEach(() => {
-  nock.cleanAll();
-  nock.enableNetConnect();
   vi.restoreAllMocks();
 });
 

@@ -1,45 +1,15 @@
 // Pins what the client sends (auth header, query) and how it reads users:
 // liberal parsing, getUser, checkAccess, and the response/retry callbacks.
 import nock from 'nock';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { TinesAuthError, TinesRequestError } from '../src/errors.js';
-import { createLogger } from '../src/log.js';
-import { TinesClient, USERS_PATH, type TinesClientOptions } from '../src/tines/client.js';
+import { USERS_PATH, type TinesClientOptions } from '../src/tines/client.js';
+import { BASE, caught, KEY, makeClient as baseClient, pageQuery as q, useNock } from './helpers/tines-client.js';
 
-const BASE = 'https://acme.tines.example';
-const KEY = 'tk_requests_test_key_7f3a';
-const q = (page: number, perPage = 2) => ({ per_page: String(perPage), page: String(page), include: 'team_memberships' });
+/** One retry unless a test says otherwise. */
+const makeClient = (over: Partial<TinesClientOptions> = {}) => baseClient({ maxRetries: 1, ...over });
 
-function makeClient(over: Partial<TinesClientOptions> = {}): TinesClient {
-  return new TinesClient({
-    baseUrl: BASE,
-    apiKey: KEY,
-    pageSize: 2,
-    requestsPerMinute: 100000,
-    timeoutMs: 2000,
-    maxRetries: 1,
-    logger: createLogger('silent'),
-    ...over,
-  });
-}
-
-async function caught(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected the promise to reject');
-}
-
-beforeEach(() => {
-  nock.disableNetConnect();
-  nock.enableNetConnect('127.0.0.1');
-});
-afterEach(() => {
-  nock.cleanAll();
-  nock.enableNetConnect();
-});
+useNock();
 
 describe('what the client sends', () => {
   it('sends the key as a Bearer token and asks for JSON', async () => {

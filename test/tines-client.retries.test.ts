@@ -4,36 +4,14 @@ import nock from 'nock';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { SyncAbortedError, TinesAuthError, TinesRequestError } from '../src/errors.js';
 import { createLogger } from '../src/log.js';
-import { TinesClient, USERS_PATH, type TinesClientOptions } from '../src/tines/client.js';
+import { USERS_PATH, type TinesClientOptions } from '../src/tines/client.js';
 import { BACKOFF_BASE_MS, BACKOFF_CAP_MS, backoffMs, parseRetryAfter, RETRY_AFTER_CAP_MS } from '../src/tines/retry.js';
+import { BASE, caught, makeClient as baseClient, pageQuery as q, resetError, useNock } from './helpers/tines-client.js';
 
-const BASE = 'https://acme.tines.example';
-const KEY = 'tk_retries_test_key_c0ffee';
-const q = (page: number, perPage = 2) => ({ per_page: String(perPage), page: String(page), include: 'team_memberships' });
 const OK_PAGE = { 'admin/users': [{ id: 1 }], meta: { next_page_number: null } };
-const resetError = () => Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' });
 
-function makeClient(over: Partial<TinesClientOptions> = {}): TinesClient {
-  return new TinesClient({
-    baseUrl: BASE,
-    apiKey: KEY,
-    pageSize: 2,
-    requestsPerMinute: 100000,
-    timeoutMs: 2000,
-    maxRetries: 2,
-    logger: createLogger('silent'),
-    ...over,
-  });
-}
-
-async function caught(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected the promise to reject');
-}
+/** Two retries unless a test says otherwise. */
+const makeClient = (over: Partial<TinesClientOptions> = {}) => baseClient({ maxRetries: 2, ...over });
 
 /** A listing interceptor that answers `status` up to `times` times and counts the calls. */
 function failing(status: number, times: number, headers: Record<string, string> = {}): { calls: () => number } {
@@ -49,13 +27,8 @@ function failing(status: number, times: number, headers: Record<string, string> 
   return { calls: () => n };
 }
 
-beforeEach(() => {
-  nock.disableNetConnect();
-  nock.enableNetConnect('127.0.0.1');
-});
+useNock();
 afterEach(() => {
-  nock.cleanAll();
-  nock.enableNetConnect();
   vi.restoreAllMocks();
 });
 
