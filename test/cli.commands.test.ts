@@ -7,10 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateUsers } from '../src/fake/tines-server.js';
-import type { Database } from '../src/db/database.js';
 import { backends } from './helpers/backends.js';
 import { childCwd, childEnv, runCli } from './helpers/cli.js';
-import { createHarness, type Harness } from './helpers/harness.js';
+import { createHarness, inDb, type Harness } from './helpers/harness.js';
 
 // No .env in the child's working directory: the environment is exactly what the test gives.
 const CHILD_CWD = childCwd();
@@ -21,20 +20,10 @@ describe.each(backends())('cli commands (%s)', (backend) => {
   let h: Harness;
   const cli = (args: string[], extra: Record<string, string> = {}) => runCli(args, childEnv({ ...h.env, LOG_LEVEL: 'warn', ...extra }), { cwd: CHILD_CWD });
 
-  /** A look at the database between commands; the embedded one is opened only for it (one process at a time). */
-  async function inDb<T>(fn: (db: Database) => Promise<T>): Promise<T> {
-    if (backend === 'postgres') return fn(h.db);
-    const db = await h.testDb.open();
-    try {
-      return await fn(db);
-    } finally {
-      await db.close();
-    }
-  }
-  const count = (table: string) => inDb(async (db) => Number((await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table}`)).rows[0]!.n));
+  const count = (table: string) => inDb(h, async (db) => Number((await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table}`)).rows[0]!.n));
   /** Row counts of several tables, read in one opening of the database. */
   const counts = (tables: string[]) =>
-    inDb(async (db) => {
+    inDb(h, async (db) => {
       const out: Record<string, number> = {};
       for (const t of tables) out[t] = Number((await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${t}`)).rows[0]!.n);
       return out;
@@ -101,7 +90,7 @@ describe.each(backends())('cli commands (%s)', (backend) => {
     const r = await cli(['migrate']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/up to date|applied/);
-    expect(await inDb(async (db) => (await db.query(`SELECT to_regclass('public.tines_users')::text AS t`)).rows[0])).toEqual({ t: 'tines_users' });
+    expect(await inDb(h, async (db) => (await db.query(`SELECT to_regclass('public.tines_users')::text AS t`)).rows[0])).toEqual({ t: 'tines_users' });
   });
 
   it('`sync`: exit 0 and a summary of what it did', async () => {

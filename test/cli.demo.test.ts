@@ -1,48 +1,25 @@
 // The real `tines-connector demo`, bounded by --syncs and sped up by --schedule:
 // it tells the whole story (joiners, a leaver, a revoked key, a skipped sync,
 // a rotated key and the recovery) and ends with the report, exit 0.
-import { spawn } from 'node:child_process';
 import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { EmbeddedDatabase } from '../src/db/embedded.js';
+import { childCwd, childEnv, runCli } from './helpers/cli.js';
 
-const CLI = resolve('dist/src/cli.js');
-const CHILD_CWD = mkdtempSync(join(tmpdir(), 'tines-connector-demo-cwd-'));
+// No .env in the child's working directory: the environment is exactly what the test gives.
+const CHILD_CWD = childCwd('tines-connector-demo-cwd-');
 const DATA_DIR = mkdtempSync(join(tmpdir(), 'tines-connector-demo-test-'));
-
-function runCli(args: string[], env: Record<string, string>, timeoutMs: number): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
-  return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd: CHILD_CWD, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', fail);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      done({ code, signal, stdout, stderr });
-    });
-  });
-}
 
 describe('demo', () => {
   // The demo's own data directory, given with --data-dir and seeded from the migrated
   // template: creating a PGlite cluster from nothing costs ~10 s the test can spare.
   beforeAll(() => cpSync(inject('embeddedTemplate'), join(DATA_DIR, 'pgdata'), { recursive: true }));
-  afterAll(() => {
-    rmSync(CHILD_CWD, { recursive: true, force: true });
-    rmSync(DATA_DIR, { recursive: true, force: true });
-  });
+  afterAll(() => rmSync(DATA_DIR, { recursive: true, force: true }));
 
   it('runs 8 syncs through added, removed, reconnect required, skipped, recovered, then prints the report', async () => {
-    const r = await runCli(
-      ['demo', '--syncs', '8', '--schedule', '*/1 * * * * *', '--data-dir', DATA_DIR],
-      { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' },
-      55_000,
-    );
+    const r = await runCli(['demo', '--syncs', '8', '--schedule', '*/1 * * * * *', '--data-dir', DATA_DIR], childEnv(), { cwd: CHILD_CWD, timeoutMs: 55_000 });
     const context = `stdout:\n${r.stdout}\nstderr:\n${r.stderr}`;
     expect(r.signal, context).toBeNull();
     expect(r.code, context).toBe(0);

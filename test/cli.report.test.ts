@@ -1,37 +1,17 @@
 // The real `tines-connector report` bin after syncs with joiners and a leaver:
 // --json is one JSON document whose numbers are what the tables and views say;
 // without --json, a readable summary.
-import { spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../src/db/database.js';
 import { generateUsers, type FakeUser } from '../src/fake/tines-server.js';
 import { backends } from './helpers/backends.js';
-import { createHarness, type Harness } from './helpers/harness.js';
+import { childCwd, childEnv, runCli, type CliResult } from './helpers/cli.js';
+import { createHarness, inDb, type Harness } from './helpers/harness.js';
 
-const CLI = resolve('dist/src/cli.js');
 // No .env in the child's working directory: the environment is exactly what the test gives.
-const CHILD_CWD = mkdtempSync(join(tmpdir(), 'tines-connector-report-cwd-'));
+const CHILD_CWD = childCwd('tines-connector-report-cwd-');
 const DAY = 86_400_000;
 const CONNECTOR = 'acme-tines-report';
-
-function runCli(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd: CHILD_CWD, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    child.on('error', fail);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      done({ code, stdout, stderr });
-    });
-  });
-}
 
 /** A tenant with every kind of user the report counts. */
 function tenant(): FakeUser[] {
@@ -72,26 +52,9 @@ describe.each(backends())('report (%s)', (backend) => {
   const users = tenant();
   const ENV = { CONNECTOR_NAME: CONNECTOR, ORG_EMAIL_DOMAINS: 'example.com', INACTIVE_AFTER_DAYS: '90' };
   const cli = (args: string[]) =>
-    runCli(args, {
-      PATH: process.env.PATH ?? '',
-      HOME: process.env.HOME ?? '',
-      LOG_LEVEL: 'warn',
-      ...h.env,
-      CONNECTOR_NAME: CONNECTOR,
-      ORG_EMAIL_DOMAINS: 'example.com',
-    });
-  /** A look at the database; the embedded one is opened only for it (one process at a time). */
-  async function inDb<T>(fn: (db: Database) => Promise<T>): Promise<T> {
-    if (backend === 'postgres') return fn(h.db);
-    const db = await h.testDb.open();
-    try {
-      return await fn(db);
-    } finally {
-      await db.close();
-    }
-  }
+    runCli(args, childEnv({ LOG_LEVEL: 'warn', ...h.env, CONNECTOR_NAME: CONNECTOR, ORG_EMAIL_DOMAINS: 'example.com' }), { cwd: CHILD_CWD, timeoutMs: 30_000 });
   /** One `report --json` run, shared by the tests that read it (each spawn opens the database anew). */
-  let jsonRun: ReturnType<typeof runCli> | undefined;
+  let jsonRun: Promise<CliResult> | undefined;
   const reportJson = () => (jsonRun ??= cli(['report', '--json']));
   const n = async (db: Database, sql: string) => Number((await db.query<{ n: number }>(sql)).rows[0]!.n);
 
@@ -125,7 +88,7 @@ describe.each(backends())('report (%s)', (backend) => {
     const rep = doc.connectors[0]!;
     expect(rep).toMatchObject({ name: CONNECTOR, status: 'active' });
 
-    const expected = await inDb(async (db) => ({
+    const expected = await inDb(h, async (db) => ({
       users_present: await n(db, 'SELECT count(*)::int AS n FROM tines_users WHERE removed_at IS NULL'),
       joined_7d: await n(db, `SELECT count(*)::int AS n FROM change_events WHERE kind IN ('user_added', 'user_restored') AND occurred_at >= now() - interval '7 days'`),
       joined_30d: await n(db, `SELECT count(*)::int AS n FROM change_events WHERE kind IN ('user_added', 'user_restored') AND occurred_at >= now() - interval '30 days'`),
@@ -163,7 +126,7 @@ describe.each(backends())('report (%s)', (backend) => {
     for (let i = 1; i < changes.length; i++) {
       expect(Date.parse(changes[i - 1]!.occurred_at)).toBeGreaterThanOrEqual(Date.parse(changes[i]!.occurred_at));
     }
-    const newest = await inDb(async (db) =>
+    const newest = await inDb(h, async (db) =>
       (await db.query<{ kind: string; email: string | null; occurred_at: Date | string }>(
         'SELECT kind, email, occurred_at FROM change_events ORDER BY occurred_at DESC, id DESC LIMIT 5',
       )).rows,
@@ -172,7 +135,7 @@ describe.each(backends())('report (%s)', (backend) => {
       newest.map((c) => ({ kind: c.kind, email: c.email, at: new Date(c.occurred_at).getTime() })),
     );
     // The second sync's changes include the leaver and both joiners.
-    const kinds = new Set((await inDb(async (db) =>
+    const kinds = new Set((await inDb(h, async (db) =>
       (await db.query<{ kind: string }>('SELECT DISTINCT kind FROM change_events WHERE sync_run_id = (SELECT max(sync_run_id) FROM change_events)')).rows)).map((k) => k.kind));
     expect(kinds).toContain('user_removed');
     expect(kinds).toContain('user_added');

@@ -2,21 +2,12 @@
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig, normalizeTenant, type Config } from '../src/config.js';
+import { problemsOf } from './helpers/config.js';
 
 const BASE = { TINES_TENANT_DOMAIN: 'acme-1234.tines.com', TINES_API_KEY: 'tk_test_key_123' } as const;
 
 function load(extra: Record<string, string | undefined> = {}): Config {
   return loadConfig({ ...BASE, ...extra });
-}
-
-function problemsOf(env: Record<string, string | undefined>): string[] {
-  try {
-    loadConfig(env);
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return (err as ConfigError).problems;
-  }
-  throw new Error('expected loadConfig to throw a ConfigError');
 }
 
 describe('loadConfig defaults', () => {

@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { inspect } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, readApiKey } from '../src/config.js';
+import { loadConfig, readApiKey } from '../src/config.js';
+import { problemsOf } from './helpers/config.js';
 
 const DOMAIN = 'acme-1234.tines.com';
 let dir: string;
@@ -16,16 +17,6 @@ beforeEach(() => {
 afterEach(() => {
   rmSync(dir, { recursive: true, force: true });
 });
-
-function problemsOf(env: Record<string, string | undefined>): string[] {
-  try {
-    loadConfig(env);
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return (err as ConfigError).problems;
-  }
-  throw new Error('expected loadConfig to throw a ConfigError');
-}
 
 describe('TINES_API_KEY vs TINES_API_KEY_FILE', () => {
   it('uses TINES_API_KEY (trimmed) when only it is set', () => {

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { FakeTines, generateUsers } from '../src/fake/tines-server.js';
 import { backends, createTestDb, type TestDb } from './helpers/backends.js';
-import { killAllDaemons, sleep, spawnDaemon, sqlReader, waitFor, type DaemonProcess, type SqlReader } from './helpers/daemon.js';
+import { daemonEnv, killAllDaemons, sleep, spawnDaemon, sqlReader, waitFor, type DaemonProcess, type SqlReader } from './helpers/daemon.js';
 
 const OLD_KEY = 'tines-daemon-old-key-5d0a7c31e9f2';
 const NEW_KEY = 'tines-daemon-new-key-a94be2075c18';
@@ -42,17 +42,7 @@ describe.each(backends())('daemon: reconnect through a rotated key file (%s)', (
     keyDir = mkdtempSync(join(tmpdir(), 'tines-connector-keyfile-'));
     keyFile = join(keyDir, 'tines-api-key');
     writeKey(OLD_KEY);
-    env = {
-      TINES_TENANT_DOMAIN: fake.url,
-      TINES_API_KEY_FILE: keyFile,
-      TINES_PAGE_SIZE: '20',
-      TINES_REQUESTS_PER_MINUTE: '100000',
-      TINES_MAX_RETRIES: '1',
-      TINES_TIMEOUT_MS: '5000',
-      SYNC_SCHEDULE: '* * * * * *',
-      SHUTDOWN_TIMEOUT_MS: '5000',
-      ...testDb.env,
-    };
+    env = daemonEnv(fake, testDb, { TINES_API_KEY_FILE: keyFile, SYNC_SCHEDULE: '* * * * * *' });
     db = sqlReader(testDb, env);
   });
   afterEach(async (ctx) => {

@@ -6,6 +6,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { FakeTines, generateUsers } from '../src/fake/tines-server.js';
 import { backends, createTestDb, type TestDb } from './helpers/backends.js';
 import {
+  daemonEnv,
   killAllDaemons,
   overlappingRuns,
   RUNS_SQL,
@@ -50,17 +51,7 @@ describe.each(backends().filter((b) => b === 'postgres'))('daemon: database faul
     // Each sync takes a few hundred ms (3 pages), so faults and ticks meet syncs in flight.
     fake.latencyMs = 100;
     testDb = await createTestDb(backend);
-    env = {
-      TINES_TENANT_DOMAIN: fake.url,
-      TINES_API_KEY: KEY,
-      TINES_PAGE_SIZE: '20',
-      TINES_REQUESTS_PER_MINUTE: '100000',
-      TINES_MAX_RETRIES: '1',
-      TINES_TIMEOUT_MS: '5000',
-      SYNC_SCHEDULE: '* * * * * *',
-      SHUTDOWN_TIMEOUT_MS: '5000',
-      ...testDb.env,
-    };
+    env = daemonEnv(fake, testDb, { TINES_API_KEY: KEY, SYNC_SCHEDULE: '* * * * * *' });
     db = sqlReader(testDb, env);
   });
   afterEach(async (ctx) => {

@@ -5,7 +5,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { FakeTines, generateUsers } from '../src/fake/tines-server.js';
 import { backends, createTestDb, type TestDb } from './helpers/backends.js';
-import { killAllDaemons, overlappingRuns, RUNS_SQL, spawnDaemon, sqlReader, type DaemonProcess, type RunInterval } from './helpers/daemon.js';
+import { daemonEnv, killAllDaemons, overlappingRuns, RUNS_SQL, spawnDaemon, sqlReader, type DaemonProcess, type RunInterval } from './helpers/daemon.js';
 
 const KEY = 'tines-daemon-schedule-key-3b7e91c4d2';
 const USERS = 60;
@@ -19,17 +19,7 @@ describe.each(backends())('daemon: schedule, health, metrics, logs (%s)', (backe
   beforeAll(async () => {
     fake = await FakeTines.start({ users: generateUsers(USERS, { seed: 31 }), apiKey: KEY });
     testDb = await createTestDb(backend);
-    env = {
-      TINES_TENANT_DOMAIN: fake.url,
-      TINES_API_KEY: KEY,
-      TINES_PAGE_SIZE: '20',
-      TINES_REQUESTS_PER_MINUTE: '100000',
-      TINES_MAX_RETRIES: '1',
-      TINES_TIMEOUT_MS: '5000',
-      SYNC_SCHEDULE: '*/2 * * * * *',
-      SHUTDOWN_TIMEOUT_MS: '5000',
-      ...testDb.env,
-    };
+    env = daemonEnv(fake, testDb, { TINES_API_KEY: KEY, SYNC_SCHEDULE: '*/2 * * * * *' });
   });
   afterEach(async (ctx) => {
     if (ctx.task.result?.state === 'fail' && daemon) console.error(daemon.tail(40));

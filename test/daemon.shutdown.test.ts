@@ -5,7 +5,7 @@ import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { FakeTines, generateUsers } from '../src/fake/tines-server.js';
 import { backends, createTestDb, type TestDb } from './helpers/backends.js';
-import { killAllDaemons, runCli, sleep, spawnDaemon, sqlReader, waitFor, type DaemonProcess, type SqlReader } from './helpers/daemon.js';
+import { daemonEnv, killAllDaemons, runCli, sleep, spawnDaemon, sqlReader, waitFor, type DaemonProcess, type SqlReader } from './helpers/daemon.js';
 
 const KEY = 'tines-daemon-shutdown-key-8c2f5a0e71';
 const USERS = 200;
@@ -64,17 +64,13 @@ describe.each(backends())('daemon: graceful shutdown (%s)', (backend) => {
   beforeAll(async () => {
     fake = await FakeTines.start({ users: generateUsers(USERS, { seed: 47, startId: FIRST_ID }), apiKey: KEY });
     testDb = await createTestDb(backend);
-    env = {
-      TINES_TENANT_DOMAIN: fake.url,
+    env = daemonEnv(fake, testDb, {
       TINES_API_KEY: KEY,
       TINES_PAGE_SIZE: String(PAGE_SIZE),
-      TINES_REQUESTS_PER_MINUTE: '100000',
-      TINES_MAX_RETRIES: '1',
       TINES_TIMEOUT_MS: '10000',
       SYNC_SCHEDULE: '*/2 * * * * *',
       SHUTDOWN_TIMEOUT_MS: String(GRACE_MS),
-      ...testDb.env,
-    };
+    });
     db = sqlReader(testDb, env);
   });
   afterEach(async (ctx) => {

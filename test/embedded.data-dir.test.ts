@@ -1,31 +1,19 @@
 // The embedded database: its data survives a restart in the same DATA_DIR, and
 // a second process on a busy DATA_DIR gets a clear error instead of a corrupted
 // directory (while read-only commands reach the running daemon through it).
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EmbeddedDatabase } from '../src/db/embedded.js';
 import { startReadGateway } from '../src/db/read-gateway.js';
 import { DataDirBusyError } from '../src/errors.js';
 import { generateUsers } from '../src/fake/tines-server.js';
 import { runSync } from '../src/sync/run-sync.js';
+import { childCwd, childEnv, runCli } from './helpers/cli.js';
 import { createHarness, type Harness } from './helpers/harness.js';
 
-const CLI = resolve('dist/src/cli.js');
-const cwd = mkdtempSync(join(tmpdir(), 'tines-connector-embedded-cwd-'));
-
-function cli(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((done) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', LOG_LEVEL: 'warn', ...env } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('close', (code) => done({ code, stdout, stderr }));
-  });
-}
+// No .env in the child's working directory: the environment is exactly what the test gives.
+const cwd = childCwd('tines-connector-embedded-cwd-');
+// A child that hangs is killed no sooner than the test itself would time out (vitest's testTimeout).
+const cli = (args: string[], env: Record<string, string>) => runCli(args, childEnv({ LOG_LEVEL: 'warn', ...env }), { cwd, timeoutMs: 60_000 });
 
 describe('embedded database', () => {
   let h: Harness;
@@ -33,10 +21,7 @@ describe('embedded database', () => {
     h = await createHarness('embedded', generateUsers(30, { seed: 21 }));
     expect((await h.sync()).result).toBe('succeeded');
   });
-  afterAll(async () => {
-    await h?.close();
-    rmSync(cwd, { recursive: true, force: true });
-  });
+  afterAll(() => h?.close());
 
   it('a second opening of a busy DATA_DIR fails with an error naming the directory, in process and from the CLI', async () => {
     const dataDir = h.env.DATA_DIR!;

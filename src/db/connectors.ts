@@ -115,8 +115,8 @@ export async function setConnectorStatus(
   return r.rows[0]?.from_status;
 }
 
-/** A finished sync that applied Tines' answer: failures reset, active again. */
-export async function recordSyncSuccess(db: Queryable, connectorId: number, runId: number, succeeded: boolean): Promise<void> {
+/** A finished sync that applied Tines' answer: failures reset, active again. Returns the status it left, if it changed. */
+export async function recordSyncSuccess(db: Queryable, connectorId: number, runId: number, succeeded: boolean): Promise<ConnectorStatus | undefined> {
   await db.query(
     `UPDATE connectors
         SET consecutive_failures = 0,
@@ -126,11 +126,12 @@ export async function recordSyncSuccess(db: Queryable, connectorId: number, runI
       WHERE id = $1`,
     [connectorId, succeeded],
   );
-  await setConnectorStatus(db, connectorId, 'active', null, { runId });
+  const from = await setConnectorStatus(db, connectorId, 'active', null, { runId });
+  return from !== 'active' ? from : undefined;
 }
 
-/** A failed sync: counted; FAILING_AFTER in a row make an active connector failing. */
-export async function recordSyncFailure(db: Queryable, connectorId: number, runId: number | null, message: string): Promise<void> {
+/** A failed sync: counted; FAILING_AFTER in a row make an active connector failing. Returns true when it just became failing. */
+export async function recordSyncFailure(db: Queryable, connectorId: number, runId: number | null, message: string): Promise<boolean> {
   const r = await db.query<{ consecutive_failures: number; status: ConnectorStatus }>(
     `UPDATE connectors
         SET consecutive_failures = consecutive_failures + 1, last_sync_at = now(), updated_at = now()
@@ -140,6 +141,8 @@ export async function recordSyncFailure(db: Queryable, connectorId: number, runI
   );
   const row = r.rows[0];
   if (row && row.status !== 'reconnect_required' && row.consecutive_failures >= FAILING_AFTER) {
-    await setConnectorStatus(db, connectorId, 'failing', `${row.consecutive_failures} syncs in a row failed; last: ${message}`, { runId });
+    const from = await setConnectorStatus(db, connectorId, 'failing', `${row.consecutive_failures} syncs in a row failed; last: ${message}`, { runId });
+    return from !== undefined && from !== 'failing';
   }
+  return false;
 }

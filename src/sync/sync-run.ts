@@ -120,6 +120,7 @@ export class SyncRun {
 
     // 3. One transaction: the diff, its events, the run row and the connector row.
     const status = held ? 'held' : 'succeeded';
+    let wasStatus: string | undefined;
     const counts = await s.transaction(async () => {
       const d = await applyDiff(s, connector.id, runId, removeUsers);
       const c: RunCounts = {
@@ -135,9 +136,10 @@ export class SyncRun {
         confirmCalls: confirm.calls,
       };
       await finishRun(s, runId, status, c, held);
-      await recordSyncSuccess(s, connector.id, runId, !held);
+      wasStatus = await recordSyncSuccess(s, connector.id, runId, !held);
       return { ...c, usersTouched: d.usersTouched };
     });
+    if (wasStatus) log.info({ from: wasStatus, to: 'active' }, `connector state: ${wasStatus} → active`);
     const { usersTouched, ...runCounts } = counts;
     await this.refreshStatistics(runCounts, usersTouched, distinct);
     const outcome: SyncOutcome = {
@@ -197,7 +199,9 @@ export class SyncRun {
         await setConnectorStatus(db, connector.id, 'reconnect_required', message, { runId, refusedFingerprint: this.fingerprint });
         await recordSyncFailure(db, connector.id, runId, message);
       } else if (kind !== 'shutdown') {
-        await recordSyncFailure(db, connector.id, runId, message);
+        if (await recordSyncFailure(db, connector.id, runId, message)) {
+          log.error({ from: connector.status, to: 'failing' }, `connector state: → failing after repeated failures; last: ${message}`);
+        }
       }
     } catch (writeErr) {
       log.error({ runId, err: { message: errorMessage(writeErr) } }, 'could not record the failed run');

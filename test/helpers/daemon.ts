@@ -6,12 +6,13 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import net, { type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import pg from 'pg';
 import { queryThroughGateway } from '../../src/db/read-gateway.js';
+import type { FakeTines } from '../../src/fake/tines-server.js';
 import type { TestDb } from './backends.js';
+import { childEnv, CLI, runCli as runCliIn, type CliResult } from './cli.js';
 
-export const CLI = resolve('dist/src/cli.js');
 // No .env in the child's working directory: the environment is exactly what the test gives.
 const CHILD_CWD = mkdtempSync(join(tmpdir(), 'tines-connector-daemon-cwd-'));
 
@@ -31,7 +32,24 @@ process.once('exit', () => {
 });
 
 export function baseEnv(): Record<string, string> {
-  return { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', LOG_LEVEL: 'info' };
+  return childEnv({ LOG_LEVEL: 'info' });
+}
+
+/**
+ * The daemon's variables for `fake` and `testDb`: pages of 20, no rate limit to
+ * speak of, one retry, 5 s timeouts; `vars` (the key at least) add or replace.
+ */
+export function daemonEnv(fake: FakeTines, testDb: TestDb, vars: Record<string, string>): Record<string, string> {
+  return {
+    TINES_TENANT_DOMAIN: fake.url,
+    TINES_PAGE_SIZE: '20',
+    TINES_REQUESTS_PER_MINUTE: '100000',
+    TINES_MAX_RETRIES: '1',
+    TINES_TIMEOUT_MS: '5000',
+    SHUTDOWN_TIMEOUT_MS: '5000',
+    ...vars,
+    ...testDb.env,
+  };
 }
 
 /** A TCP port nobody listens on right now (listen on 0, read it, close). */
@@ -245,20 +263,8 @@ export async function waitFor<T>(
 }
 
 /** Runs the CLI once (not the daemon): exit code, stdout, stderr. */
-export function runCli(args: string[], env: Record<string, string>, timeoutMs = 30_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd: CHILD_CWD, env: { ...baseEnv(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', fail);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      done({ code, stdout, stderr });
-    });
-  });
+export function runCli(args: string[], env: Record<string, string>, timeoutMs = 30_000): Promise<CliResult> {
+  return runCliIn(args, { ...baseEnv(), ...env }, { cwd: CHILD_CWD, timeoutMs });
 }
 
 /**

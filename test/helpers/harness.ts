@@ -77,3 +77,17 @@ export async function createHarness(backend: BackendName, users: FakeUser[] = ge
   };
   return h;
 }
+
+/**
+ * A look at the database between CLI children: PostgreSQL through h.db; the
+ * embedded one, which admits one process at a time, opened just for `fn`.
+ */
+export async function inDb<T>(h: Harness, fn: (db: Database) => Promise<T>): Promise<T> {
+  if (h.testDb.backend === 'postgres') return fn(h.db);
+  const db = await h.testDb.open();
+  try {
+    return await fn(db);
+  } finally {
+    await db.close();
+  }
+}
