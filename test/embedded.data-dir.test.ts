@@ -44,6 +44,9 @@ describe('embedded database', () => {
       const status = await cli(['status', '--json'], h.env);
       expect(status.code).toBe(0);
       expect(JSON.parse(status.stdout).connectors[0]).toMatchObject({ name: 'tines', users_present: 30 });
+      const sneaky = await cli(['query', "SELECT set_config('default_transaction_read_only', 'on', false)"], h.env);
+      expect(sneaky.code).toBe(1);
+      expect(sneaky.stderr).toMatch(/session settings are refused/);
       const write = await cli(['query', 'DELETE FROM tines_users'], h.env);
       expect(write.code).toBe(1);
       expect(write.stderr).toMatch(/read-only/);

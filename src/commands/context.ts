@@ -2,7 +2,7 @@
 // the command's answer), stdout, and the database opened on first use.
 import type { Config } from '../config.js';
 import type { Database } from '../db/database.js';
-import { migrate } from '../db/migrate.js';
+import { migrate, migrationState } from '../db/migrate.js';
 import { DataDirBusyError } from '../errors.js';
 import type { Queryable } from '../db/database.js';
 import { openDatabase } from '../db/open.js';
@@ -31,7 +31,9 @@ export function createContext(config: Config, log: Logger, args: string[], opts:
         const db = await openDatabase(config, log);
         if (opts.migrate !== false) {
           try {
-            await migrate(db, log.child({ component: 'migrate' }));
+            // Looked at first with reads only, so a read-only database role can still run `status` or `query`.
+            const state = await migrationState(db);
+            if (state.pending.length > 0 || state.unknown.length > 0) await migrate(db, log.child({ component: 'migrate' }));
           } catch (err) {
             await db.close().catch(() => undefined);
             throw err;

@@ -15,7 +15,12 @@ export async function statusCommand(ctx: CommandContext): Promise<number> {
     } catch (err) {
       ctx.log.warn({ err: { message: (err as Error).message } }, 'cannot read the API key; status shows the stored fingerprint');
     }
-    await registerConnector(db, registration(ctx.config, fingerprint));
+    try {
+      await registerConnector(db, registration(ctx.config, fingerprint));
+    } catch (err) {
+      // A read-only role may look but not register; the stored rows still answer.
+      ctx.log.warn({ err: { message: (err as Error).message } }, 'could not register the connector; showing what is stored');
+    }
   }
   const rows = await connectorStatuses(q);
   if (hasFlag(ctx.args, '--json')) {

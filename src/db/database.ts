@@ -43,10 +43,11 @@ export function copyValue(v: unknown): string {
   return escapeCopy(s);
 }
 
-const COPY_SPECIAL = /[\\\t\n\r]/;
+const COPY_SPECIAL = /[\\\t\n\r\0]/;
+/** Escapes for COPY text format; NUL, which PostgreSQL text cannot hold, is dropped. */
 export function escapeCopy(s: string): string {
   if (!COPY_SPECIAL.test(s)) return s;
-  return s.replace(/[\\\t\n\r]/g, (c) => (c === '\\' ? '\\\\' : c === '\t' ? '\\t' : c === '\n' ? '\\n' : '\\r'));
+  return s.replace(/[\\\t\n\r\0]/g, (c) => (c === '\\' ? '\\\\' : c === '\t' ? '\\t' : c === '\n' ? '\\n' : c === '\r' ? '\\r' : ''));
 }
 
 /** A text[] literal: {"a","b"} with quotes and backslashes escaped. */

@@ -30,11 +30,19 @@ export function lockDataDir(dir: string): () => void {
   const dataDir = resolve(dir);
   mkdirSync(dataDir, { recursive: true });
   const path = join(dataDir, LOCK_FILE);
+  let tookOverStale = false;
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
       const fd = openSync(path, 'wx');
       writeSync(fd, `${process.pid}\n`);
       closeSync(fd);
+      if (tookOverStale) {
+        // Two processes that both found the same stale file could each remove the
+        // other's fresh one; after a moment only one of them still reads its own pid.
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50);
+        const holder = Number.parseInt(readFileSync(path, 'utf8'), 10);
+        if (holder !== process.pid) throw new DataDirBusyError(dataDir, holder);
+      }
       openHere.add(dataDir);
       return () => {
         openHere.delete(dataDir);
@@ -45,6 +53,7 @@ export function lockDataDir(dir: string): () => void {
       const pid = Number.parseInt(readFileSync(path, 'utf8'), 10);
       if (Number.isInteger(pid) && pid > 0 && isAlive(pid, dataDir)) throw new DataDirBusyError(dataDir, pid);
       rmSync(path, { force: true }); // stale: its process is gone
+      tookOverStale = true;
     }
   }
   throw new Error(`cannot take the lock file ${path}`);

@@ -36,6 +36,8 @@ export class PostgresDatabase implements Database {
       max: opts.max ?? 4,
       idleTimeoutMillis: 30_000,
       connectionTimeoutMillis: 10_000,
+      // A half-open connection would keep holding a sync's advisory lock; TCP keepalive finds it.
+      keepAlive: true,
       application_name: opts.applicationName ?? 'tines-connector',
       types,
     });

@@ -28,6 +28,13 @@ export async function readOnlyRows(db: Database, sql: string, params: readonly u
   );
 }
 
+/**
+ * Statements that could change the daemon's one session beyond their read-only
+ * transaction (SET, RESET, set_config, cursors held open, LISTEN, PREPARE) are
+ * refused: a READ ONLY transaction does not stop them.
+ */
+const SESSION_CHANGING = /^\s*(set|reset|discard|listen|unlisten|prepare|deallocate|declare|load)\b|\bset_config\s*\(/i;
+
 export async function startReadGateway(db: Database, dataDir: string, log: Logger): Promise<{ stop(): Promise<void> }> {
   const path = gatewayPath(dataDir);
   rmSync(path, { force: true }); // a stale socket of a process that died; the data dir lock says we own it now
@@ -52,6 +59,9 @@ export async function startReadGateway(db: Database, dataDir: string, log: Logge
         return reply(400, { error: 'body must be JSON' });
       }
       if (typeof body.sql !== 'string') return reply(400, { error: 'sql must be a string' });
+      if (SESSION_CHANGING.test(body.sql.replace(/--[^\n]*|\/\*[\s\S]*?\*\//g, ' '))) {
+        return reply(422, { error: 'statements that change session settings are refused while the daemon holds the embedded database' });
+      }
       const params = Array.isArray(body.params) ? body.params : [];
       readOnlyRows(db, body.sql, params).then(
         (rows) => reply(200, { rows }),

@@ -4,6 +4,7 @@
 import type { Session } from '../db/database.js';
 import type { TinesClient } from '../tines/client.js';
 import type { TinesUser } from '../tines/schema.js';
+import { SyncAbortedError } from '../errors.js';
 import { CANDIDATE_BATCH } from './diff.js';
 import { markConfirmedRemoved, sighting, stageUsers } from './staging.js';
 
@@ -36,16 +37,27 @@ export async function confirmRemovals(
     const gone: number[] = [];
     const present: TinesUser[] = [];
     let next = 0;
+    // The first failure stops the other workers at once: a dead run must not keep calling Tines.
+    const stop = new AbortController();
+    const workerSignal = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
     const worker = async () => {
-      while (next < batch.length) {
-        const id = batch[next++]!;
-        const user = await client.getUser(id, signal);
-        result.calls++;
-        if (user) present.push(user);
-        else gone.push(id);
+      try {
+        while (next < batch.length && !workerSignal.aborted) {
+          const id = batch[next++]!;
+          const user = await client.getUser(id, workerSignal);
+          result.calls++;
+          if (user) present.push(user);
+          else gone.push(id);
+        }
+      } catch (err) {
+        stop.abort();
+        throw err;
       }
     };
-    await Promise.all(Array.from({ length: Math.min(CONCURRENCY, batch.length) }, worker));
+    const settled = await Promise.allSettled(Array.from({ length: Math.min(CONCURRENCY, batch.length) }, worker));
+    // The first real failure, not the aborts it caused in the other workers.
+    const failures = settled.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as unknown);
+    if (failures.length > 0) throw failures.find((e) => !(e instanceof SyncAbortedError) || signal?.aborted) ?? failures[0];
     await markConfirmedRemoved(s, gone);
     present.sort((a, b) => a.id - b.id);
     await stageUsers(

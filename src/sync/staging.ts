@@ -3,7 +3,8 @@
 // the last sync (by digest) are shipped in full, with COPY, for the diff.
 import { hash } from 'node:crypto';
 import { copyValue, escapeCopy, type Session } from '../db/database.js';
-import { toTinesUser, type TinesUser } from '../tines/schema.js';
+import { TinesRequestError } from '../errors.js';
+import { toTinesUser } from '../tines/schema.js';
 
 export const STAGE_SEEN = 'sync_stage_seen';
 export const STAGE_USERS = 'sync_stage_users';
@@ -60,8 +61,13 @@ export interface RawSighting {
   digest: string;
 }
 
+/** \u0000 escapes (not escaped backslashes before a u0000) in JSON text. */
+const JSON_NUL = /(?<!\\)((?:\\\\)*)\\u0000/g;
+
 export function sighting(raw: Record<string, unknown>): RawSighting {
-  const json = JSON.stringify(raw);
+  let json = JSON.stringify(raw);
+  // PostgreSQL's jsonb and text cannot hold NUL; one stray NUL must not block a whole tenant.
+  if (json.includes('\\u0000')) json = json.replace(JSON_NUL, '$1');
   return { raw, json, digest: hash('md5', `${DIGEST_VERSION}:${json}`, 'base64') };
 }
 
@@ -114,7 +120,8 @@ export async function stageUsers(s: Session, users: readonly { sighting: RawSigh
   const memberLines: string[] = [];
   for (let i = 0; i < users.length; i++) {
     const { sighting: x, seq } = users[i]!;
-    const u = toTinesUser(x.raw) as TinesUser;
+    const u = toTinesUser(x.raw);
+    if (typeof u === 'string') throw new TinesRequestError('invalid_response', `user ${String(x.raw.id)}: ${u}`);
     userLines[i] =
       `${seq}\t${u.id}\t${copyValue(u.email)}\t${copyValue(u.firstName)}\t${copyValue(u.lastName)}\t` +
       `${copyValue(u.admin)}\t${copyValue(u.isActive)}\t${copyValue(u.tenantPermissions)}\t${copyValue(u.scimUid)}\t` +

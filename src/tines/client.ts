@@ -103,8 +103,9 @@ export class TinesClient {
           }
           throw err;
         }
-        const jitter = backoffMs(attempt);
-        const delayMs = err.retryAfterMs !== undefined ? Math.max(err.retryAfterMs, jitter) : jitter;
+        const delayMs = retryDelayMs(err, attempt);
+        // Every request of this client waits too: a 429 is about the key, not this request.
+        if (err.kind === 'rate_limited') this.limiter.pause(delayMs);
         this.opts.onRetry?.(err.kind);
         this.log.warn({ path, attempt: attempt + 1, status: err.status, kind: err.kind, delayMs }, `retrying Tines request: ${err.message}`);
         await sleep(delayMs, signal);
@@ -114,10 +115,17 @@ export class TinesClient {
 
   private async attempt(path: string, params: Record<string, string | number>, signal?: AbortSignal): Promise<AxiosResponse<string>> {
     let res: AxiosResponse<string>;
+    // A hard limit on the whole request: axios' own timeout does not cover a body that trickles in.
+    const deadline = AbortSignal.timeout(this.opts.timeoutMs);
     try {
-      res = await this.http.get<string>(path, { params, signal });
+      res = await this.http.get<string>(path, { params, signal: signal ? AbortSignal.any([signal, deadline]) : deadline });
     } catch (err) {
-      if (signal?.aborted || axios.isCancel(err)) throw new SyncAbortedError();
+      if (signal?.aborted) throw new SyncAbortedError();
+      if (deadline.aborted) {
+        this.opts.onResponse?.(0);
+        throw new RetryableError('network', `timed out after ${this.opts.timeoutMs} ms`);
+      }
+      if (axios.isCancel(err)) throw new SyncAbortedError();
       this.opts.onResponse?.(0);
       const cause = describeAxiosError(err, this.opts.apiKey);
       const code = (cause as NodeJS.ErrnoException).code ?? '';
@@ -234,6 +242,21 @@ export class TinesClient {
     const page = await this.fetchUsersPage(1, signal, 1);
     return { count: page.meta.count ?? null };
   }
+}
+
+/**
+ * How long to wait before retry `attempt` (0-based): Retry-After when Tines sent
+ * one; for a 429 without it, long enough to reach Tines' next one-minute window
+ * (2 s doubling, up to 60 s, half of it jittered); otherwise full jitter.
+ */
+export function retryDelayMs(err: RetryableError, attempt: number, random: () => number = Math.random): number {
+  const jitter = backoffMs(attempt, random);
+  if (err.retryAfterMs !== undefined) return Math.max(err.retryAfterMs, jitter);
+  if (err.kind === 'rate_limited') {
+    const ceiling = Math.min(60_000, 2_000 * 2 ** attempt);
+    return Math.round(ceiling / 2 + random() * (ceiling / 2));
+  }
+  return jitter;
 }
 
 /** The page after `current`, or null at the end. */

@@ -10,6 +10,11 @@ export class RateLimiter {
     this.spacingMs = 60_000 / perMinute;
   }
 
+  /** Holds every request back for `ms` from now (after a 429). */
+  pause(ms: number): void {
+    this.nextAt = Math.max(this.nextAt, performance.now() + ms);
+  }
+
   /** Resolves when the caller may start a request; rejects if the signal aborts. */
   async acquire(signal?: AbortSignal): Promise<void> {
     const now = performance.now();

@@ -97,6 +97,8 @@ export function validateUser(raw: unknown): string | null {
   const r = userSchema.safeParse(raw);
   if (r.success) {
     if (!Number.isSafeInteger(Number(r.data.id))) return 'id: beyond 2^53';
+    const bad = r.data.team_memberships?.find((m) => !Number.isSafeInteger(Number(m.team_id)));
+    if (bad) return `team_memberships: team_id ${String(bad.team_id)} is beyond 2^53`;
     return null;
   }
   const issue = r.error.issues[0];
