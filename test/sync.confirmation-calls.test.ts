@@ -21,11 +21,12 @@ describe.each(backends())('confirmation calls (%s)', (backend) => {
     const before = h.fake.requests.length;
     const o = await h.sync({}, { TINES_MAX_RETRIES: '0' });
     expect(o).toMatchObject({ result: 'failed', errorKind: 'server' });
+    // The fake logs a request when it answers, so let the calls in flight land first.
+    await new Promise((r) => setTimeout(r, 300));
     const confirmations = h.fake.requests.slice(before).filter((r) => /\/admin\/users\/\d+$/.test(r.path));
     // At most the four calls already in flight when the first failed: not all fifteen.
+    expect(confirmations.length).toBeGreaterThanOrEqual(1);
     expect(confirmations.length).toBeLessThanOrEqual(4);
-    await new Promise((r) => setTimeout(r, 200));
-    expect(h.fake.requests.slice(before).filter((r) => /\/admin\/users\/\d+$/.test(r.path)).length).toBe(confirmations.length);
     const present = await h.one<{ n: number }>('SELECT count(*)::int AS n FROM tines_users WHERE removed_at IS NULL');
     expect(present.n).toBe(100);
     h.fake.latencyMs = 0;
