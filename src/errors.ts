@@ -94,7 +94,7 @@ export class DataDirBusyError extends Error {
   constructor(dataDir: string, pid: number) {
     super(
       `the embedded database in ${dataDir} is in use by another tines-connector process (pid ${pid}). ` +
-        'Only one process can open it at a time. Stop that process first (read-only `query`, `status` and `report` ' +
+        'Only one process can open it at a time. Stop that process first (`sync`, `query`, `status` and `report` ' +
         'reach a running daemon by themselves), or point every process at a PostgreSQL server with DATABASE_URL.',
     );
     this.name = 'DataDirBusyError';

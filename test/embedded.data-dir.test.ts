@@ -3,7 +3,7 @@
 // directory (while read-only commands reach the running daemon through it).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EmbeddedDatabase } from '../src/db/embedded.js';
-import { startReadGateway } from '../src/db/read-gateway.js';
+import { startReadGateway } from '../src/daemon/local-gateway.js';
 import { DataDirBusyError } from '../src/errors.js';
 import { generateUsers } from '../src/fake/tines-server.js';
 import { runSync } from '../src/sync/run-sync.js';
@@ -56,12 +56,31 @@ describe('embedded database', () => {
     }
   });
 
+  it('`sync` against a busy DATA_DIR asks the process holding it to run the sync', async () => {
+    const calls: boolean[] = [];
+    const gateway = await startReadGateway(h.db, h.env.DATA_DIR!, h.logs.logger, ({ allowMassRemoval }) => {
+      calls.push(allowMassRemoval);
+      return runSync({ config: h.config(), db: h.db, log: h.logs.logger }, { trigger: 'manual', allowMassRemoval });
+    });
+    try {
+      const r = await cli(['sync', '--allow-mass-removal'], h.env);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(/sync succeeded/);
+      expect(r.stdout).toMatch(/run by the daemon/);
+      expect(calls).toEqual([true]);
+      const runs = await h.one<{ n: number }>(`SELECT count(*)::int AS n FROM sync_runs WHERE trigger = 'manual' AND status = 'succeeded'`);
+      expect(runs.n).toBe(2);
+    } finally {
+      await gateway.stop();
+    }
+  });
+
   it('keeps its data across a restart in the same DATA_DIR', async () => {
     await h.db.close();
     const again = await EmbeddedDatabase.open(h.env.DATA_DIR!);
     try {
       const r = await again.query<{ n: number; runs: number }>('SELECT (SELECT count(*) FROM tines_users)::int AS n, (SELECT count(*) FROM sync_runs)::int AS runs');
-      expect(r.rows[0]).toEqual({ n: 30, runs: 1 });
+      expect(r.rows[0]).toEqual({ n: 30, runs: 2 });
       const o = await runSync({ config: h.config(), db: again, log: h.logs.logger }, { trigger: 'manual' });
       expect(o.result).toBe('succeeded');
       expect(o.counts.usersAdded).toBe(0);

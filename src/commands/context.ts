@@ -6,7 +6,7 @@ import { migrate, migrationState } from '../db/migrate.js';
 import { DataDirBusyError } from '../errors.js';
 import type { Queryable } from '../db/database.js';
 import { openDatabase } from '../db/open.js';
-import { queryThroughGateway, readOnlyRows } from '../db/read-gateway.js';
+import { queryThroughGateway, readOnlyRows } from '../daemon/local-gateway.js';
 import type { Logger } from '../log.js';
 
 export interface CommandContext {

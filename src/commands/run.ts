@@ -2,7 +2,7 @@
 import { readApiKey } from '../config.js';
 import { keyFingerprint, registerConnector } from '../db/connectors.js';
 import { Daemon } from '../daemon/daemon.js';
-import { startReadGateway } from '../db/read-gateway.js';
+import { startReadGateway } from '../daemon/local-gateway.js';
 import { errorMessage } from '../errors.js';
 import { registration } from '../sync/run-sync.js';
 import type { CommandContext } from './context.js';
@@ -48,8 +48,11 @@ export async function runCommand(ctx: CommandContext, opts: { stopSignal?: Promi
         "daemon's own statements. Use `tines-connector query`, which reaches this daemon, or a PostgreSQL server with DATABASE_URL.",
     );
   }
-  const gateway = db.backend === 'embedded' ? await startReadGateway(db, config.database.dataDir, log) : undefined;
   const daemon = new Daemon({ config, db, log: ctx.log });
+  const gateway =
+    db.backend === 'embedded'
+      ? await startReadGateway(db, config.database.dataDir, log, (o) => daemon.syncNow('manual', o))
+      : undefined;
   await daemon.start();
   const why = await signal;
   log.info({ signal: why, graceMs: config.shutdownTimeoutMs }, 'shutting down');

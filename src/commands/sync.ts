@@ -1,5 +1,7 @@
 // `sync [--allow-mass-removal] [--json]`: migrate, one sync now, print its summary.
 import { exitCodeFor, runSync, type SyncOutcome } from '../sync/run-sync.js';
+import { syncThroughGateway } from '../daemon/local-gateway.js';
+import { DataDirBusyError } from '../errors.js';
 import { hasFlag, type CommandContext } from './context.js';
 
 export function describeOutcome(o: SyncOutcome): string {
@@ -24,7 +26,18 @@ export function describeOutcome(o: SyncOutcome): string {
 }
 
 export async function syncCommand(ctx: CommandContext): Promise<number> {
-  const db = await ctx.db();
+  const allowMassRemoval = hasFlag(ctx.args, '--allow-mass-removal');
+  let db;
+  try {
+    db = await ctx.db();
+  } catch (err) {
+    // The embedded database is held by a running daemon: it runs the sync for us.
+    if (!(err instanceof DataDirBusyError)) throw err;
+    const outcome = await syncThroughGateway(ctx.config.database.dataDir, allowMassRemoval);
+    if (!outcome) throw err;
+    ctx.out(hasFlag(ctx.args, '--json') ? JSON.stringify(outcome) : `${describeOutcome(outcome)}\n  (run by the daemon that holds ${ctx.config.database.dataDir})`);
+    return exitCodeFor(outcome);
+  }
   const controller = new AbortController();
   const onSignal = () => controller.abort();
   process.once('SIGINT', onSignal);
@@ -32,7 +45,7 @@ export async function syncCommand(ctx: CommandContext): Promise<number> {
   try {
     const outcome = await runSync(
       { config: ctx.config, db, log: ctx.log },
-      { trigger: 'manual', allowMassRemoval: hasFlag(ctx.args, '--allow-mass-removal'), signal: controller.signal },
+      { trigger: 'manual', allowMassRemoval, signal: controller.signal },
     );
     ctx.out(hasFlag(ctx.args, '--json') ? JSON.stringify(outcome) : describeOutcome(outcome));
     return exitCodeFor(outcome);

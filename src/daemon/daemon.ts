@@ -9,11 +9,16 @@ import type { RunTrigger } from '../db/runs.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import { runSync, type SyncOutcome } from '../sync/run-sync.js';
+import { ZERO_COUNTS } from '../db/runs.js';
 import { startHealthServer } from './health.js';
 import { Metrics } from './metrics.js';
 
 const RETRY_BASE_MS = 5_000;
 const RETRY_CAP_MS = 5 * 60_000;
+
+function busyOutcome(message: string): SyncOutcome {
+  return { result: 'busy', runId: null, counts: ZERO_COUNTS, pagesFetched: 0, pagesTotal: null, durationMs: 0, message };
+}
 
 export interface DaemonOptions {
   config: Config;
@@ -68,36 +73,48 @@ export class Daemon {
 
   /** One sync; owns every error so nothing escapes the timer. Concurrent calls are skipped. */
   tick(trigger: RunTrigger): Promise<void> {
-    if (this.stopping) return Promise.resolve();
+    return this.syncNow(trigger).then(() => undefined);
+  }
+
+  /**
+   * Runs a sync now unless one is in flight (then: `busy`). Resolves with its
+   * outcome, or undefined when it could not start; never rejects.
+   */
+  syncNow(trigger: RunTrigger, opts: { allowMassRemoval?: boolean } = {}): Promise<SyncOutcome | undefined> {
+    if (this.stopping) return Promise.resolve(undefined);
     if (this.inFlight) {
-      this.log.info({ trigger }, 'previous sync still running; this tick is skipped');
-      return Promise.resolve();
+      this.log.info({ trigger }, 'previous sync still running; this one is skipped');
+      return Promise.resolve(busyOutcome('a sync of this connector is already running in this daemon'));
     }
     clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
     const controller = new AbortController();
     this.controller = controller;
-    this.inFlight = (async () => {
+    const run = (async (): Promise<SyncOutcome | undefined> => {
       try {
         const outcome = await runSync(
           { config: this.opts.config, db: this.opts.db, log: this.opts.log, hooks: this.metrics.hooks() },
-          { trigger, signal: controller.signal },
+          { trigger, signal: controller.signal, allowMassRemoval: opts.allowMassRemoval },
         );
         if (outcome.result === 'busy') this.log.info({ trigger }, 'another replica is syncing this connector; tick skipped');
         if (outcome.result === 'failed') this.failed(`sync failed (${outcome.errorKind}): ${outcome.message}`, outcome.errorKind !== 'auth');
         else if (outcome.result !== 'aborted') this.failuresInARow = 0;
         this.opts.onSyncFinished?.(outcome);
+        return outcome;
       } catch (err) {
         // Before a run could be recorded: database unreachable, key file unreadable, ...
         this.metrics.tickFailed();
         this.failed(`sync could not start: ${errorMessage(err)}`, true);
+        return undefined;
       } finally {
         this.inFlight = undefined;
         this.controller = undefined;
       }
     })();
-    return this.inFlight;
+    this.inFlight = run.then(() => undefined);
+    return run;
   }
+
 
   /** Counts a failure and, unless it waits on the operator, retries sooner than the schedule. */
   private failed(message: string, retry: boolean): void {

@@ -8,7 +8,7 @@ import net, { type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { queryThroughGateway } from '../../src/db/read-gateway.js';
+import { queryThroughGateway } from '../../src/daemon/local-gateway.js';
 import type { FakeTines } from '../../src/fake/tines-server.js';
 import type { TestDb } from './backends.js';
 import { childEnv, CLI, runCli as runCliIn, type CliResult } from './cli.js';

@@ -1,14 +1,16 @@
-// Reading the embedded database while the daemon holds it. PGlite is one
-// process's database with one session, so the daemon serves read-only
-// statements to local CLI commands over a unix socket in DATA_DIR; each runs
-// in its own READ ONLY transaction, which PGlite never interleaves with a sync's
-// transaction. (A PostgreSQL wire port onto that one shared session would let
-// a client's open transaction or SET capture the daemon's own statements.)
+// Local commands while the daemon holds the embedded database. PGlite is one
+// process's database with one session, so the daemon serves local CLI commands
+// over a unix socket in DATA_DIR: read-only statements (`query`, `status`,
+// `report`), each in its own READ ONLY transaction, which PGlite never
+// interleaves with a sync's transaction; and `sync`, run by the daemon itself.
+// (A PostgreSQL wire port onto that one shared session would let a client's
+// open transaction or SET capture the daemon's own statements.)
 import http from 'node:http';
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../log.js';
-import type { Database } from './database.js';
+import type { Database } from '../db/database.js';
+import type { SyncOutcome } from '../sync/outcome.js';
 
 export const GATEWAY_SOCKET = 'tines-connector.sock';
 const MAX_BODY_BYTES = 1 << 20;
@@ -35,7 +37,10 @@ export async function readOnlyRows(db: Database, sql: string, params: readonly u
  */
 const SESSION_CHANGING = /^\s*(set|reset|discard|listen|unlisten|prepare|deallocate|declare|load)\b|\bset_config\s*\(/i;
 
-export async function startReadGateway(db: Database, dataDir: string, log: Logger): Promise<{ stop(): Promise<void> }> {
+/** Runs a sync in the daemon for `tines-connector sync`; undefined when it could not start. */
+export type SyncNow = (opts: { allowMassRemoval: boolean }) => Promise<SyncOutcome | undefined>;
+
+export async function startReadGateway(db: Database, dataDir: string, log: Logger, syncNow?: SyncNow): Promise<{ stop(): Promise<void> }> {
   const path = gatewayPath(dataDir);
   rmSync(path, { force: true }); // a stale socket of a process that died; the data dir lock says we own it now
   const server = http.createServer((req, res) => {
@@ -43,7 +48,7 @@ export async function startReadGateway(db: Database, dataDir: string, log: Logge
       res.writeHead(status, { 'Content-Type': 'application/json' });
       res.end(JSON.stringify(body));
     };
-    if (req.method !== 'POST' || req.url !== '/query') return reply(404, { error: 'not found' });
+    if (req.method !== 'POST' || (req.url !== '/query' && req.url !== '/sync')) return reply(404, { error: 'not found' });
     const chunks: Buffer[] = [];
     let size = 0;
     req.on('data', (c: Buffer) => {
@@ -52,11 +57,19 @@ export async function startReadGateway(db: Database, dataDir: string, log: Logge
       else chunks.push(c);
     });
     req.on('end', () => {
-      let body: { sql?: unknown; params?: unknown };
+      let body: { sql?: unknown; params?: unknown; allowMassRemoval?: unknown };
       try {
         body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as typeof body;
       } catch {
         return reply(400, { error: 'body must be JSON' });
+      }
+      if (req.url === '/sync') {
+        if (!syncNow) return reply(404, { error: 'this process does not run syncs' });
+        syncNow({ allowMassRemoval: body.allowMassRemoval === true }).then(
+          (outcome) => (outcome ? reply(200, { outcome }) : reply(503, { error: 'the sync could not start; see the daemon log' })),
+          (err: Error) => reply(500, { error: err.message }),
+        );
+        return;
       }
       if (typeof body.sql !== 'string') return reply(400, { error: 'sql must be a string' });
       if (SESSION_CHANGING.test(body.sql.replace(/--[^\n]*|\/\*[\s\S]*?\*\//g, ' '))) {
@@ -84,27 +97,37 @@ export async function startReadGateway(db: Database, dataDir: string, log: Logge
   };
 }
 
-/** Runs a read-only statement through a running daemon's gateway; undefined when none listens. */
-export async function queryThroughGateway(dataDir: string, sql: string, params: readonly unknown[] = []): Promise<Record<string, unknown>[] | undefined> {
+/** POSTs to a running daemon's gateway; undefined when none listens. */
+async function callGateway<T>(dataDir: string, path: string, payload: unknown): Promise<T | undefined> {
   const socketPath = gatewayPath(dataDir);
   if (!existsSync(socketPath)) return undefined;
-  const payload = JSON.stringify({ sql, params });
+  const data = JSON.stringify(payload);
   return new Promise((resolve, reject) => {
-    const req = http.request({ socketPath, path: '/query', method: 'POST', headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(payload) } }, (res) => {
+    const req = http.request({ socketPath, path, method: 'POST', headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(data) } }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
-        let body: { rows?: Record<string, unknown>[]; error?: string };
+        let body: T & { error?: string };
         try {
           body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as typeof body;
         } catch {
-          return reject(new Error('the daemon answered the query with something that is not JSON'));
+          return reject(new Error('the daemon answered with something that is not JSON'));
         }
-        if (res.statusCode === 200 && body.rows) resolve(body.rows);
+        if (res.statusCode === 200) resolve(body);
         else reject(new Error(body.error ?? `the daemon answered ${res.statusCode}`));
       });
     });
     req.on('error', (err: NodeJS.ErrnoException) => (err.code === 'ECONNREFUSED' || err.code === 'ENOENT' ? resolve(undefined) : reject(err)));
-    req.end(payload);
+    req.end(data);
   });
+}
+
+/** Runs a read-only statement through a running daemon's gateway; undefined when none listens. */
+export async function queryThroughGateway(dataDir: string, sql: string, params: readonly unknown[] = []): Promise<Record<string, unknown>[] | undefined> {
+  return (await callGateway<{ rows: Record<string, unknown>[] }>(dataDir, '/query', { sql, params }))?.rows;
+}
+
+/** Asks a running daemon to sync now; undefined when none listens. */
+export async function syncThroughGateway(dataDir: string, allowMassRemoval: boolean): Promise<SyncOutcome | undefined> {
+  return (await callGateway<{ outcome: SyncOutcome }>(dataDir, '/sync', { allowMassRemoval }))?.outcome;
 }
