@@ -10,6 +10,7 @@ export const STAGE_SEEN = 'sync_stage_seen';
 export const STAGE_USERS = 'sync_stage_users';
 export const STAGE_MEMBERSHIPS = 'sync_stage_memberships';
 export const STAGE_REMOVED = 'sync_stage_removed';
+export const STAGE_PAGES = 'sync_stage_pages';
 
 /** Bump when the mapping from a user object to its row changes, so every row is rewritten once. */
 const DIGEST_VERSION = '1';
@@ -47,11 +48,12 @@ export async function createStaging(s: Session): Promise<void> {
       seq bigint NOT NULL, tines_user_id bigint NOT NULL, team_id bigint NOT NULL, team_name text, role text
     );
     CREATE TEMP TABLE ${STAGE_REMOVED} (tines_user_id bigint PRIMARY KEY);
+    CREATE TEMP TABLE ${STAGE_PAGES} (page integer PRIMARY KEY, digest text NOT NULL);
   `);
 }
 
 export async function dropStaging(s: Session): Promise<void> {
-  await s.exec(`DROP TABLE IF EXISTS ${STAGE_SEEN}, ${STAGE_USERS}, ${STAGE_MEMBERSHIPS}, ${STAGE_REMOVED}`);
+  await s.exec(`DROP TABLE IF EXISTS ${STAGE_SEEN}, ${STAGE_USERS}, ${STAGE_MEMBERSHIPS}, ${STAGE_REMOVED}, ${STAGE_PAGES}`);
 }
 
 /** A user object as sent, with its JSON text and digest computed once. */
@@ -71,14 +73,17 @@ export function sighting(raw: Record<string, unknown>): RawSighting {
   return { raw, json, digest: hash('md5', `${DIGEST_VERSION}:${json}`, 'base64') };
 }
 
-// $1 connector id, $2 ids, $3 digests, $4 seq of the first. Records every id as
-// seen and answers the positions (1-based) of users that are new, removed
+// $1 connector id, $2 ids, $3 digests, $4 seq of the first, $5 page number, $6
+// page digest (or null). Records every id and the page as seen, and answers the positions (1-based) of users that are new, removed
 // before, or whose digest differs from the stored one.
 const SEE_PAGE = `
 WITH p AS (
   SELECT id, h, ord FROM unnest($2::bigint[], $3::text[]) WITH ORDINALITY AS p(id, h, ord)
 ), seen AS (
   INSERT INTO ${STAGE_SEEN} (tines_user_id, seq) SELECT id, $4::bigint + ord - 1 FROM p
+), pg AS (
+  INSERT INTO ${STAGE_PAGES} (page, digest) SELECT $5::int, $6::text WHERE $6::text IS NOT NULL
+  ON CONFLICT (page) DO UPDATE SET digest = EXCLUDED.digest
 )
 SELECT p.ord::int AS ord
   FROM p
@@ -90,23 +95,83 @@ SELECT p.ord::int AS ord
  WHERE u.raw_hash IS NULL OR u.removed_at IS NOT NULL OR u.raw_hash <> p.h`;
 
 export interface PreparedPage {
+  page: number;
+  /** `DIGEST_VERSION:md5` of the page body, when known. */
+  pageDigest: string | null;
+  /** The page is byte for byte one the last committed listing applied: only its ids matter. */
+  known: boolean;
   ids: readonly number[];
   sightings: RawSighting[];
   seqStart: number;
 }
 
+export function pageKey(bodyDigest: string): string {
+  return `${DIGEST_VERSION}:${bodyDigest}`;
+}
+
 /** The CPU half of staging a page (JSON text and digests), done while the database works on the previous one. */
-export function preparePage(ids: readonly number[], raws: readonly Record<string, unknown>[], seqStart: number): PreparedPage {
-  return { ids, sightings: raws.map(sighting), seqStart };
+export function preparePage(
+  page: { page: number; ids: readonly number[]; raw: readonly Record<string, unknown>[]; digest?: string; known?: boolean },
+  seqStart: number,
+): PreparedPage {
+  const known = page.known === true;
+  return {
+    page: page.page,
+    pageDigest: page.digest !== undefined ? pageKey(page.digest) : null,
+    known,
+    ids: page.ids,
+    sightings: known ? [] : page.raw.map(sighting),
+    seqStart,
+  };
+}
+
+// $1 ids, $2 seq of the first, $3 page number, $4 page digest: a known page only records what it saw.
+const SEE_KNOWN_PAGE = `
+WITH seen AS (
+  INSERT INTO ${STAGE_SEEN} (tines_user_id, seq)
+  SELECT id, $2::bigint + ord - 1 FROM unnest($1::bigint[]) WITH ORDINALITY AS p(id, ord)
+)
+INSERT INTO ${STAGE_PAGES} (page, digest) VALUES ($3, $4)
+ON CONFLICT (page) DO UPDATE SET digest = EXCLUDED.digest`;
+
+/** The digests of the last committed listing's pages, by page number. */
+export async function knownPages(s: Session, connectorId: number, perPage: number): Promise<Map<number, string>> {
+  const r = await s.query<{ page: number; digest: string }>('SELECT page, digest FROM listing_pages WHERE connector_id = $1 AND per_page = $2', [connectorId, perPage]);
+  return new Map(r.rows.map((row) => [row.page, row.digest]));
+}
+
+// $1 connector id, $2 per_page, $3 whether this listing may be remembered.
+// Pages unchanged since the last listing are not rewritten.
+const REMEMBER_PAGES = `
+WITH gone AS (
+  DELETE FROM listing_pages l
+   WHERE l.connector_id = $1
+     AND (NOT $3 OR l.per_page <> $2
+          OR NOT EXISTS (SELECT 1 FROM ${STAGE_PAGES} p WHERE p.page = l.page AND p.digest = l.digest))
+)
+INSERT INTO listing_pages (connector_id, per_page, page, digest)
+SELECT $1, $2, p.page, p.digest FROM ${STAGE_PAGES} p WHERE $3
+ON CONFLICT (connector_id, per_page, page) DO UPDATE SET digest = EXCLUDED.digest`;
+
+/**
+ * Remembers this listing's pages (in the sync's transaction) when it showed
+ * every user once; otherwise forgets them all, so the next sync checks every user.
+ */
+export async function rememberPages(s: Session, connectorId: number, perPage: number, clean: boolean): Promise<void> {
+  await s.query(REMEMBER_PAGES, [connectorId, perPage, clean]);
 }
 
 /**
  * The database half: records the page's ids as seen, and stages in full only
  * the users that changed. Returns how many were staged.
  */
-export async function stagePage(s: Session, connectorId: number, { ids, sightings, seqStart }: PreparedPage): Promise<number> {
+export async function stagePage(s: Session, connectorId: number, { page, pageDigest, known, ids, sightings, seqStart }: PreparedPage): Promise<number> {
+  if (known) {
+    await s.query(SEE_KNOWN_PAGE, [ids, seqStart, page, pageDigest]);
+    return 0;
+  }
   if (ids.length === 0) return 0;
-  const r = await s.query<{ ord: number }>(SEE_PAGE, [connectorId, ids, sightings.map((x) => x.digest), seqStart]);
+  const r = await s.query<{ ord: number }>(SEE_PAGE, [connectorId, ids, sightings.map((x) => x.digest), seqStart, page, pageDigest]);
   if (r.rows.length === 0) return 0;
   const changed = r.rows.map((row) => ({ sighting: sightings[row.ord - 1]!, seq: seqStart + row.ord - 1 }));
   await stageUsers(s, changed);
@@ -141,9 +206,9 @@ export async function stageUsers(s: Session, users: readonly { sighting: RawSigh
  * Makes the staged listing one row per user, the latest sighting winning: when
  * paging showed a user twice, an older staged copy gives way to a newer one, or
  * to a newer unchanged sighting (the stored row is then current). Returns the
- * number of distinct users seen.
+ * number of distinct users seen, and whether any was seen twice.
  */
-export async function finalizeStaging(s: Session): Promise<number> {
+export async function finalizeStaging(s: Session): Promise<{ distinct: number; duplicates: boolean }> {
   await s.exec(`ANALYZE ${STAGE_SEEN}`);
   const r = await s.query<{ total: number; distinct_ids: number }>(
     `SELECT count(*)::int AS total, count(DISTINCT tines_user_id)::int AS distinct_ids FROM ${STAGE_SEEN}`,
@@ -164,7 +229,7 @@ export async function finalizeStaging(s: Session): Promise<number> {
     `CREATE UNIQUE INDEX ON ${STAGE_USERS} (tines_user_id); CREATE INDEX ON ${STAGE_MEMBERSHIPS} (tines_user_id, team_id);
      ANALYZE ${STAGE_USERS}; ANALYZE ${STAGE_MEMBERSHIPS}`,
   );
-  return distinct_ids;
+  return { distinct: distinct_ids, duplicates: total !== distinct_ids };
 }
 
 export async function markConfirmedRemoved(s: Session, ids: readonly number[]): Promise<void> {

@@ -12,7 +12,7 @@ import { ProgressReporter } from './progress.js';
 import { createTinesClient } from '../tines/client.js';
 import { errorKindOf, type SyncOutcome } from './outcome.js';
 import type { SyncDeps, SyncRequest } from './run-sync.js';
-import { createStaging, finalizeStaging, preparePage, stagePage, type PreparedPage } from './staging.js';
+import { createStaging, finalizeStaging, knownPages, pageKey, preparePage, rememberPages, stagePage, type PreparedPage } from './staging.js';
 
 export class SyncRun {
   private pagesFetched = 0;
@@ -65,7 +65,10 @@ export class SyncRun {
     // Pipelined: the database stages page k while this process prepares page k+1
     // (and the client already fetches page k+2).
     let writing: Promise<void> = Promise.resolve();
-    for await (const page of client.listUsers(req.signal)) {
+    // Pages byte for byte as the last committed listing applied them need no per-user work.
+    const known = await knownPages(s, connector.id, config.tines.pageSize);
+    const isKnownPage = (page: number, digest: string) => known.get(page) === pageKey(digest);
+    for await (const page of client.listUsers(req.signal, { isKnownPage })) {
       if (this.pagesFetched === 0 && connector.status === 'reconnect_required') {
         await setConnectorStatus(s, connector.id, 'active', null, { runId });
         log.info('Tines accepted the new API key; the connector is active again');
@@ -74,7 +77,7 @@ export class SyncRun {
       if (typeof page.meta.pages === 'number') this.pagesTotal = page.meta.pages;
       if (typeof page.meta.count === 'number') countsSeen.add(page.meta.count);
       finalCount = page.meta.count ?? undefined;
-      const prepared = preparePage(page.ids, page.raw, this.usersStaged);
+      const prepared = preparePage(page, this.usersStaged);
       this.usersStaged += page.ids.length;
       const progress = { pages: this.pagesFetched, total: this.pagesTotal, users: this.usersStaged };
       await writing;
@@ -84,7 +87,7 @@ export class SyncRun {
     }
     await writing;
     await updateRunProgress(s, runId, this.pagesFetched, this.pagesTotal, this.usersStaged);
-    const distinct = await finalizeStaging(s);
+    const { distinct, duplicates } = await finalizeStaging(s);
 
     // 2. The removal rules: complete and consistent listing, the guard, then confirmation.
     let held: { kind: ErrorKind; message: string } | undefined;
@@ -135,6 +138,8 @@ export class SyncRun {
         removalCandidates: cand.candidates,
         confirmCalls: confirm.calls,
       };
+      // A listing that showed every user once can vouch for its pages next time.
+      await rememberPages(s, connector.id, config.tines.pageSize, !duplicates);
       await finishRun(s, runId, status, c, held);
       wasStatus = await recordSyncSuccess(s, connector.id, runId, !held);
       return { ...c, usersTouched: d.usersTouched };

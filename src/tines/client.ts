@@ -1,5 +1,6 @@
 // The Tines API client: one axios instance with keep-alive, a request ceiling,
 // retries with backoff, and errors that never carry the key.
+import { hash } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
 import axios, { type AxiosInstance, type AxiosResponse } from 'axios';
@@ -35,6 +36,18 @@ export interface UsersPage {
   meta: PageMeta;
   /** The users normalised (computed on each access; the sync normalises only users that changed). */
   readonly users: TinesUser[];
+  /** MD5 of the body as sent, when the caller asked (see ListOptions.isKnownPage). */
+  digest?: string;
+  /** The caller already holds this exact page: its users were not validated again. */
+  known?: boolean;
+}
+
+export interface ListOptions {
+  /**
+   * Called with each page's body digest: true when the caller stored this very
+   * page from an earlier listing, so its users need no validation again.
+   */
+  isKnownPage?: (page: number, digest: string) => boolean;
 }
 
 /** Strips an axios error down to what may be logged: no config, no headers, no request, no key. */
@@ -155,7 +168,7 @@ export class TinesClient {
   }
 
   /** One page of GET /api/v1/admin/users, validated. */
-  async fetchUsersPage(page: number, signal?: AbortSignal, perPage = this.opts.pageSize): Promise<UsersPage> {
+  async fetchUsersPage(page: number, signal?: AbortSignal, perPage = this.opts.pageSize, opts: ListOptions = {}): Promise<UsersPage> {
     const res = await this.get(USERS_PATH, { per_page: perPage, page, include: 'team_memberships' }, signal);
     const where = `${USERS_PATH} page ${page}`;
     if (res.status === 404) throw new TinesRequestError('invalid_response', `GET ${where} answered 404`, 404);
@@ -168,8 +181,17 @@ export class TinesClient {
     if (!meta.success) {
       throw new TinesRequestError('invalid_response', `GET ${where}: "meta" is malformed (${meta.error.issues[0]?.path.join('.')})`, res.status);
     }
+    const digest = opts.isKnownPage ? hash('md5', res.data, 'base64') : undefined;
+    const known = digest !== undefined && opts.isKnownPage!(page, digest);
     const ids: number[] = new Array(list.length);
     for (let i = 0; i < list.length; i++) {
+      if (known) {
+        // Validated when this exact page was first seen; only the id is read again.
+        const id = Number((list[i] as { id?: unknown } | null)?.id);
+        if (!Number.isSafeInteger(id) || id < 0) throw new TinesRequestError('invalid_response', `GET ${where}: user ${i}: invalid id`, res.status);
+        ids[i] = id;
+        continue;
+      }
       const invalid = validateUser(list[i]);
       if (invalid) throw new TinesRequestError('invalid_response', `GET ${where}: user ${i}: ${invalid}`, res.status);
       ids[i] = Number((list[i] as { id: number | string }).id);
@@ -180,6 +202,7 @@ export class TinesClient {
       raw,
       ids,
       meta: meta.data,
+      ...(digest !== undefined ? { digest, known } : {}),
       get users() {
         return raw.map((r) => toTinesUser(r) as TinesUser);
       },
@@ -190,14 +213,14 @@ export class TinesClient {
    * Walks every page: next_page_number when present, else the next_page URL,
    * else pages/count. Page k+1 is requested while the caller handles page k.
    */
-  async *listUsers(signal?: AbortSignal): AsyncGenerator<UsersPage> {
+  async *listUsers(signal?: AbortSignal, opts: ListOptions = {}): AsyncGenerator<UsersPage> {
     const requested = new Set<number>();
     let pageNo: number | null = 1;
     let pending: Promise<UsersPage> | null = null;
     let maxPages = Infinity;
     while (pageNo !== null) {
       requested.add(pageNo);
-      const current: UsersPage = await (pending ?? this.fetchUsersPage(pageNo, signal));
+      const current: UsersPage = await (pending ?? this.fetchUsersPage(pageNo, signal, this.opts.pageSize, opts));
       pending = null;
       const next = nextPageNumber(current, this.opts.pageSize);
       const perPage = current.meta.per_page && current.meta.per_page > 0 ? current.meta.per_page : this.opts.pageSize;
@@ -210,7 +233,7 @@ export class TinesClient {
             `pagination loop: page ${current.page} points to page ${next}, which was already requested or is out of range`,
           );
         }
-        pending = this.fetchUsersPage(next, signal);
+        pending = this.fetchUsersPage(next, signal, this.opts.pageSize, opts);
         // A rejected prefetch is observed when awaited; keep Node from calling it unhandled meanwhile.
         pending.catch(() => undefined);
       }
