@@ -8,3 +8,10 @@ CREATE TABLE listing_pages (
   digest        text NOT NULL,
   PRIMARY KEY (connector_id, per_page, page)
 );
+
+-- The run that wrote those pages and how many users were present after it. The
+-- pages are trusted only while that run is still the connector's latest
+-- committed one and the count still holds, so a write by anything else (an
+-- operator's DELETE, another build's sync) sends the next sync back to
+-- checking every user.
+ALTER TABLE connectors ADD COLUMN listing_run_id bigint, ADD COLUMN listing_users_present integer;

@@ -1,8 +1,11 @@
 // The embedded database: its data survives a restart in the same DATA_DIR, and
 // a second process on a busy DATA_DIR gets a clear error instead of a corrupted
 // directory (while read-only commands reach the running daemon through it).
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EmbeddedDatabase } from '../src/db/embedded.js';
+import { EmbeddedDatabase, lockDataDir } from '../src/db/embedded.js';
 import { startReadGateway } from '../src/daemon/local-gateway.js';
 import { DataDirBusyError } from '../src/errors.js';
 import { generateUsers } from '../src/fake/tines-server.js';
@@ -58,9 +61,12 @@ describe('embedded database', () => {
 
   it('`sync` against a busy DATA_DIR asks the process holding it to run the sync', async () => {
     const calls: boolean[] = [];
-    const gateway = await startReadGateway(h.db, h.env.DATA_DIR!, h.logs.logger, ({ allowMassRemoval }) => {
-      calls.push(allowMassRemoval);
-      return runSync({ config: h.config(), db: h.db, log: h.logs.logger }, { trigger: 'manual', allowMassRemoval });
+    const gateway = await startReadGateway(h.db, h.env.DATA_DIR!, h.logs.logger, {
+      connectorName: 'tines',
+      syncNow: ({ allowMassRemoval }) => {
+        calls.push(allowMassRemoval);
+        return runSync({ config: h.config(), db: h.db, log: h.logs.logger }, { trigger: 'manual', allowMassRemoval });
+      },
     });
     try {
       const r = await cli(['sync', '--allow-mass-removal'], h.env);
@@ -68,10 +74,29 @@ describe('embedded database', () => {
       expect(r.stdout).toMatch(/sync succeeded/);
       expect(r.stdout).toMatch(/run by the daemon/);
       expect(calls).toEqual([true]);
+      // Another connector cannot be synced through a daemon that runs this one.
+      const other = await cli(['sync'], { ...h.env, CONNECTOR_NAME: 'other' });
+      expect(other.code).toBe(1);
+      expect(other.stderr).toMatch(/syncs connector "tines", not "other"/);
+      expect(calls).toEqual([true]);
       const runs = await h.one<{ n: number }>(`SELECT count(*)::int AS n FROM sync_runs WHERE trigger = 'manual' AND status = 'succeeded'`);
       expect(runs.n).toBe(2);
     } finally {
       await gateway.stop();
+    }
+  });
+
+  it('a lock file left by a process that is gone is taken over', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tines-connector-stale-lock-'));
+    try {
+      writeFileSync(join(dir, 'tines-connector.pid'), '999999\n'); // no such process
+      const release = lockDataDir(dir);
+      expect(readFileSync(join(dir, 'tines-connector.pid'), 'utf8').trim()).toBe(String(process.pid));
+      expect(() => lockDataDir(dir)).toThrow(DataDirBusyError);
+      release();
+      expect(existsSync(join(dir, 'tines-connector.pid'))).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

@@ -40,6 +40,16 @@ describe.each(backends())('known pages (%s)', (backend) => {
     expect(shipped()).toBe(0);
   });
 
+  it('pages are not trusted after anything else wrote the users (an operator deleting rows)', async () => {
+    await h.sync();
+    expect(shipped()).toBe(0);
+    await h.db.query('DELETE FROM team_memberships');
+    await h.db.query('DELETE FROM tines_users');
+    const o = await h.sync();
+    expect(o.counts.usersAdded).toBe(50);
+    expect((await h.one<{ n: number }>('SELECT count(*)::int AS n FROM tines_users WHERE removed_at IS NULL')).n).toBe(50);
+  });
+
   it('a listing that showed a user twice is not remembered, so the next sync checks every user', async () => {
     const ids = [...h.fake.users.keys()].sort((a, b) => a - b);
     const [newcomer] = generateUsers(1, { startId: 1, seed: 5 }); // sorts first: shifts everyone down one place

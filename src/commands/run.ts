@@ -51,7 +51,7 @@ export async function runCommand(ctx: CommandContext, opts: { stopSignal?: Promi
   const daemon = new Daemon({ config, db, log: ctx.log });
   const gateway =
     db.backend === 'embedded'
-      ? await startReadGateway(db, config.database.dataDir, log, (o) => daemon.syncNow('manual', o))
+      ? await startReadGateway(db, config.database.dataDir, log, { connectorName: config.connectorName, syncNow: (o) => daemon.syncNow('manual', o) })
       : undefined;
   await daemon.start();
   const why = await signal;

@@ -33,7 +33,7 @@ export async function syncCommand(ctx: CommandContext): Promise<number> {
   } catch (err) {
     // The embedded database is held by a running daemon: it runs the sync for us.
     if (!(err instanceof DataDirBusyError)) throw err;
-    const outcome = await syncThroughGateway(ctx.config.database.dataDir, allowMassRemoval);
+    const outcome = await syncThroughGateway(ctx.config.database.dataDir, ctx.config.connectorName, allowMassRemoval);
     if (!outcome) throw err;
     ctx.out(hasFlag(ctx.args, '--json') ? JSON.stringify(outcome) : `${describeOutcome(outcome)}\n  (run by the daemon that holds ${ctx.config.database.dataDir})`);
     return exitCodeFor(outcome);

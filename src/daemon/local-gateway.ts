@@ -19,28 +19,51 @@ export function gatewayPath(dataDir: string): string {
   return join(dataDir, GATEWAY_SOCKET);
 }
 
-/** One statement, read-only, with a time limit: the same rule on every path. */
-export async function readOnlyRows(db: Database, sql: string, params: readonly unknown[] = []): Promise<Record<string, unknown>[]> {
-  return db.withSession((s) =>
-    s.transaction(async () => {
-      await s.query('SET TRANSACTION READ ONLY');
-      await s.query(`SET LOCAL statement_timeout = '120s'`);
-      return (await s.query<Record<string, unknown>>(sql, params)).rows;
-    }),
-  );
+/** Carries a read-only statement's rows out of its transaction, which then rolls back. */
+class RolledBack extends Error {
+  constructor(readonly rows: Record<string, unknown>[]) {
+    super('rolled back');
+  }
 }
 
 /**
- * Statements that could change the daemon's one session beyond their read-only
- * transaction (SET, RESET, set_config, cursors held open, LISTEN, PREPARE) are
- * refused: a READ ONLY transaction does not stop them.
+ * One statement, read-only, with a time limit: the same rule on every path. Its
+ * transaction always rolls back, so even a SET or set_config() it smuggles in
+ * leaves the session as it found it.
  */
-const SESSION_CHANGING = /^\s*(set|reset|discard|listen|unlisten|prepare|deallocate|declare|load)\b|\bset_config\s*\(/i;
+export async function readOnlyRows(db: Database, sql: string, params: readonly unknown[] = []): Promise<Record<string, unknown>[]> {
+  try {
+    await db.withSession((s) =>
+      s.transaction(async () => {
+        await s.query('SET TRANSACTION READ ONLY');
+        await s.query(`SET LOCAL statement_timeout = '120s'`);
+        throw new RolledBack((await s.query<Record<string, unknown>>(sql, params)).rows);
+      }),
+    );
+  } catch (err) {
+    if (err instanceof RolledBack) return err.rows;
+    throw err;
+  }
+  throw new Error('unreachable: the read-only transaction did not roll back');
+}
+
+/**
+ * Statements that could change the daemon's one session even though their
+ * transaction rolls back (PREPARE, DEALLOCATE, DISCARD, LOAD), or that only make
+ * sense to keep (SET, RESET, set_config, cursors, LISTEN), are refused up front.
+ */
+const SESSION_CHANGING = /^\s*(set|reset|discard|listen|unlisten|prepare|deallocate|declare|load)\b|set_config/i;
 
 /** Runs a sync in the daemon for `tines-connector sync`; undefined when it could not start. */
 export type SyncNow = (opts: { allowMassRemoval: boolean }) => Promise<SyncOutcome | undefined>;
 
-export async function startReadGateway(db: Database, dataDir: string, log: Logger, syncNow?: SyncNow): Promise<{ stop(): Promise<void> }> {
+export interface GatewayOptions {
+  /** The connector this daemon syncs: a `sync` for another one is refused. */
+  connectorName: string;
+  syncNow: SyncNow;
+}
+
+export async function startReadGateway(db: Database, dataDir: string, log: Logger, sync?: GatewayOptions): Promise<{ stop(): Promise<void> }> {
   const path = gatewayPath(dataDir);
   rmSync(path, { force: true }); // a stale socket of a process that died; the data dir lock says we own it now
   const server = http.createServer((req, res) => {
@@ -57,15 +80,20 @@ export async function startReadGateway(db: Database, dataDir: string, log: Logge
       else chunks.push(c);
     });
     req.on('end', () => {
-      let body: { sql?: unknown; params?: unknown; allowMassRemoval?: unknown };
+      let body: { sql?: unknown; params?: unknown; allowMassRemoval?: unknown; connectorName?: unknown };
       try {
         body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as typeof body;
       } catch {
         return reply(400, { error: 'body must be JSON' });
       }
       if (req.url === '/sync') {
-        if (!syncNow) return reply(404, { error: 'this process does not run syncs' });
-        syncNow({ allowMassRemoval: body.allowMassRemoval === true }).then(
+        if (!sync) return reply(404, { error: 'this process does not run syncs' });
+        if (body.connectorName !== sync.connectorName) {
+          return reply(409, {
+            error: `the daemon holding this DATA_DIR syncs connector "${sync.connectorName}", not "${String(body.connectorName)}"; stop it to sync another connector here`,
+          });
+        }
+        sync.syncNow({ allowMassRemoval: body.allowMassRemoval === true }).then(
           (outcome) => (outcome ? reply(200, { outcome }) : reply(503, { error: 'the sync could not start; see the daemon log' })),
           (err: Error) => reply(500, { error: err.message }),
         );
@@ -128,6 +156,6 @@ export async function queryThroughGateway(dataDir: string, sql: string, params: 
 }
 
 /** Asks a running daemon to sync now; undefined when none listens. */
-export async function syncThroughGateway(dataDir: string, allowMassRemoval: boolean): Promise<SyncOutcome | undefined> {
-  return (await callGateway<{ outcome: SyncOutcome }>(dataDir, '/sync', { allowMassRemoval }))?.outcome;
+export async function syncThroughGateway(dataDir: string, connectorName: string, allowMassRemoval: boolean): Promise<SyncOutcome | undefined> {
+  return (await callGateway<{ outcome: SyncOutcome }>(dataDir, '/sync', { connectorName, allowMassRemoval }))?.outcome;
 }

@@ -1,7 +1,7 @@
 // The embedded backend: PGlite (PostgreSQL in WebAssembly) in DATA_DIR, one
 // process at a time, guarded by a pid lock file so a second process gets a
 // clear error instead of a corrupted directory.
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, linkSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { PGlite, types } from '@electric-sql/pglite';
 import { DataDirBusyError } from '../errors.js';
@@ -30,18 +30,15 @@ export function lockDataDir(dir: string): () => void {
   const dataDir = resolve(dir);
   mkdirSync(dataDir, { recursive: true });
   const path = join(dataDir, LOCK_FILE);
-  let tookOverStale = false;
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
-      const fd = openSync(path, 'wx');
-      writeSync(fd, `${process.pid}\n`);
-      closeSync(fd);
-      if (tookOverStale) {
-        // Two processes that both found the same stale file could each remove the
-        // other's fresh one; after a moment only one of them still reads its own pid.
-        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50);
-        const holder = Number.parseInt(readFileSync(path, 'utf8'), 10);
-        if (holder !== process.pid) throw new DataDirBusyError(dataDir, holder);
+      // Written aside, then linked into place: the lock file never exists without its pid.
+      const mine = `${path}.${process.pid}`;
+      writeFileSync(mine, `${process.pid}\n`);
+      try {
+        linkSync(mine, path);
+      } finally {
+        rmSync(mine, { force: true });
       }
       openHere.add(dataDir);
       return () => {
@@ -50,13 +47,50 @@ export function lockDataDir(dir: string): () => void {
       };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const pid = Number.parseInt(readFileSync(path, 'utf8'), 10);
-      if (Number.isInteger(pid) && pid > 0 && isAlive(pid, dataDir)) throw new DataDirBusyError(dataDir, pid);
-      rmSync(path, { force: true }); // stale: its process is gone
-      tookOverStale = true;
+      const pid = readPid(path);
+      if (pid !== undefined && isAlive(pid, dataDir)) throw new DataDirBusyError(dataDir, pid);
+      removeStaleLock(dataDir, path, pid);
     }
   }
   throw new Error(`cannot take the lock file ${path}`);
+}
+
+function readPid(path: string): number | undefined {
+  try {
+    const pid = Number.parseInt(readFileSync(path, 'utf8'), 10);
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined; // gone meanwhile
+  }
+}
+
+/**
+ * Removes a lock file whose process is gone. Only one process at a time may do
+ * it (a second lock file, created exclusively), and only if the file still names
+ * the same dead process, so two processes that found it stale cannot remove each
+ * other's fresh lock.
+ */
+function removeStaleLock(dataDir: string, path: string, stalePid: number | undefined): void {
+  const guard = `${path}.takeover`;
+  let fd: number;
+  try {
+    fd = openSync(guard, 'wx');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    // Another process is taking over; a guard left by a crash is cleared after a while.
+    try {
+      if (Date.now() - statSync(guard).mtimeMs > 10_000) rmSync(guard, { force: true });
+    } catch {
+      // gone meanwhile
+    }
+    throw new DataDirBusyError(dataDir, stalePid ?? 0);
+  }
+  try {
+    closeSync(fd);
+    if (readPid(path) === stalePid) rmSync(path, { force: true });
+  } finally {
+    rmSync(guard, { force: true });
+  }
 }
 
 const parsers = {

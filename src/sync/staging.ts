@@ -134,16 +134,36 @@ WITH seen AS (
 INSERT INTO ${STAGE_PAGES} (page, digest) VALUES ($3, $4)
 ON CONFLICT (page) DO UPDATE SET digest = EXCLUDED.digest`;
 
-/** The digests of the last committed listing's pages, by page number. */
+/**
+ * The digests of the last committed listing's pages, by page number: empty
+ * unless that listing's run is still the latest committed one and the number of
+ * present users has not moved since (nothing else wrote the users meanwhile).
+ */
 export async function knownPages(s: Session, connectorId: number, perPage: number): Promise<Map<number, string>> {
-  const r = await s.query<{ page: number; digest: string }>('SELECT page, digest FROM listing_pages WHERE connector_id = $1 AND per_page = $2', [connectorId, perPage]);
+  const r = await s.query<{ page: number; digest: string }>(
+    `SELECT l.page, l.digest
+       FROM listing_pages l
+       JOIN connectors c ON c.id = l.connector_id
+      WHERE l.connector_id = $1 AND l.per_page = $2
+        AND c.listing_run_id = (SELECT max(r.id) FROM sync_runs r
+                                 WHERE r.connector_id = $1 AND r.status IN ('succeeded', 'held'))
+        AND c.listing_users_present = (SELECT count(*) FROM tines_users u
+                                        WHERE u.connector_id = $1 AND u.removed_at IS NULL)`,
+    [connectorId, perPage],
+  );
   return new Map(r.rows.map((row) => [row.page, row.digest]));
 }
 
-// $1 connector id, $2 per_page, $3 whether this listing may be remembered.
+// $1 connector id, $2 per_page, $3 whether this listing may be remembered, $4 run id.
 // Pages unchanged since the last listing are not rewritten.
 const REMEMBER_PAGES = `
-WITH gone AS (
+WITH mark AS (
+  UPDATE connectors c
+     SET listing_run_id = CASE WHEN $3 THEN $4::bigint END,
+         listing_users_present = CASE WHEN $3 THEN (SELECT count(*) FROM tines_users u
+                                                     WHERE u.connector_id = $1 AND u.removed_at IS NULL) END
+   WHERE c.id = $1
+), gone AS (
   DELETE FROM listing_pages l
    WHERE l.connector_id = $1
      AND (NOT $3 OR l.per_page <> $2
@@ -151,14 +171,15 @@ WITH gone AS (
 )
 INSERT INTO listing_pages (connector_id, per_page, page, digest)
 SELECT $1, $2, p.page, p.digest FROM ${STAGE_PAGES} p WHERE $3
-ON CONFLICT (connector_id, per_page, page) DO UPDATE SET digest = EXCLUDED.digest`;
+ON CONFLICT (connector_id, per_page, page) DO UPDATE SET digest = EXCLUDED.digest
+WHERE listing_pages.digest IS DISTINCT FROM EXCLUDED.digest`;
 
 /**
  * Remembers this listing's pages (in the sync's transaction) when it showed
  * every user once; otherwise forgets them all, so the next sync checks every user.
  */
-export async function rememberPages(s: Session, connectorId: number, perPage: number, clean: boolean): Promise<void> {
-  await s.query(REMEMBER_PAGES, [connectorId, perPage, clean]);
+export async function rememberPages(s: Session, connectorId: number, runId: number, perPage: number, clean: boolean): Promise<void> {
+  await s.query(REMEMBER_PAGES, [connectorId, perPage, clean, runId]);
 }
 
 /**

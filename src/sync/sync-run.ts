@@ -139,7 +139,7 @@ export class SyncRun {
         confirmCalls: confirm.calls,
       };
       // A listing that showed every user once can vouch for its pages next time.
-      await rememberPages(s, connector.id, config.tines.pageSize, !duplicates);
+      await rememberPages(s, connector.id, runId, config.tines.pageSize, !duplicates);
       await finishRun(s, runId, status, c, held);
       wasStatus = await recordSyncSuccess(s, connector.id, runId, !held);
       return { ...c, usersTouched: d.usersTouched };
