@@ -51,7 +51,9 @@ export class Daemon {
 
   async start(): Promise<void> {
     const { config, db } = this.opts;
-    if (config.healthPort > 0) this.server = await startHealthServer(config.healthPort, db, this.metrics, this.opts.log.child({ component: 'health' }));
+    if (config.healthPort > 0) {
+      this.server = await startHealthServer(config.healthPort, db, this.metrics, this.opts.log.child({ component: 'health' }), () => this.inFlight !== undefined);
+    }
     const cronLog = this.opts.log.child({ component: 'cron' });
     this.task = cron.schedule(config.sync.schedule, () => this.tick('schedule'), {
       name: `sync:${config.connectorName}`,
