@@ -66,14 +66,6 @@ export class SyncAbortedError extends Error {
   }
 }
 
-/** Another sync of this connector holds the single-flight lock. */
-export class SyncBusyError extends Error {
-  constructor(connectorName: string) {
-    super(`another sync of connector "${connectorName}" is running; nothing done`);
-    this.name = 'SyncBusyError';
-  }
-}
-
 /** The connector is reconnect_required and the key has not changed: Tines is not called. */
 export class ReconnectRequiredError extends Error {
   constructor(

@@ -54,14 +54,9 @@ export function createContext(config: Config, log: Logger, args: string[], opts:
  * daemon holds the embedded database, the statement goes through its gateway.
  */
 export async function readOnly(ctx: CommandContext, sql: string, params: readonly unknown[] = []): Promise<Record<string, unknown>[]> {
-  try {
-    return await readOnlyRows(await ctx.db(), sql, params);
-  } catch (err) {
-    if (!(err instanceof DataDirBusyError)) throw err;
-    const rows = await queryThroughGateway(ctx.config.database.dataDir, sql, params);
-    if (rows === undefined) throw err;
-    return rows;
-  }
+  const { q, db } = await readAccess(ctx);
+  // The gateway runs its statements read-only itself.
+  return db ? readOnlyRows(db, sql, params) : (await q.query<Record<string, unknown>>(sql, params)).rows;
 }
 
 /**

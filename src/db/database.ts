@@ -1,5 +1,6 @@
 // The one small interface both backends serve: the PostgreSQL server (pg) and
 // the embedded PostgreSQL (PGlite). The sync logic is written once against it.
+import { createHash } from 'node:crypto';
 
 export interface QueryResult<R> {
   rows: R[];
@@ -56,7 +57,6 @@ export function pgTextArray(items: readonly unknown[]): string {
 }
 
 /** A stable 64-bit advisory lock key from a string (first 8 bytes of its SHA-256). */
-export async function lockKeyOf(key: string): Promise<string> {
-  const { createHash } = await import('node:crypto');
+export function lockKeyOf(key: string): string {
   return createHash('sha256').update(key).digest().readBigInt64BE(0).toString();
 }

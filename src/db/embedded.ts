@@ -5,7 +5,7 @@ import { closeSync, linkSync, mkdirSync, openSync, readFileSync, rmSync, statSyn
 import { join, resolve } from 'node:path';
 import { PGlite, types } from '@electric-sql/pglite';
 import { DataDirBusyError } from '../errors.js';
-import type { Database, Queryable, QueryResult, Session } from './database.js';
+import type { Database, QueryResult, Session } from './database.js';
 
 export { DataDirBusyError };
 
@@ -197,4 +197,3 @@ class EmbeddedSession implements Session {
   }
 }
 
-export type { Queryable };

@@ -110,11 +110,11 @@ class PgSession implements Session {
   }
 
   async tryLock(key: string): Promise<boolean> {
-    const r = await this.client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1::bigint) AS ok', [await lockKeyOf(key)]);
+    const r = await this.client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1::bigint) AS ok', [lockKeyOf(key)]);
     return r.rows[0]?.ok === true;
   }
 
   async unlock(key: string): Promise<void> {
-    await this.client.query('SELECT pg_advisory_unlock($1::bigint)', [await lockKeyOf(key)]);
+    await this.client.query('SELECT pg_advisory_unlock($1::bigint)', [lockKeyOf(key)]);
   }
 }

@@ -13,7 +13,6 @@ const BATCH = 1000;
 const CONCURRENCY = 4;
 
 export interface ConfirmResult {
-  confirmedRemoved: number;
   stillPresent: number;
   calls: number;
 }
@@ -26,7 +25,7 @@ export async function confirmRemovals(
   signal?: AbortSignal,
   onProgress?: (done: number) => void,
 ): Promise<ConfirmResult> {
-  const result: ConfirmResult = { confirmedRemoved: 0, stillPresent: 0, calls: 0 };
+  const result: ConfirmResult = { stillPresent: 0, calls: 0 };
   let seq = seqStart;
   // Candidates are read before any is restaged, so keyset paging on id stays stable.
   let lastId = -1;
@@ -65,7 +64,6 @@ export async function confirmRemovals(
       present.map((u, i) => ({ sighting: sighting(u.raw), seq: seq + i })),
     );
     seq += present.length;
-    result.confirmedRemoved += gone.length;
     result.stillPresent += present.length;
     onProgress?.(result.calls);
   }

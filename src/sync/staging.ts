@@ -155,7 +155,7 @@ export async function knownPages(s: Session, connectorId: number, perPage: numbe
 }
 
 // $1 connector id, $2 per_page, $3 whether this listing may be remembered, $4 run id.
-// Pages unchanged since the last listing are not rewritten.
+// Pages this listing did not reach are dropped, changed ones updated, unchanged ones not rewritten.
 const REMEMBER_PAGES = `
 WITH mark AS (
   UPDATE connectors c
@@ -166,8 +166,7 @@ WITH mark AS (
 ), gone AS (
   DELETE FROM listing_pages l
    WHERE l.connector_id = $1
-     AND (NOT $3 OR l.per_page <> $2
-          OR NOT EXISTS (SELECT 1 FROM ${STAGE_PAGES} p WHERE p.page = l.page AND p.digest = l.digest))
+     AND (NOT $3 OR l.per_page <> $2 OR NOT EXISTS (SELECT 1 FROM ${STAGE_PAGES} p WHERE p.page = l.page))
 )
 INSERT INTO listing_pages (connector_id, per_page, page, digest)
 SELECT $1, $2, p.page, p.digest FROM ${STAGE_PAGES} p WHERE $3

@@ -100,7 +100,7 @@ export class SyncRun {
     }
     const cand = (await s.query<{ candidates: number; present: number }>(COUNT_CANDIDATES, [connector.id])).rows[0]!;
     let removeUsers = false;
-    let confirm = { confirmedRemoved: 0, stillPresent: 0, calls: 0 };
+    let confirm = { stillPresent: 0, calls: 0 };
     if (!held && cand.candidates > 0) {
       const { removalGuardPercent: pct, removalGuardMin: min } = config.sync;
       const overGuard = cand.candidates > (cand.present * pct) / 100 && cand.candidates > min;

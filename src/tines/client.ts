@@ -86,7 +86,7 @@ export class TinesClient {
     this.limiter = new RateLimiter(opts.requestsPerMinute);
     this.http = axios.create({
       baseURL: opts.baseUrl,
-      timeout: opts.timeoutMs,
+      // No axios timeout: attempt() gives each request one hard deadline instead.
       headers: { Authorization: `Bearer ${opts.apiKey}`, Accept: 'application/json', 'User-Agent': 'tines-connector/0.1' },
       httpAgent: new http.Agent({ keepAlive: true, maxSockets: 4 }),
       httpsAgent: new https.Agent({ keepAlive: true, maxSockets: 4 }),
@@ -143,8 +143,7 @@ export class TinesClient {
       const cause = describeAxiosError(err, this.opts.apiKey);
       const code = (cause as NodeJS.ErrnoException).code ?? '';
       if (NETWORK_CODES.has(code) || !axios.isAxiosError(err) || !err.response) {
-        const what = code === 'ECONNABORTED' || code === 'ETIMEDOUT' ? `timed out after ${this.opts.timeoutMs} ms` : cause.message;
-        throw new RetryableError('network', what, undefined, undefined, { cause });
+        throw new RetryableError('network', cause.message, undefined, undefined, { cause });
       }
       throw new TinesRequestError('network', cause.message, undefined, { cause });
     }
