@@ -4,7 +4,7 @@
 import { hash } from 'node:crypto';
 import { copyValue, escapeCopy, type Session } from '../db/database.js';
 import { TinesRequestError } from '../errors.js';
-import { toTinesUser } from '../tines/schema.js';
+import { toTinesUser, type PageMeta } from '../tines/schema.js';
 
 export const STAGE_SEEN = 'sync_stage_seen';
 export const STAGE_USERS = 'sync_stage_users';
@@ -48,7 +48,9 @@ export async function createStaging(s: Session): Promise<void> {
       seq bigint NOT NULL, tines_user_id bigint NOT NULL, team_id bigint NOT NULL, team_name text, role text
     );
     CREATE TEMP TABLE ${STAGE_REMOVED} (tines_user_id bigint PRIMARY KEY);
-    CREATE TEMP TABLE ${STAGE_PAGES} (page integer PRIMARY KEY, digest text NOT NULL);
+    CREATE TEMP TABLE ${STAGE_PAGES} (
+      page integer PRIMARY KEY, digest text NOT NULL, known boolean NOT NULL, seq_start bigint NOT NULL, ids bigint[], meta jsonb
+    );
   `);
 }
 
@@ -74,16 +76,18 @@ export function sighting(raw: Record<string, unknown>): RawSighting {
 }
 
 // $1 connector id, $2 ids, $3 digests, $4 seq of the first, $5 page number, $6
-// page digest (or null). Records every id and the page as seen, and answers the positions (1-based) of users that are new, removed
-// before, or whose digest differs from the stored one.
+// page digest (or null), $7 page meta. Records every id and the page as seen, and answers the
+// positions (1-based) of users that are new, removed before, or whose digest differs from the stored one.
 const SEE_PAGE = `
 WITH p AS (
   SELECT id, h, ord FROM unnest($2::bigint[], $3::text[]) WITH ORDINALITY AS p(id, h, ord)
 ), seen AS (
   INSERT INTO ${STAGE_SEEN} (tines_user_id, seq) SELECT id, $4::bigint + ord - 1 FROM p
 ), pg AS (
-  INSERT INTO ${STAGE_PAGES} (page, digest) SELECT $5::int, $6::text WHERE $6::text IS NOT NULL
-  ON CONFLICT (page) DO UPDATE SET digest = EXCLUDED.digest
+  INSERT INTO ${STAGE_PAGES} (page, digest, known, seq_start, ids, meta)
+  SELECT $5::int, $6::text, false, $4::bigint, $2::bigint[], $7::jsonb WHERE $6::text IS NOT NULL
+  ON CONFLICT (page) DO UPDATE SET digest = EXCLUDED.digest, known = false, seq_start = EXCLUDED.seq_start,
+                                   ids = EXCLUDED.ids, meta = EXCLUDED.meta
 )
 SELECT p.ord::int AS ord
   FROM p
@@ -98,8 +102,8 @@ export interface PreparedPage {
   page: number;
   /** `DIGEST_VERSION:md5` of the page body, when known. */
   pageDigest: string | null;
-  /** The page is byte for byte one the last committed listing applied: only its ids matter. */
-  known: boolean;
+  /** The page's meta as sent, kept with the page when the listing is remembered. */
+  meta: unknown;
   ids: readonly number[];
   sightings: RawSighting[];
   seqStart: number;
@@ -111,87 +115,127 @@ export function pageKey(bodyDigest: string): string {
 
 /** The CPU half of staging a page (JSON text and digests), done while the database works on the previous one. */
 export function preparePage(
-  page: { page: number; ids: readonly number[]; raw: readonly Record<string, unknown>[]; digest?: string; known?: boolean },
+  page: { page: number; ids: readonly number[]; raw: readonly Record<string, unknown>[]; digest?: string; meta: unknown },
   seqStart: number,
 ): PreparedPage {
-  const known = page.known === true;
   return {
     page: page.page,
     pageDigest: page.digest !== undefined ? pageKey(page.digest) : null,
-    known,
+    meta: page.meta,
     ids: page.ids,
-    sightings: known ? [] : page.raw.map(sighting),
+    sightings: page.raw.map(sighting),
     seqStart,
   };
 }
 
-// $1 ids, $2 seq of the first, $3 page number, $4 page digest: a known page only records what it saw.
-const SEE_KNOWN_PAGE = `
-WITH seen AS (
-  INSERT INTO ${STAGE_SEEN} (tines_user_id, seq)
-  SELECT id, $2::bigint + ord - 1 FROM unnest($1::bigint[]) WITH ORDINALITY AS p(id, ord)
-)
-INSERT INTO ${STAGE_PAGES} (page, digest) VALUES ($3, $4)
-ON CONFLICT (page) DO UPDATE SET digest = EXCLUDED.digest`;
-
-/**
- * The digests of the last committed listing's pages, by page number: empty
- * unless that listing's run is still the latest committed one and the number of
- * present users has not moved since (nothing else wrote the users meanwhile).
- */
-export async function knownPages(s: Session, connectorId: number, perPage: number): Promise<Map<number, string>> {
-  const r = await s.query<{ page: number; digest: string }>(
-    `SELECT l.page, l.digest
-       FROM listing_pages l
-       JOIN connectors c ON c.id = l.connector_id
-      WHERE l.connector_id = $1 AND l.per_page = $2
-        AND c.listing_run_id = (SELECT max(r.id) FROM sync_runs r
-                                 WHERE r.connector_id = $1 AND r.status IN ('succeeded', 'held'))
-        AND c.listing_users_present = (SELECT count(*) FROM tines_users u
-                                        WHERE u.connector_id = $1 AND u.removed_at IS NULL)`,
-    [connectorId, perPage],
-  );
-  return new Map(r.rows.map((row) => [row.page, row.digest]));
+/** The pages of the last committed listing, when they can be trusted. */
+export interface RememberedListing {
+  /** By page number: the stored digest, meta and user count. */
+  pages: Map<number, { digest: string; meta: PageMeta; size: number }>;
+  /** Its run left exactly the listed users present (nothing held, nothing left to confirm). */
+  complete: boolean;
+  /** The connector's count of writes by anything but a sync, when this sync started. */
+  externalWrites: number;
 }
 
-// $1 connector id, $2 per_page, $3 whether this listing may be remembered, $4 run id.
+/**
+ * The last committed listing's pages: none unless that listing's run is still
+ * the latest committed one and nothing but a sync wrote the users or their
+ * memberships since (see migration 005).
+ */
+export async function rememberedListing(s: Session, connectorId: number, perPage: number): Promise<RememberedListing> {
+  const c = await s.query<{ external_writes: number; complete: boolean; trusted: boolean }>(
+    `SELECT c.external_writes::float8 AS external_writes, c.listing_complete AS complete,
+            COALESCE(c.listing_run_id = (SELECT r.id FROM sync_runs r
+                                          WHERE r.connector_id = c.id AND r.status IN ('succeeded', 'held')
+                                          ORDER BY r.id DESC LIMIT 1)
+                     AND c.listing_external_writes = c.external_writes, false) AS trusted
+       FROM connectors c WHERE c.id = $1`,
+    [connectorId],
+  );
+  const row = c.rows[0];
+  const listing: RememberedListing = { pages: new Map(), complete: false, externalWrites: Number(row?.external_writes ?? 0) };
+  if (!row?.trusted) return listing;
+  listing.complete = row.complete;
+  const r = await s.query<{ page: number; digest: string; meta: PageMeta; size: number }>(
+    `SELECT page, digest, meta, cardinality(ids) AS size FROM listing_pages WHERE connector_id = $1 AND per_page = $2`,
+    [connectorId, perPage],
+  );
+  for (const p of r.rows) listing.pages.set(p.page, { digest: p.digest, meta: p.meta, size: p.size });
+  return listing;
+}
+
+/** A page of this listing that came back as remembered: its position in the listing. */
+export interface KnownSighting {
+  page: number;
+  digest: string;
+  seqStart: number;
+}
+
+/**
+ * Records the known pages of this listing, and their users as seen, from what
+ * was remembered of them: one statement, whatever the number of pages.
+ */
+export async function stageKnownPages(s: Session, connectorId: number, perPage: number, pages: readonly KnownSighting[]): Promise<void> {
+  if (pages.length === 0) return;
+  await s.query(
+    `WITH k AS (
+       SELECT * FROM unnest($3::int[], $4::text[], $5::bigint[]) AS k(page, digest, seq_start)
+     ), pg AS (
+       INSERT INTO ${STAGE_PAGES} (page, digest, known, seq_start)
+       SELECT page, digest, true, seq_start FROM k
+       ON CONFLICT (page) DO UPDATE SET digest = EXCLUDED.digest, known = true, seq_start = EXCLUDED.seq_start, ids = NULL, meta = NULL
+     )
+     INSERT INTO ${STAGE_SEEN} (tines_user_id, seq)
+     SELECT x.id, k.seq_start + x.ord - 1
+       FROM k
+       JOIN listing_pages l ON l.connector_id = $1 AND l.per_page = $2 AND l.page = k.page
+      CROSS JOIN LATERAL unnest(l.ids) WITH ORDINALITY AS x(id, ord)`,
+    [connectorId, perPage, pages.map((p) => p.page), pages.map((p) => p.digest), pages.map((p) => p.seqStart)],
+  );
+}
+
+// $1 connector id, $2 per_page, $3 whether this listing may be remembered, $4 run id,
+// $5 external writes when the run started, $6 whether the run left exactly the listed users present,
+// $7 whether every page came back as remembered (nothing of them was staged, and nothing changes).
 // Pages this listing did not reach are dropped, changed ones updated, unchanged ones not rewritten.
 const REMEMBER_PAGES = `
 WITH mark AS (
   UPDATE connectors c
      SET listing_run_id = CASE WHEN $3 THEN $4::bigint END,
-         listing_users_present = CASE WHEN $3 THEN (SELECT count(*) FROM tines_users u
-                                                     WHERE u.connector_id = $1 AND u.removed_at IS NULL) END
+         listing_external_writes = CASE WHEN $3 THEN $5::bigint END,
+         listing_complete = $3 AND $6
    WHERE c.id = $1
 ), gone AS (
   DELETE FROM listing_pages l
-   WHERE l.connector_id = $1
+   WHERE l.connector_id = $1 AND NOT $7
      AND (NOT $3 OR l.per_page <> $2 OR NOT EXISTS (SELECT 1 FROM ${STAGE_PAGES} p WHERE p.page = l.page))
 )
-INSERT INTO listing_pages (connector_id, per_page, page, digest)
-SELECT $1, $2, p.page, p.digest FROM ${STAGE_PAGES} p WHERE $3
-ON CONFLICT (connector_id, per_page, page) DO UPDATE SET digest = EXCLUDED.digest
+INSERT INTO listing_pages (connector_id, per_page, page, digest, ids, meta)
+SELECT $1, $2, p.page, p.digest, p.ids, p.meta FROM ${STAGE_PAGES} p WHERE $3 AND NOT $7 AND NOT p.known
+ON CONFLICT (connector_id, per_page, page) DO UPDATE SET digest = EXCLUDED.digest, ids = EXCLUDED.ids, meta = EXCLUDED.meta
 WHERE listing_pages.digest IS DISTINCT FROM EXCLUDED.digest`;
 
 /**
  * Remembers this listing's pages (in the sync's transaction) when it showed
  * every user once; otherwise forgets them all, so the next sync checks every user.
  */
-export async function rememberPages(s: Session, connectorId: number, runId: number, perPage: number, clean: boolean): Promise<void> {
-  await s.query(REMEMBER_PAGES, [connectorId, perPage, clean, runId]);
+export async function rememberPages(
+  s: Session,
+  connectorId: number,
+  runId: number,
+  perPage: number,
+  opts: { clean: boolean; complete: boolean; externalWrites: number; unchanged: boolean },
+): Promise<void> {
+  await s.query(REMEMBER_PAGES, [connectorId, perPage, opts.clean, runId, opts.externalWrites, opts.complete, opts.unchanged]);
 }
 
 /**
  * The database half: records the page's ids as seen, and stages in full only
  * the users that changed. Returns how many were staged.
  */
-export async function stagePage(s: Session, connectorId: number, { page, pageDigest, known, ids, sightings, seqStart }: PreparedPage): Promise<number> {
-  if (known) {
-    await s.query(SEE_KNOWN_PAGE, [ids, seqStart, page, pageDigest]);
-    return 0;
-  }
-  if (ids.length === 0) return 0;
-  const r = await s.query<{ ord: number }>(SEE_PAGE, [connectorId, ids, sightings.map((x) => x.digest), seqStart, page, pageDigest]);
+export async function stagePage(s: Session, connectorId: number, { page, pageDigest, meta, ids, sightings, seqStart }: PreparedPage): Promise<number> {
+  const r = await s.query<{ ord: number }>(SEE_PAGE, [connectorId, ids, sightings.map((x) => x.digest), seqStart, page, pageDigest, JSON.stringify(meta)]);
   if (r.rows.length === 0) return 0;
   const changed = r.rows.map((row) => ({ sighting: sightings[row.ord - 1]!, seq: seqStart + row.ord - 1 }));
   await stageUsers(s, changed);
@@ -255,4 +299,15 @@ export async function finalizeStaging(s: Session): Promise<{ distinct: number; d
 export async function markConfirmedRemoved(s: Session, ids: readonly number[]): Promise<void> {
   if (ids.length === 0) return;
   await s.query(`INSERT INTO ${STAGE_REMOVED} (tines_user_id) SELECT unnest($1::bigint[]) ON CONFLICT DO NOTHING`, [ids]);
+}
+
+/** True when the connector has no user rows at all: its first sync. */
+export async function hasNoUsers(s: Session, connectorId: number): Promise<boolean> {
+  const r = await s.query<{ empty: boolean }>('SELECT NOT EXISTS (SELECT 1 FROM tines_users WHERE connector_id = $1) AS empty', [connectorId]);
+  return r.rows[0]?.empty === true;
+}
+
+/** Marks the current transaction as a sync's, so its writes are not counted as external (migration 005). */
+export async function markSyncWriter(s: Session): Promise<void> {
+  await s.query(`SELECT set_config('tines_connector.writer', 'sync', true)`);
 }

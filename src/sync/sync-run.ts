@@ -2,17 +2,73 @@
 // into staging, the removal rules, and the transaction that applies the diff.
 import type { ConnectorRow } from '../db/connectors.js';
 import { recordSyncFailure, recordSyncSuccess, setConnectorStatus } from '../db/connectors.js';
-import type { Session } from '../db/database.js';
+import type { Queryable, Session } from '../db/database.js';
 import { finishRun, updateRunProgress, ZERO_COUNTS, type RunCounts } from '../db/runs.js';
 import { errorMessage, SyncAbortedError, type ErrorKind } from '../errors.js';
 import type { Logger } from '../log.js';
+import { createTinesClient, type TinesClient, type UsersPage } from '../tines/client.js';
 import { confirmRemovals } from './confirm.js';
-import { applyDiff, COUNT_CANDIDATES } from './diff.js';
-import { ProgressReporter } from './progress.js';
-import { createTinesClient } from '../tines/client.js';
+import { applyDiff, COUNT_CANDIDATES, type DiffCounts } from './diff.js';
+import { FirstLoad } from './first-load.js';
 import { errorKindOf, type SyncOutcome } from './outcome.js';
+import { ProgressReporter } from './progress.js';
 import type { SyncDeps, SyncRequest } from './run-sync.js';
-import { createStaging, finalizeStaging, knownPages, pageKey, preparePage, rememberPages, stagePage, type PreparedPage } from './staging.js';
+import {
+  createStaging,
+  finalizeStaging,
+  hasNoUsers,
+  markSyncWriter,
+  pageKey,
+  preparePage,
+  rememberedListing,
+  rememberPages,
+  stageKnownPages,
+  stagePage,
+  type KnownSighting,
+  type RememberedListing,
+} from './staging.js';
+
+type Held = { kind: ErrorKind; message: string };
+
+/** Why a listing cannot vouch for removals, if it cannot. */
+function heldReason(facts: ListingFacts, distinct: number): Held | undefined {
+  const { finalCount, countsSeen } = facts;
+  if (finalCount === undefined) {
+    return { kind: 'inconsistent_listing', message: 'Tines sent no meta.count, so the listing cannot be checked for completeness; nothing was removed' };
+  }
+  if (countsSeen.size > 1) {
+    return { kind: 'inconsistent_listing', message: `Tines' user count moved during the listing (${[...countsSeen].join(' → ')}); nothing was removed` };
+  }
+  if (distinct !== finalCount) {
+    return { kind: 'inconsistent_listing', message: `the listing showed ${distinct} distinct users but Tines counts ${finalCount}; nothing was removed` };
+  }
+  return undefined;
+}
+
+/** What the listing showed, beyond the pages themselves. */
+interface ListingFacts {
+  countsSeen: Set<number>;
+  finalCount: number | undefined;
+  /** Pages that came back byte for byte as remembered, with their place in this listing. */
+  knownPages: KnownSighting[];
+}
+
+/** Present users the listing did not show, and how many are present in all. */
+interface Candidates {
+  candidates: number;
+  present: number;
+}
+
+const NO_CHANGES: DiffCounts = {
+  usersAdded: 0,
+  usersUpdated: 0,
+  usersRestored: 0,
+  usersTouched: 0,
+  usersRemoved: 0,
+  membershipsAdded: 0,
+  membershipsUpdated: 0,
+  membershipsRemoved: 0,
+};
 
 export class SyncRun {
   private pagesFetched = 0;
@@ -22,6 +78,12 @@ export class SyncRun {
   private usersShipped = 0;
   private lastProgressWrite = 0;
   private readonly progress: ProgressReporter;
+  /**
+   * Where progress and the connector's status go while the listing runs: the
+   * run's own session, or the pool while that session is inside the run's
+   * transaction (a first load), so they are seen at once.
+   */
+  private outside: Queryable;
 
   constructor(
     private readonly deps: SyncDeps,
@@ -35,17 +97,7 @@ export class SyncRun {
     private readonly started: number,
   ) {
     this.progress = new ProgressReporter(log.child({ runId }));
-  }
-
-  /** Stages one prepared page and keeps the run row current (at most twice a second). */
-  private async writePage(prepared: PreparedPage, progress: { pages: number; total: number | null; users: number }): Promise<void> {
-    this.usersShipped += await stagePage(this.s, this.connector.id, prepared);
-    const now = performance.now();
-    if (now - this.lastProgressWrite >= 500) {
-      this.lastProgressWrite = now;
-      await updateRunProgress(this.s, this.runId, progress.pages, progress.total, progress.users);
-    }
-    this.progress.page(progress.pages, progress.total, progress.users);
+    this.outside = s;
   }
 
   private checkAbort(): void {
@@ -54,51 +106,34 @@ export class SyncRun {
 
   async execute(): Promise<SyncOutcome> {
     const { s, connector, runId, req, log } = this;
-    const { config } = this.deps;
+    const { config, db } = this.deps;
     log.info({ runId, trigger: req.trigger }, 'sync started');
     const client = createTinesClient(config, this.apiKey, this.log, this.deps.hooks);
     await createStaging(s);
+    // On the server, a connector with no users yet loads straight into its tables.
+    // (The embedded database runs on this very thread: nothing to overlap, so it stages.)
+    if (db.backend === 'postgres' && (await hasNoUsers(s, connector.id))) return this.firstLoad(client);
 
-    // 1. The listing, page by page into staging (the client prefetches the next page meanwhile).
-    const countsSeen = new Set<number>();
-    let finalCount: number | undefined;
-    // Pipelined: the database stages page k while this process prepares page k+1
-    // (and the client already fetches page k+2).
-    let writing: Promise<void> = Promise.resolve();
-    // Pages byte for byte as the last committed listing applied them need no per-user work.
-    const known = await knownPages(s, connector.id, config.tines.pageSize);
-    const isKnownPage = (page: number, digest: string) => known.get(page) === pageKey(digest);
-    for await (const page of client.listUsers(req.signal, { isKnownPage })) {
-      if (this.pagesFetched === 0 && connector.status === 'reconnect_required') {
-        await setConnectorStatus(s, connector.id, 'active', null, { runId });
-        log.info('Tines accepted the new API key; the connector is active again');
-      }
-      this.pagesFetched++;
-      if (typeof page.meta.pages === 'number') this.pagesTotal = page.meta.pages;
-      if (typeof page.meta.count === 'number') countsSeen.add(page.meta.count);
-      finalCount = page.meta.count ?? undefined;
-      const prepared = preparePage(page, this.usersStaged);
-      this.usersStaged += page.ids.length;
-      const progress = { pages: this.pagesFetched, total: this.pagesTotal, users: this.usersStaged };
-      await writing;
-      writing = this.writePage(prepared, progress);
-      writing.catch(() => undefined); // observed at the next await
-      this.checkAbort();
+    const remembered = await rememberedListing(s, connector.id, config.tines.pageSize);
+    const facts = await this.list(client, remembered, (page, seqStart) => {
+      const prepared = preparePage(page, seqStart);
+      return async () => {
+        this.usersShipped += await stagePage(s, connector.id, prepared);
+      };
+    });
+    // Every page as the last listing left it, and that listing left exactly its users present: nothing changed.
+    const unchanged =
+      this.pagesFetched > 0 && facts.knownPages.length === this.pagesFetched && remembered.pages.size === this.pagesFetched && remembered.complete;
+    let distinct = this.usersStaged;
+    let duplicates = false;
+    if (!unchanged) {
+      await stageKnownPages(s, connector.id, config.tines.pageSize, facts.knownPages);
+      ({ distinct, duplicates } = await finalizeStaging(s));
     }
-    await writing;
-    await updateRunProgress(s, runId, this.pagesFetched, this.pagesTotal, this.usersStaged);
-    const { distinct, duplicates } = await finalizeStaging(s);
 
-    // 2. The removal rules: complete and consistent listing, the guard, then confirmation.
-    let held: { kind: ErrorKind; message: string } | undefined;
-    if (finalCount === undefined) {
-      held = { kind: 'inconsistent_listing', message: 'Tines sent no meta.count, so the listing cannot be checked for completeness; nothing was removed' };
-    } else if (countsSeen.size > 1) {
-      held = { kind: 'inconsistent_listing', message: `Tines' user count moved during the listing (${[...countsSeen].join(' → ')}); nothing was removed` };
-    } else if (distinct !== finalCount) {
-      held = { kind: 'inconsistent_listing', message: `the listing showed ${distinct} distinct users but Tines counts ${finalCount}; nothing was removed` };
-    }
-    const cand = (await s.query<{ candidates: number; present: number }>(COUNT_CANDIDATES, [connector.id])).rows[0]!;
+    // The removal rules: complete and consistent listing, the guard, then confirmation.
+    let held = heldReason(facts, distinct);
+    const cand: Candidates = unchanged ? { candidates: 0, present: distinct } : (await s.query<Candidates>(COUNT_CANDIDATES, [connector.id])).rows[0]!;
     let removeUsers = false;
     let confirm = { stillPresent: 0, calls: 0 };
     if (!held && cand.candidates > 0) {
@@ -121,32 +156,164 @@ export class SyncRun {
     }
     this.checkAbort();
 
-    // 3. One transaction: the diff, its events, the run row and the connector row.
-    const status = held ? 'held' : 'succeeded';
-    let wasStatus: string | undefined;
-    const counts = await s.transaction(async () => {
-      const d = await applyDiff(s, connector.id, runId, removeUsers);
-      const c: RunCounts = {
-        usersSeen: distinct,
-        usersAdded: d.usersAdded,
-        usersUpdated: d.usersUpdated,
-        usersRemoved: d.usersRemoved,
-        usersRestored: d.usersRestored,
-        membershipsAdded: d.membershipsAdded,
-        membershipsUpdated: d.membershipsUpdated,
-        membershipsRemoved: d.membershipsRemoved,
-        removalCandidates: cand.candidates,
-        confirmCalls: confirm.calls,
-      };
-      // A listing that showed every user once can vouch for its pages next time.
-      await rememberPages(s, connector.id, runId, config.tines.pageSize, !duplicates);
-      await finishRun(s, runId, status, c, held);
-      wasStatus = await recordSyncSuccess(s, connector.id, runId, !held);
-      return { ...c, usersTouched: d.usersTouched };
+    // One transaction: the diff, its events, the run row and the connector row.
+    const result = await s.transaction(async () => {
+      await markSyncWriter(s);
+      const d = unchanged ? NO_CHANGES : await applyDiff(s, connector.id, runId, removeUsers);
+      return this.commit(d, {
+        distinct,
+        cand,
+        confirm,
+        held,
+        clean: !duplicates,
+        complete: !held && (cand.candidates === 0 || confirm.stillPresent === 0),
+        externalWrites: remembered.externalWrites,
+        unchanged,
+      });
     });
+    return this.finish(result, confirm.stillPresent);
+  }
+
+  /** A first sync on the server: the listing and everything it adds in one transaction (see first-load.ts). */
+  private async firstLoad(client: TinesClient): Promise<SyncOutcome> {
+    const { s, connector, runId } = this;
+    const externalWrites = (await rememberedListing(s, connector.id, this.deps.config.tines.pageSize)).externalWrites;
+    this.outside = this.deps.db;
+    const result = await s.transaction(async () => {
+      await markSyncWriter(s);
+      const load = new FirstLoad(s, connector.id, runId);
+      const facts = await this.list(client, null, (page, seqStart) => {
+        const batch = load.prepare(page, seqStart);
+        return () => load.write(batch);
+      });
+      this.usersShipped = this.usersStaged;
+      let d: DiffCounts = { ...NO_CHANGES, usersAdded: load.usersAdded, membershipsAdded: load.membershipsAdded };
+      if (load.repeats > 0) {
+        // Users listed twice: their later sightings, applied over the first.
+        await finalizeStaging(s);
+        const again = await applyDiff(s, connector.id, runId, false);
+        d = Object.fromEntries(Object.entries(d).map(([k, v]) => [k, v + again[k as keyof DiffCounts]])) as unknown as DiffCounts;
+      }
+      const held = heldReason(facts, load.distinct);
+      return this.commit(d, {
+        distinct: load.distinct,
+        cand: { candidates: 0, present: load.distinct },
+        confirm: { stillPresent: 0, calls: 0 },
+        held,
+        clean: load.repeats === 0,
+        complete: !held,
+        externalWrites,
+        unchanged: false,
+      });
+    });
+    return this.finish(result, 0);
+  }
+
+  /**
+   * Walks the listing. `take` prepares a page (CPU) and returns its database
+   * write, which runs while the next page is prepared; the client already
+   * fetches the one after. Remembered pages need neither.
+   */
+  private async list(
+    client: TinesClient,
+    remembered: RememberedListing | null,
+    take: (page: UsersPage, seqStart: number) => () => Promise<void>,
+  ): Promise<ListingFacts> {
+    const { connector, runId, log } = this;
+    const facts: ListingFacts = { countsSeen: new Set(), finalCount: undefined, knownPages: [] };
+    const knownPage = (page: number, digest: string) => {
+      const p = remembered?.pages.get(page);
+      return p && p.digest === pageKey(digest) ? p : undefined;
+    };
+    let writing: Promise<void> = Promise.resolve();
+    for await (const page of client.listUsers(this.req.signal, { knownPage })) {
+      if (this.pagesFetched === 0 && connector.status === 'reconnect_required') {
+        await setConnectorStatus(this.outside, connector.id, 'active', null, { runId });
+        log.info('Tines accepted the new API key; the connector is active again');
+      }
+      this.pagesFetched++;
+      if (typeof page.meta.pages === 'number') this.pagesTotal = page.meta.pages;
+      if (typeof page.meta.count === 'number') facts.countsSeen.add(page.meta.count);
+      facts.finalCount = page.meta.count ?? undefined;
+      const seqStart = this.usersStaged;
+      this.usersStaged += page.size;
+      let write: (() => Promise<void>) | null = null;
+      if (page.known) facts.knownPages.push({ page: page.page, digest: pageKey(page.digest!), seqStart });
+      else write = take(page, seqStart);
+      const progress = { pages: this.pagesFetched, total: this.pagesTotal, users: this.usersStaged };
+      await writing;
+      writing = this.afterPage(write, progress);
+      writing.catch(() => undefined); // observed at the next await
+      this.checkAbort();
+    }
+    await writing;
+    await updateRunProgress(this.outside, runId, this.pagesFetched, this.pagesTotal, this.usersStaged);
+    return facts;
+  }
+
+  /** Writes one page, and keeps the run row current (at most twice a second). */
+  private async afterPage(write: (() => Promise<void>) | null, progress: { pages: number; total: number | null; users: number }): Promise<void> {
+    if (write) await write();
+    const now = performance.now();
+    if (now - this.lastProgressWrite >= 500) {
+      this.lastProgressWrite = now;
+      await updateRunProgress(this.outside, this.runId, progress.pages, progress.total, progress.users);
+    }
+    this.progress.page(progress.pages, progress.total, progress.users);
+  }
+
+  /** The end of the run's transaction: the connector still exists, the pages are remembered, the run and connector rows written. */
+  private async commit(
+    d: DiffCounts,
+    o: {
+      distinct: number;
+      cand: Candidates;
+      confirm: { stillPresent: number; calls: number };
+      held: Held | undefined;
+      clean: boolean;
+      complete: boolean;
+      externalWrites: number;
+      unchanged: boolean;
+    },
+  ): Promise<{ counts: RunCounts; usersTouched: number; held: Held | undefined; wasStatus: string | undefined }> {
+    const { s, connector, runId } = this;
+    // Key-share: a concurrent delete of the connector waits for this commit (and then takes these rows along).
+    const exists = await s.query('SELECT 1 FROM connectors WHERE id = $1 FOR KEY SHARE', [connector.id]);
+    if (exists.rows.length === 0) throw new Error(`connector "${connector.name}" was deleted during its sync; nothing was applied`);
+    const counts: RunCounts = {
+      usersSeen: o.distinct,
+      usersAdded: d.usersAdded,
+      usersUpdated: d.usersUpdated,
+      usersRemoved: d.usersRemoved,
+      usersRestored: d.usersRestored,
+      membershipsAdded: d.membershipsAdded,
+      membershipsUpdated: d.membershipsUpdated,
+      membershipsRemoved: d.membershipsRemoved,
+      removalCandidates: o.cand.candidates,
+      confirmCalls: o.confirm.calls,
+    };
+    // A listing that showed every user once can vouch for its pages next time.
+    await rememberPages(s, connector.id, runId, this.deps.config.tines.pageSize, {
+      clean: o.clean,
+      complete: o.complete,
+      externalWrites: o.externalWrites,
+      unchanged: o.unchanged,
+    });
+    await finishRun(s, runId, o.held ? 'held' : 'succeeded', counts, o.held);
+    const wasStatus = await recordSyncSuccess(s, connector.id, runId, !o.held);
+    return { counts, usersTouched: d.usersTouched, held: o.held, wasStatus };
+  }
+
+  /** After the commit: statistics, the outcome and its summary line. */
+  private async finish(
+    r: { counts: RunCounts; usersTouched: number; held: Held | undefined; wasStatus: string | undefined },
+    stillPresent: number,
+  ): Promise<SyncOutcome> {
+    const { runId, req, log } = this;
+    const { counts: runCounts, usersTouched, held, wasStatus } = r;
+    const status = held ? 'held' : 'succeeded';
     if (wasStatus) log.info({ from: wasStatus, to: 'active' }, `connector state: ${wasStatus} → active`);
-    const { usersTouched, ...runCounts } = counts;
-    await this.refreshStatistics(runCounts, usersTouched, distinct);
+    await this.refreshStatistics(runCounts, usersTouched, runCounts.usersSeen);
     const outcome: SyncOutcome = {
       result: status,
       runId,
@@ -165,7 +332,7 @@ export class SyncRun {
       ...runCounts,
       usersShipped: this.usersShipped,
       usersTouched,
-      stillPresent: confirm.stillPresent,
+      stillPresent,
     };
     if (held) log.warn({ ...line, errorKind: held.kind }, `sync held: ${held.message}`);
     else log.info(line, 'sync succeeded');

@@ -29,25 +29,34 @@ export interface TinesClientOptions {
 export interface UsersPage {
   /** The page number requested. */
   page: number;
-  /** The user objects exactly as sent, each validated. */
+  /** The user objects exactly as sent, each validated (empty for a known page). */
   raw: Record<string, unknown>[];
-  /** Their ids, in order. */
+  /** Their ids, in order (empty for a known page). */
   ids: number[];
+  /** How many users the page holds. */
+  size: number;
   meta: PageMeta;
   /** The users normalised (computed on each access; the sync normalises only users that changed). */
   readonly users: TinesUser[];
   /** MD5 of the body as sent, when the caller asked (see ListOptions.isKnownPage). */
   digest?: string;
-  /** The caller already holds this exact page: its users were not validated again. */
+  /** The caller already holds this exact page: its body was not even parsed. */
   known?: boolean;
+}
+
+/** What the caller kept of a page it read before: enough to go on without parsing it again. */
+export interface KnownPage {
+  meta: PageMeta;
+  /** How many users it holds. */
+  size: number;
 }
 
 export interface ListOptions {
   /**
-   * Called with each page's body digest: true when the caller stored this very
-   * page from an earlier listing, so its users need no validation again.
+   * Called with each page's body digest (MD5 of the bytes): what the caller kept
+   * when it stored this very page from an earlier listing, or undefined.
    */
-  isKnownPage?: (page: number, digest: string) => boolean;
+  knownPage?: (page: number, digest: string) => KnownPage | undefined;
 }
 
 /** Strips an axios error down to what may be logged: no config, no headers, no request, no key. */
@@ -92,14 +101,15 @@ export class TinesClient {
       httpsAgent: new https.Agent({ keepAlive: true, maxSockets: 4 }),
       // Every status comes back as a response; this class decides what it means.
       validateStatus: () => true,
-      responseType: 'text',
+      // Bytes: a page can be recognised by its digest before it is decoded or parsed.
+      responseType: 'arraybuffer',
       transformResponse: [(data: unknown) => data],
       maxRedirects: 0,
     });
   }
 
   /** One GET with the request ceiling, retries and error classification. Resolves with 2xx or 404. */
-  private async get(path: string, params: Record<string, string | number>, signal?: AbortSignal): Promise<AxiosResponse<string>> {
+  private async get(path: string, params: Record<string, string | number>, signal?: AbortSignal): Promise<AxiosResponse<Buffer>> {
     for (let attempt = 0; ; attempt++) {
       await this.limiter.acquire(signal);
       try {
@@ -126,12 +136,12 @@ export class TinesClient {
     }
   }
 
-  private async attempt(path: string, params: Record<string, string | number>, signal?: AbortSignal): Promise<AxiosResponse<string>> {
-    let res: AxiosResponse<string>;
+  private async attempt(path: string, params: Record<string, string | number>, signal?: AbortSignal): Promise<AxiosResponse<Buffer>> {
+    let res: AxiosResponse<Buffer>;
     // A hard limit on the whole request: axios' own timeout does not cover a body that trickles in.
     const deadline = AbortSignal.timeout(this.opts.timeoutMs);
     try {
-      res = await this.http.get<string>(path, { params, signal: signal ? AbortSignal.any([signal, deadline]) : deadline });
+      res = await this.http.get<Buffer>(path, { params, signal: signal ? AbortSignal.any([signal, deadline]) : deadline });
     } catch (err) {
       if (signal?.aborted) throw new SyncAbortedError();
       if (deadline.aborted) {
@@ -158,9 +168,9 @@ export class TinesClient {
     throw new TinesRequestError('invalid_response', `Tines answered ${status} to GET ${path}`, status);
   }
 
-  private parseBody(res: AxiosResponse<string>, path: string): unknown {
+  private parseBody(res: AxiosResponse<Buffer>, path: string): unknown {
     try {
-      return JSON.parse(res.data);
+      return JSON.parse(Buffer.isBuffer(res.data) ? res.data.toString('utf8') : String(res.data));
     } catch {
       throw new TinesRequestError('invalid_response', `GET ${path} answered ${res.status} with a body that is not JSON`, res.status);
     }
@@ -171,6 +181,12 @@ export class TinesClient {
     const res = await this.get(USERS_PATH, { per_page: perPage, page, include: 'team_memberships' }, signal);
     const where = `${USERS_PATH} page ${page}`;
     if (res.status === 404) throw new TinesRequestError('invalid_response', `GET ${where} answered 404`, 404);
+    const digest = opts.knownPage ? hash('md5', res.data, 'base64') : undefined;
+    const known = digest !== undefined ? opts.knownPage!(page, digest) : undefined;
+    if (known) {
+      // Byte for byte a page the caller applied before: nothing in it needs reading again.
+      return { page, raw: [], ids: [], size: known.size, meta: known.meta, digest, known: true, users: [] };
+    }
     const body = this.parseBody(res, where) as Record<string, unknown> | null;
     const list = body && typeof body === 'object' ? (body['admin/users'] ?? body['users']) : undefined;
     if (!Array.isArray(list)) {
@@ -180,17 +196,8 @@ export class TinesClient {
     if (!meta.success) {
       throw new TinesRequestError('invalid_response', `GET ${where}: "meta" is malformed (${meta.error.issues[0]?.path.join('.')})`, res.status);
     }
-    const digest = opts.isKnownPage ? hash('md5', res.data, 'base64') : undefined;
-    const known = digest !== undefined && opts.isKnownPage!(page, digest);
     const ids: number[] = new Array(list.length);
     for (let i = 0; i < list.length; i++) {
-      if (known) {
-        // Validated when this exact page was first seen; only the id is read again.
-        const id = Number((list[i] as { id?: unknown } | null)?.id);
-        if (!Number.isSafeInteger(id) || id < 0) throw new TinesRequestError('invalid_response', `GET ${where}: user ${i}: invalid id`, res.status);
-        ids[i] = id;
-        continue;
-      }
       const invalid = validateUser(list[i]);
       if (invalid) throw new TinesRequestError('invalid_response', `GET ${where}: user ${i}: ${invalid}`, res.status);
       ids[i] = Number((list[i] as { id: number | string }).id);
@@ -200,8 +207,9 @@ export class TinesClient {
       page,
       raw,
       ids,
+      size: raw.length,
       meta: meta.data,
-      ...(digest !== undefined ? { digest, known } : {}),
+      ...(digest !== undefined ? { digest, known: false } : {}),
       get users() {
         return raw.map((r) => toTinesUser(r) as TinesUser);
       },
@@ -291,10 +299,10 @@ export function nextPageNumber(current: UsersPage, pageSize: number): number | n
     const m = /[?&]page=(\d+)/.exec(meta.next_page);
     if (m) return Number(m[1]);
   }
-  if (current.raw.length === 0) return null;
+  if (current.size === 0) return null;
   if (typeof meta.pages === 'number') return current.page < meta.pages ? current.page + 1 : null;
   if (typeof meta.count === 'number') return current.page * perPage < meta.count ? current.page + 1 : null;
-  return current.raw.length >= perPage ? current.page + 1 : null;
+  return current.size >= perPage ? current.page + 1 : null;
 }
 
 /** The client for the configuration and the key in force, with optional metric hooks. */
