@@ -242,7 +242,7 @@ describe('pagination loop detection', () => {
 describe('nextPageNumber', () => {
   const page = (p: number, n: number, meta: UsersPage['meta']): UsersPage => {
     const raw = Array.from({ length: n }, (_, i) => ({ id: i }));
-    return { page: p, raw, ids: raw.map((u) => u.id), meta, users: [] };
+    return { page: p, raw, ids: raw.map((u) => u.id), size: n, meta, users: [] };
   };
   it.each<[string, UsersPage, number | null]>([
     ['next_page_number wins over next_page', page(1, 2, { next_page_number: 5, next_page: nextUrl(2) }), 5],

@@ -6,7 +6,7 @@ import type { Queryable, Session } from '../db/database.js';
 import { finishRun, updateRunProgress, ZERO_COUNTS, type RunCounts } from '../db/runs.js';
 import { errorMessage, SyncAbortedError, type ErrorKind } from '../errors.js';
 import type { Logger } from '../log.js';
-import { createTinesClient, type TinesClient, type UsersPage } from '../tines/client.js';
+import type { TinesClient, UsersPage } from '../tines/client.js';
 import { confirmRemovals } from './confirm.js';
 import { applyDiff, COUNT_CANDIDATES, type DiffCounts } from './diff.js';
 import { FirstLoad } from './first-load.js';
@@ -27,6 +27,11 @@ import {
   type KnownSighting,
   type RememberedListing,
 } from './staging.js';
+
+// The Tines client and axios are the heaviest modules a sync loads: they load
+// while the process connects to the database and takes its lock, not before.
+const tinesClient = import('../tines/client.js');
+tinesClient.catch(() => undefined); // a failure surfaces where it is awaited
 
 type Held = { kind: ErrorKind; message: string };
 
@@ -108,7 +113,7 @@ export class SyncRun {
     const { s, connector, runId, req, log } = this;
     const { config, db } = this.deps;
     log.info({ runId, trigger: req.trigger }, 'sync started');
-    const client = createTinesClient(config, this.apiKey, this.log, this.deps.hooks);
+    const client = (await tinesClient).createTinesClient(config, this.apiKey, this.log, this.deps.hooks);
     await createStaging(s);
     // On the server, a connector with no users yet loads straight into its tables.
     // (The embedded database runs on this very thread: nothing to overlap, so it stages.)
@@ -349,7 +354,15 @@ export class SyncRun {
     if (written < 1000 || written < seen / 10) return;
     const started = performance.now();
     try {
-      await this.s.exec('ANALYZE tines_users; ANALYZE team_memberships');
+      // Only the columns the sync's own plans join and filter on, from a small
+      // sample: a full ANALYZE reads every page (and every raw jsonb) of a large
+      // tenant. Autovacuum refreshes the rest in its own time.
+      await this.s.exec(
+        `SET default_statistics_target = 10;
+         ANALYZE tines_users (connector_id, tines_user_id, removed_at);
+         ANALYZE team_memberships (connector_id, tines_user_id, team_id, removed_at);
+         RESET default_statistics_target`,
+      );
       this.log.debug({ durationMs: Math.round(performance.now() - started) }, 'table statistics refreshed after a large change');
     } catch (err) {
       this.log.warn({ err: { message: errorMessage(err) } }, 'could not refresh table statistics');
