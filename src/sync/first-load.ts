@@ -30,7 +30,15 @@ const MEMBERSHIP_COLUMNS = ['connector_id', 'tines_user_id', 'team_id', 'team_na
 const EVENT_COLUMNS = ['connector_id', 'sync_run_id', 'kind', 'tines_user_id', 'email', 'team_id', 'details'] as const;
 const PAGE_COLUMNS = ['page', 'digest', 'known', 'seq_start', 'ids', 'meta'] as const;
 
-/** One page encoded for COPY, ready to write. */
+/**
+ * Pages are written in batches of about this many users: each COPY costs two
+ * round trips and waits for this thread, so small ones leave the server idle
+ * (measured at 100k users: 500 per COPY spent 22 ms a page in COPY, against
+ * 10 ms for the same rows sent by psql).
+ */
+const BATCH_USERS = 2000;
+
+/** Pages encoded for COPY, ready to write. */
 export interface LoadBatch {
   users: string;
   memberships: string;
@@ -47,6 +55,8 @@ export class FirstLoad {
   membershipsAdded = 0;
   /** Sightings of a user already listed. */
   repeats = 0;
+  private pending: LoadBatch = emptyBatch();
+  private pendingUsers = 0;
 
   constructor(
     private readonly s: Session,
@@ -59,15 +69,24 @@ export class FirstLoad {
     return this.seen.size;
   }
 
-  /** The CPU half: validates, normalises and encodes one page (done while the database writes the previous one). */
-  prepare(page: { page: number; ids: readonly number[]; raw: readonly Record<string, unknown>[]; digest?: string; meta: unknown }, seqStart: number): LoadBatch {
+  /**
+   * The CPU half: validates, normalises and encodes one page (done while the
+   * database writes the previous batch). Returns the batch to write once it is
+   * large enough, else null.
+   */
+  async add(
+    page: { page: number; ids: readonly number[]; raw: readonly Record<string, unknown>[]; digest?: string; meta: unknown },
+    seqStart: number,
+  ): Promise<LoadBatch | null> {
     const c = this.connectorId;
     const run = this.runId;
     let users = '';
     let memberships = '';
     let events = '';
-    const again: LoadBatch['again'] = [];
+    const again = this.pending.again;
     for (let i = 0; i < page.raw.length; i++) {
+      // Short slices: the COPY in flight needs this thread to answer the server promptly.
+      if (i % YIELD_EVERY === YIELD_EVERY - 1) await yieldToIo();
       const x = sighting(page.raw[i]!);
       const u = toTinesUser(x.raw);
       if (typeof u === 'string') throw new TinesRequestError('invalid_response', `user ${String(x.raw.id)}: ${u}`);
@@ -92,19 +111,43 @@ export class FirstLoad {
     }
     const digest = page.digest !== undefined ? pageKey(page.digest) : '';
     const pageLine = digest ? `${page.page}\t${digest}\tf\t${seqStart}\t{${page.ids.join(',')}}\t${escapeCopy(JSON.stringify(page.meta))}\n` : '';
-    return { users, memberships, events, page: pageLine, again };
+    const b = this.pending;
+    b.users += users;
+    b.memberships += memberships;
+    b.events += events;
+    b.page += pageLine;
+    this.pendingUsers += page.raw.length;
+    return this.pendingUsers >= BATCH_USERS ? this.take() : null;
+  }
+
+  /** What is buffered and not written yet. */
+  take(): LoadBatch {
+    const b = this.pending;
+    this.pending = emptyBatch();
+    this.pendingUsers = 0;
+    return b;
   }
 
   /** The database half. */
   async write(b: LoadBatch): Promise<void> {
     const { s } = this;
-    await s.copyText('tines_users', USER_COLUMNS, b.users);
-    await s.copyText('team_memberships', MEMBERSHIP_COLUMNS, b.memberships);
-    await s.copyText('change_events', EVENT_COLUMNS, b.events);
-    await s.copyText(STAGE_PAGES, PAGE_COLUMNS, b.page);
+    // Queued together, so the connection goes from one COPY to the next without waiting for this thread.
+    await Promise.all([
+      s.copyText('tines_users', USER_COLUMNS, b.users),
+      s.copyText('team_memberships', MEMBERSHIP_COLUMNS, b.memberships),
+      s.copyText('change_events', EVENT_COLUMNS, b.events),
+      s.copyText(STAGE_PAGES, PAGE_COLUMNS, b.page),
+    ]);
     if (b.again.length > 0) {
       await s.copyText(STAGE_SEEN, ['tines_user_id', 'seq'], b.again.map((a) => `${String(a.sighting.raw.id)}\t${a.seq}\n`).join(''));
       await stageUsers(s, b.again);
     }
   }
+}
+
+const YIELD_EVERY = 100;
+const yieldToIo = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+function emptyBatch(): LoadBatch {
+  return { users: '', memberships: '', events: '', page: '', again: [] };
 }

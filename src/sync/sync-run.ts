@@ -187,10 +187,11 @@ export class SyncRun {
     const result = await s.transaction(async () => {
       await markSyncWriter(s);
       const load = new FirstLoad(s, connector.id, runId);
-      const facts = await this.list(client, null, (page, seqStart) => {
-        const batch = load.prepare(page, seqStart);
-        return () => load.write(batch);
+      const facts = await this.list(client, null, async (page, seqStart) => {
+        const batch = await load.add(page, seqStart);
+        return batch ? () => load.write(batch) : null;
       });
+      await load.write(load.take());
       this.usersShipped = this.usersStaged;
       let d: DiffCounts = { ...NO_CHANGES, usersAdded: load.usersAdded, membershipsAdded: load.membershipsAdded };
       if (load.repeats > 0) {
@@ -222,7 +223,7 @@ export class SyncRun {
   private async list(
     client: TinesClient,
     remembered: RememberedListing | null,
-    take: (page: UsersPage, seqStart: number) => () => Promise<void>,
+    take: (page: UsersPage, seqStart: number) => Promise<(() => Promise<void>) | null> | (() => Promise<void>),
   ): Promise<ListingFacts> {
     const { connector, runId, log } = this;
     const facts: ListingFacts = { countsSeen: new Set(), finalCount: undefined, knownPages: [] };
@@ -244,7 +245,7 @@ export class SyncRun {
       this.usersStaged += page.size;
       let write: (() => Promise<void>) | null = null;
       if (page.known) facts.knownPages.push({ page: page.page, digest: pageKey(page.digest!), seqStart });
-      else write = take(page, seqStart);
+      else write = await take(page, seqStart);
       const progress = { pages: this.pagesFetched, total: this.pagesTotal, users: this.usersStaged };
       await writing;
       writing = this.afterPage(write, progress);
