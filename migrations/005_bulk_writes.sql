@@ -41,6 +41,8 @@ CREATE INDEX change_events_run_brin ON change_events USING brin (sync_run_id);
 --    stops trusting the pages it remembered and checks every user again. A sync
 --    marks its own transaction with set_config('tines_connector.writer', 'sync', true).
 ALTER TABLE connectors ADD COLUMN external_writes bigint NOT NULL DEFAULT 0,
+                       -- external_writes when the last committed sync started: when it has
+                       -- moved since, that sync compares every user instead of trusting digests.
                        ADD COLUMN listing_external_writes bigint,
                        -- The remembering run left exactly the listed users present.
                        ADD COLUMN listing_complete boolean NOT NULL DEFAULT false;

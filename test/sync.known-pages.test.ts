@@ -50,6 +50,33 @@ describe.each(backends())('known pages (%s)', (backend) => {
     expect((await h.one<{ n: number }>('SELECT count(*)::int AS n FROM tines_users WHERE removed_at IS NULL')).n).toBe(50);
   });
 
+  it('pages are not trusted after an operator edited a user in place (the count of users unchanged)', async () => {
+    await h.sync();
+    expect(shipped()).toBe(0);
+    const id = [...h.fake.users.keys()].sort((a, b) => a - b)[5]!;
+    await h.db.query(`UPDATE tines_users SET email = 'edited-by-hand@example.com' WHERE tines_user_id = $1`, [id]);
+    const o = await h.sync();
+    expect(o.result).toBe('succeeded');
+    expect(o.counts.usersUpdated).toBe(1); // put back as Tines has it
+    const row = await h.one<{ email: string }>('SELECT email FROM tines_users WHERE tines_user_id = $1', [id]);
+    expect(row.email).toBe(h.fake.users.get(id)!.email);
+  });
+
+  it('a run held by the removal guard is not a baseline: the same listing again is held again', async () => {
+    const ids = [...h.fake.users.keys()].sort((a, b) => a - b);
+    const gone = ids.slice(0, 12); // over 20% of 50 and over 10
+    const saved = gone.map((id) => h.fake.users.get(id)!);
+    for (const id of gone) h.fake.removeUser(id);
+    const first = await h.sync();
+    expect(first.result).toBe('held');
+    expect(first.errorKind).toBe('removal_guard');
+    const again = await h.sync();
+    expect(again.result).toBe('held');
+    expect(again.counts.removalCandidates).toBe(12);
+    for (const u of saved) h.fake.addUser(u);
+    expect((await h.sync()).result).toBe('succeeded');
+  });
+
   it('a listing that showed a user twice is not remembered, so the next sync checks every user', async () => {
     const ids = [...h.fake.users.keys()].sort((a, b) => a - b);
     const [newcomer] = generateUsers(1, { startId: 1, seed: 5 }); // sorts first: shifts everyone down one place

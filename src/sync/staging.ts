@@ -76,8 +76,9 @@ export function sighting(raw: Record<string, unknown>): RawSighting {
 }
 
 // $1 connector id, $2 ids, $3 digests, $4 seq of the first, $5 page number, $6
-// page digest (or null), $7 page meta. Records every id and the page as seen, and answers the
-// positions (1-based) of users that are new, removed before, or whose digest differs from the stored one.
+// page digest (or null), $7 page meta, $8 whether every user is to be shipped (stored rows are
+// in doubt). Records every id and the page as seen, and answers the positions (1-based) of users
+// that are new, removed before, or whose digest differs from the stored one.
 const SEE_PAGE = `
 WITH p AS (
   SELECT id, h, ord FROM unnest($2::bigint[], $3::text[]) WITH ORDINALITY AS p(id, h, ord)
@@ -96,7 +97,7 @@ SELECT p.ord::int AS ord
     SELECT u.raw_hash, u.removed_at FROM tines_users u
      WHERE u.connector_id = $1 AND u.tines_user_id = p.id LIMIT 1
   ) u ON true
- WHERE u.raw_hash IS NULL OR u.removed_at IS NOT NULL OR u.raw_hash <> p.h`;
+ WHERE $8 OR u.raw_hash IS NULL OR u.removed_at IS NOT NULL OR u.raw_hash <> p.h`;
 
 export interface PreparedPage {
   page: number;
@@ -136,6 +137,11 @@ export interface RememberedListing {
   complete: boolean;
   /** The connector's count of writes by anything but a sync, when this sync started. */
   externalWrites: number;
+  /**
+   * Something but a sync wrote the users since the last committed sync: their
+   * stored digests no longer vouch for the rows, so every user is shipped and compared.
+   */
+  verifyAll: boolean;
 }
 
 /**
@@ -144,8 +150,9 @@ export interface RememberedListing {
  * memberships since (see migration 005).
  */
 export async function rememberedListing(s: Session, connectorId: number, perPage: number): Promise<RememberedListing> {
-  const c = await s.query<{ external_writes: number; complete: boolean; trusted: boolean }>(
+  const c = await s.query<{ external_writes: number; complete: boolean; trusted: boolean; verify_all: boolean }>(
     `SELECT c.external_writes::float8 AS external_writes, c.listing_complete AS complete,
+            COALESCE(c.listing_external_writes <> c.external_writes, false) AS verify_all,
             COALESCE(c.listing_run_id = (SELECT r.id FROM sync_runs r
                                           WHERE r.connector_id = c.id AND r.status IN ('succeeded', 'held')
                                           ORDER BY r.id DESC LIMIT 1)
@@ -154,7 +161,12 @@ export async function rememberedListing(s: Session, connectorId: number, perPage
     [connectorId],
   );
   const row = c.rows[0];
-  const listing: RememberedListing = { pages: new Map(), complete: false, externalWrites: Number(row?.external_writes ?? 0) };
+  const listing: RememberedListing = {
+    pages: new Map(),
+    complete: false,
+    externalWrites: Number(row?.external_writes ?? 0),
+    verifyAll: row?.verify_all === true,
+  };
   if (!row?.trusted) return listing;
   listing.complete = row.complete;
   const r = await s.query<{ page: number; digest: string; meta: PageMeta; size: number }>(
@@ -203,7 +215,7 @@ const REMEMBER_PAGES = `
 WITH mark AS (
   UPDATE connectors c
      SET listing_run_id = CASE WHEN $3 THEN $4::bigint END,
-         listing_external_writes = CASE WHEN $3 THEN $5::bigint END,
+         listing_external_writes = $5::bigint,
          listing_complete = $3 AND $6
    WHERE c.id = $1
 ), gone AS (
@@ -234,8 +246,22 @@ export async function rememberPages(
  * The database half: records the page's ids as seen, and stages in full only
  * the users that changed. Returns how many were staged.
  */
-export async function stagePage(s: Session, connectorId: number, { page, pageDigest, meta, ids, sightings, seqStart }: PreparedPage): Promise<number> {
-  const r = await s.query<{ ord: number }>(SEE_PAGE, [connectorId, ids, sightings.map((x) => x.digest), seqStart, page, pageDigest, JSON.stringify(meta)]);
+export async function stagePage(
+  s: Session,
+  connectorId: number,
+  { page, pageDigest, meta, ids, sightings, seqStart }: PreparedPage,
+  verifyAll = false,
+): Promise<number> {
+  const r = await s.query<{ ord: number }>(SEE_PAGE, [
+    connectorId,
+    ids,
+    sightings.map((x) => x.digest),
+    seqStart,
+    page,
+    pageDigest,
+    JSON.stringify(meta),
+    verifyAll,
+  ]);
   if (r.rows.length === 0) return 0;
   const changed = r.rows.map((row) => ({ sighting: sightings[row.ord - 1]!, seq: seqStart + row.ord - 1 }));
   await stageUsers(s, changed);

@@ -120,10 +120,11 @@ export class SyncRun {
     if (db.backend === 'postgres' && (await hasNoUsers(s, connector.id))) return this.firstLoad(client);
 
     const remembered = await rememberedListing(s, connector.id, config.tines.pageSize);
+    if (remembered.verifyAll) log.info('the users were written outside a sync since the last one: every user is compared this time');
     const facts = await this.list(client, remembered, (page, seqStart) => {
       const prepared = preparePage(page, seqStart);
       return async () => {
-        this.usersShipped += await stagePage(s, connector.id, prepared);
+        this.usersShipped += await stagePage(s, connector.id, prepared, remembered.verifyAll);
       };
     });
     // Every page as the last listing left it, and that listing left exactly its users present: nothing changed.

@@ -1,0 +1,97 @@
+// A connector's first sync writes its users while the listing runs (straight
+// into the tables on the server, through staging on the embedded database).
+// Whatever the path: a user listed twice is stored once with its later
+// sighting, a failure commits nothing, progress shows while it runs, and every
+// row goes with its connector.
+import { afterEach, describe, expect, it } from 'vitest';
+import { generateUsers } from '../src/fake/tines-server.js';
+import { backends } from './helpers/backends.js';
+import { createHarness, type Harness } from './helpers/harness.js';
+
+const count = async (h: Harness, table: string) => (await h.one<{ n: number }>(`SELECT count(*)::int AS n FROM ${table}`)).n;
+
+describe.each(backends())('first load (%s)', (backend) => {
+  let h: Harness | undefined;
+  afterEach(async () => {
+    await h?.close();
+    h = undefined;
+  });
+
+  it('a user the listing shows twice (a newcomer shifted the pages) is stored once, as last seen', async () => {
+    h = await createHarness(backend, generateUsers(50, { seed: 11 })); // 3 pages of 20
+    const fake = h.fake;
+    const ids = [...fake.users.keys()].sort((a, b) => a - b);
+    const shifted = ids[19]!; // last on page 1, first on page 2 once a user sorts in before it
+    fake.onPage = (page) => {
+      if (page !== 1) return;
+      fake.addUser({ ...generateUsers(1, { startId: 1, seed: 3 })[0]!, id: 0, email: 'newcomer@example.com' });
+      fake.updateUser(shifted, { last_name: 'Seen-Again' });
+    };
+    const o = await h.sync();
+    fake.onPage = undefined;
+    expect(o.result).toBe('held'); // the count moved during the listing
+    expect(o.errorKind).toBe('inconsistent_listing');
+    expect(o.counts.usersAdded).toBe(50);
+    expect(o.counts.usersSeen).toBe(50);
+    expect(await count(h, 'tines_users')).toBe(50);
+    const row = await h.one<{ last_name: string }>('SELECT last_name FROM tines_users WHERE tines_user_id = $1', [shifted]);
+    expect(row.last_name).toBe('Seen-Again');
+    const added = await h.one<{ n: number }>(`SELECT count(*)::int AS n FROM change_events WHERE kind = 'user_added'`);
+    expect(added.n).toBe(50);
+    // A listing that showed a user twice is not remembered; the next one finds the newcomer.
+    expect(await count(h, 'listing_pages')).toBe(0);
+    const next = await h.sync();
+    expect(next.result).toBe('succeeded');
+    expect(next.counts.usersAdded).toBe(1);
+    expect(await count(h, 'listing_pages')).toBe(3);
+  });
+
+  it('a first sync that fails on a later page commits no user, membership or event', async () => {
+    h = await createHarness(backend, generateUsers(50, { seed: 12 }));
+    h.fake.faults.push({ match: (r) => r.page === 2, status: 200, body: '{"admin/users": [{"id": "not a number"}], "meta": {}}' });
+    const o = await h.sync();
+    expect(o.result).toBe('failed');
+    expect(o.errorKind).toBe('invalid_response');
+    expect(await count(h, 'tines_users')).toBe(0);
+    expect(await count(h, 'team_memberships')).toBe(0);
+    expect(await count(h, 'change_events')).toBe(0);
+    const run = await h.one<{ status: string; pages_fetched: number }>('SELECT status, pages_fetched FROM sync_runs');
+    expect(run.status).toBe('failed');
+    expect(run.pages_fetched).toBeGreaterThanOrEqual(1);
+    const next = await h.sync();
+    expect(next.result).toBe('succeeded');
+    expect(next.counts.usersAdded).toBe(50);
+  });
+
+  it('shows its progress in sync_runs while it runs, and asks for each page once', async () => {
+    h = await createHarness(backend, generateUsers(50, { seed: 13 }));
+    const harness = h;
+    let seenRunning: { status: string; pages_fetched: number } | undefined;
+    harness.fake.onPage = async (page) => {
+      if (page !== 3 || backend === 'embedded') return; // the embedded database has one session: nothing reads beside the sync
+      for (let i = 0; i < 40 && !(seenRunning && seenRunning.pages_fetched >= 1); i++) {
+        seenRunning = await harness.one('SELECT status, pages_fetched FROM sync_runs ORDER BY id DESC LIMIT 1');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    };
+    const o = await harness.sync();
+    harness.fake.onPage = undefined;
+    expect(o.result).toBe('succeeded');
+    if (backend === 'postgres') {
+      expect(seenRunning?.status).toBe('running');
+      expect(seenRunning?.pages_fetched).toBeGreaterThanOrEqual(1);
+    }
+    const pages = harness.fake.requests.filter((r) => r.path.endsWith('/admin/users')).map((r) => Number(r.query.page));
+    expect(pages.sort()).toEqual([1, 2, 3]);
+  });
+
+  it('every row of a connector goes with it when the connector is deleted', async () => {
+    h = await createHarness(backend, generateUsers(30, { seed: 14 }));
+    expect((await h.sync()).result).toBe('succeeded');
+    expect(await count(h, 'tines_users')).toBe(30);
+    await h.db.query('DELETE FROM connectors');
+    for (const table of ['tines_users', 'team_memberships', 'change_events', 'sync_runs', 'listing_pages']) {
+      expect(await count(h, table), table).toBe(0);
+    }
+  });
+});
