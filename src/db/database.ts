@@ -16,7 +16,7 @@ export interface Session extends Queryable {
   /** Runs a script of several statements without parameters (migrations). */
   exec(sql: string): Promise<void>;
   /** Bulk-loads rows already encoded in COPY text format (tab-separated, \N for null, one per line). */
-  copyText(table: string, columns: readonly string[], text: string): Promise<void>;
+  copyText(table: string, columns: readonly string[], text: string | Uint8Array): Promise<void>;
   /** Runs fn inside BEGIN … COMMIT on this session; rolls back if it throws. */
   transaction<T>(fn: () => Promise<T>): Promise<T>;
   /** Non-blocking session-level lock: false when someone else (any process) holds it. */
@@ -49,6 +49,42 @@ const COPY_SPECIAL = /[\\\t\n\r\0]/;
 export function escapeCopy(s: string): string {
   if (!COPY_SPECIAL.test(s)) return s;
   return s.replace(/[\\\t\n\r\0]/g, (c) => (c === '\\' ? '\\\\' : c === '\t' ? '\\t' : c === '\n' ? '\\n' : c === '\r' ? '\\r' : ''));
+}
+
+/**
+ * COPY text built straight into UTF-8 bytes, line by line. Cheaper than one
+ * long string concatenated and encoded at the end (measured: less than half
+ * the time for 67 MB of user rows, and no large string for the collector).
+ */
+export class CopyBuffer {
+  private buf: Buffer;
+  private used = 0;
+  lines = 0;
+
+  constructor(initialBytes = 1 << 20) {
+    this.buf = Buffer.allocUnsafe(initialBytes);
+  }
+
+  /** Appends one line; `line` must end with a newline. */
+  push(line: string): void {
+    const room = line.length * 3; // the most UTF-8 bytes one UTF-16 unit can need
+    if (this.used + room > this.buf.length) {
+      const bigger = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.used + room));
+      this.buf.copy(bigger, 0, 0, this.used);
+      this.buf = bigger;
+    }
+    this.used += this.buf.write(line, this.used, 'utf8');
+    this.lines++;
+  }
+
+  get byteLength(): number {
+    return this.used;
+  }
+
+  /** The bytes written so far (a view; the buffer is not reused). */
+  bytes(): Uint8Array {
+    return this.buf.subarray(0, this.used);
+  }
 }
 
 /** A text[] literal: {"a","b"} with quotes and backslashes escaped. */

@@ -168,8 +168,8 @@ class EmbeddedSession implements Session {
     await this.current.exec(sql);
   }
 
-  async copyText(table: string, columns: readonly string[], text: string): Promise<void> {
-    if (!text) return;
+  async copyText(table: string, columns: readonly string[], text: string | Uint8Array): Promise<void> {
+    if (text.length === 0) return;
     await run(this.current, `COPY ${table} (${columns.join(', ')}) FROM '/dev/blob'`, [], new Blob([text]));
   }
 

@@ -91,8 +91,8 @@ class PgSession implements Session {
     await this.client.query(sql);
   }
 
-  async copyText(table: string, columns: readonly string[], text: string): Promise<void> {
-    if (!text) return;
+  async copyText(table: string, columns: readonly string[], text: string | Uint8Array): Promise<void> {
+    if (text.length === 0) return;
     const stream = this.client.query(copyFrom(`COPY ${table} (${columns.join(', ')}) FROM STDIN`));
     await pipeline(Readable.from([text]), stream);
   }

@@ -5,7 +5,7 @@
 // (paging shifted under it) is staged instead, and the diff applies that
 // sighting over the first one at the end, so the latest sighting wins.
 import type { Session } from '../db/database.js';
-import { copyValue, escapeCopy } from '../db/database.js';
+import { copyValue, CopyBuffer, escapeCopy } from '../db/database.js';
 import { TinesRequestError } from '../errors.js';
 import { toTinesUser } from '../tines/schema.js';
 import { pageKey, sighting, STAGE_PAGES, STAGE_SEEN, stageUsers, type RawSighting } from './staging.js';
@@ -40,10 +40,9 @@ const BATCH_USERS = 2000;
 
 /** Pages encoded for COPY, ready to write. */
 export interface LoadBatch {
-  users: string;
-  memberships: string;
-  events: string;
-  page: string;
+  users: CopyBuffer;
+  memberships: CopyBuffer;
+  events: CopyBuffer;
   /** Second sightings: staged for the diff, with their position in the listing. */
   again: { sighting: RawSighting; seq: number }[];
 }
@@ -57,6 +56,8 @@ export class FirstLoad {
   repeats = 0;
   private pending: LoadBatch = emptyBatch();
   private pendingUsers = 0;
+  /** Every page of the listing, for listing_pages. */
+  private readonly pages = new CopyBuffer(64 * 1024);
 
   constructor(
     private readonly s: Session,
@@ -80,10 +81,7 @@ export class FirstLoad {
   ): Promise<LoadBatch | null> {
     const c = this.connectorId;
     const run = this.runId;
-    let users = '';
-    let memberships = '';
-    let events = '';
-    const again = this.pending.again;
+    const { users, memberships, events, again } = this.pending;
     for (let i = 0; i < page.raw.length; i++) {
       // Short slices: the COPY in flight needs this thread to answer the server promptly.
       if (i % YIELD_EVERY === YIELD_EVERY - 1) await yieldToIo();
@@ -98,26 +96,31 @@ export class FirstLoad {
       this.seen.add(u.id);
       this.usersAdded++;
       const email = copyValue(u.email);
-      users +=
+      users.push(
         `${c}\t${u.id}\t${email}\t${copyValue(u.firstName)}\t${copyValue(u.lastName)}\t` +
         `${copyValue(u.admin)}\t${copyValue(u.isActive)}\t${copyValue(u.tenantPermissions)}\t${copyValue(u.scimUid)}\t` +
-        `${copyValue(u.createdAt)}\t${copyValue(u.updatedAt)}\t${copyValue(u.lastSeen)}\t${escapeCopy(x.json)}\t${x.digest}\n`;
-      events += `${c}\t${run}\tuser_added\t${u.id}\t${email}\t\\N\t{}\n`;
+        `${copyValue(u.createdAt)}\t${copyValue(u.updatedAt)}\t${copyValue(u.lastSeen)}\t${escapeCopy(x.json)}\t${x.digest}\n`,
+      );
+      events.push(`${c}\t${run}\tuser_added\t${u.id}\t${email}\t\\N\t{}\n`);
       for (const m of u.memberships ?? []) {
         this.membershipsAdded++;
-        memberships += `${c}\t${u.id}\t${m.teamId}\t${copyValue(m.teamName)}\t${copyValue(m.role)}\n`;
-        events += `${c}\t${run}\tmembership_added\t${u.id}\t${email}\t${m.teamId}\t${escapeCopy(JSON.stringify({ team_name: m.teamName, role: m.role }))}\n`;
+        memberships.push(`${c}\t${u.id}\t${m.teamId}\t${copyValue(m.teamName)}\t${copyValue(m.role)}\n`);
+        events.push(
+          `${c}\t${run}\tmembership_added\t${u.id}\t${email}\t${m.teamId}\t${escapeCopy(JSON.stringify({ team_name: m.teamName, role: m.role }))}\n`,
+        );
       }
     }
-    const digest = page.digest !== undefined ? pageKey(page.digest) : '';
-    const pageLine = digest ? `${page.page}\t${digest}\tf\t${seqStart}\t{${page.ids.join(',')}}\t${escapeCopy(JSON.stringify(page.meta))}\n` : '';
-    const b = this.pending;
-    b.users += users;
-    b.memberships += memberships;
-    b.events += events;
-    b.page += pageLine;
+    // Pages are written once, at the end: one statement instead of one per batch.
+    if (page.digest !== undefined) {
+      this.pages.push(`${page.page}\t${pageKey(page.digest)}\tf\t${seqStart}\t{${page.ids.join(',')}}\t${escapeCopy(JSON.stringify(page.meta))}\n`);
+    }
     this.pendingUsers += page.raw.length;
     return this.pendingUsers >= BATCH_USERS ? this.take() : null;
+  }
+
+  /** The listing's pages, once it is over. */
+  async writePages(): Promise<void> {
+    await this.s.copyText(STAGE_PAGES, PAGE_COLUMNS, this.pages.bytes());
   }
 
   /** What is buffered and not written yet. */
@@ -133,10 +136,9 @@ export class FirstLoad {
     const { s } = this;
     // Queued together, so the connection goes from one COPY to the next without waiting for this thread.
     await Promise.all([
-      s.copyText('tines_users', USER_COLUMNS, b.users),
-      s.copyText('team_memberships', MEMBERSHIP_COLUMNS, b.memberships),
-      s.copyText('change_events', EVENT_COLUMNS, b.events),
-      s.copyText(STAGE_PAGES, PAGE_COLUMNS, b.page),
+      s.copyText('tines_users', USER_COLUMNS, b.users.bytes()),
+      s.copyText('team_memberships', MEMBERSHIP_COLUMNS, b.memberships.bytes()),
+      s.copyText('change_events', EVENT_COLUMNS, b.events.bytes()),
     ]);
     if (b.again.length > 0) {
       await s.copyText(STAGE_SEEN, ['tines_user_id', 'seq'], b.again.map((a) => `${String(a.sighting.raw.id)}\t${a.seq}\n`).join(''));
@@ -149,5 +151,5 @@ const YIELD_EVERY = 100;
 const yieldToIo = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 function emptyBatch(): LoadBatch {
-  return { users: '', memberships: '', events: '', page: '', again: [] };
+  return { users: new CopyBuffer(), memberships: new CopyBuffer(256 * 1024), events: new CopyBuffer(), again: [] };
 }
