@@ -249,8 +249,13 @@ export class SyncRun {
       if (page.known) facts.knownPages.push({ page: page.page, digest: pageKey(page.digest!), seqStart });
       else write = await take(page, seqStart);
       const progress = { pages: this.pagesFetched, total: this.pagesTotal, users: this.usersStaged };
-      await writing;
-      writing = this.afterPage(write, progress);
+      if (write) {
+        // Only a new write waits for the one in flight: the pages in between are prepared meanwhile.
+        await writing;
+        writing = this.afterPage(write, progress);
+      } else {
+        writing = writing.then(() => this.afterPage(null, progress));
+      }
       writing.catch(() => undefined); // observed at the next await
       this.checkAbort();
     }
