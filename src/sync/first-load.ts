@@ -134,12 +134,9 @@ export class FirstLoad {
   /** The database half. */
   async write(b: LoadBatch): Promise<void> {
     const { s } = this;
-    // Queued together, so the connection goes from one COPY to the next without waiting for this thread.
-    await Promise.all([
-      s.copyText('tines_users', USER_COLUMNS, b.users.bytes()),
-      s.copyText('team_memberships', MEMBERSHIP_COLUMNS, b.memberships.bytes()),
-      s.copyText('change_events', EVENT_COLUMNS, b.events.bytes()),
-    ]);
+    await s.copyText('tines_users', USER_COLUMNS, b.users.bytes());
+    await s.copyText('team_memberships', MEMBERSHIP_COLUMNS, b.memberships.bytes());
+    await s.copyText('change_events', EVENT_COLUMNS, b.events.bytes());
     if (b.again.length > 0) {
       await s.copyText(STAGE_SEEN, ['tines_user_id', 'seq'], b.again.map((a) => `${String(a.sighting.raw.id)}\t${a.seq}\n`).join(''));
       await stageUsers(s, b.again);
