@@ -4,65 +4,24 @@ import type { ConnectorRow } from '../db/connectors.js';
 import { recordSyncFailure, recordSyncSuccess, setConnectorStatus } from '../db/connectors.js';
 import type { Queryable, Session } from '../db/database.js';
 import { finishRun, updateRunProgress, ZERO_COUNTS, type RunCounts } from '../db/runs.js';
-import { errorMessage, SyncAbortedError, type ErrorKind } from '../errors.js';
+import { errorMessage, SyncAbortedError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { TinesClient, UsersPage } from '../tines/client.js';
 import { confirmRemovals } from './confirm.js';
+import { guardHold, heldReason, type Candidates, type Held, type ListingFacts } from './removal-rules.js';
 import { applyDiff, COUNT_CANDIDATES, type DiffCounts } from './diff.js';
 import { FirstLoad } from './first-load.js';
 import { errorKindOf, type SyncOutcome } from './outcome.js';
 import { ProgressReporter } from './progress.js';
+import { refreshStatistics } from './statistics.js';
 import type { SyncDeps, SyncRequest } from './run-sync.js';
-import {
-  createStaging,
-  finalizeStaging,
-  hasNoUsers,
-  markSyncWriter,
-  pageKey,
-  preparePage,
-  rememberedListing,
-  rememberPages,
-  stageKnownPages,
-  stagePage,
-  type KnownSighting,
-  type RememberedListing,
-} from './staging.js';
+import { rememberedListing, rememberPages, stageKnownPages, type RememberedListing } from './remembered-pages.js';
+import { createStaging, finalizeStaging, hasNoUsers, markSyncWriter, pageKey, preparePage, stagePage } from './staging.js';
 
 // The Tines client and axios are the heaviest modules a sync loads: they load
 // while the process connects to the database and takes its lock, not before.
 const tinesClient = import('../tines/client.js');
 tinesClient.catch(() => undefined); // a failure surfaces where it is awaited
-
-type Held = { kind: ErrorKind; message: string };
-
-/** Why a listing cannot vouch for removals, if it cannot. */
-function heldReason(facts: ListingFacts, distinct: number): Held | undefined {
-  const { finalCount, countsSeen } = facts;
-  if (finalCount === undefined) {
-    return { kind: 'inconsistent_listing', message: 'Tines sent no meta.count, so the listing cannot be checked for completeness; nothing was removed' };
-  }
-  if (countsSeen.size > 1) {
-    return { kind: 'inconsistent_listing', message: `Tines' user count moved during the listing (${[...countsSeen].join(' → ')}); nothing was removed` };
-  }
-  if (distinct !== finalCount) {
-    return { kind: 'inconsistent_listing', message: `the listing showed ${distinct} distinct users but Tines counts ${finalCount}; nothing was removed` };
-  }
-  return undefined;
-}
-
-/** What the listing showed, beyond the pages themselves. */
-interface ListingFacts {
-  countsSeen: Set<number>;
-  finalCount: number | undefined;
-  /** Pages that came back byte for byte as remembered, with their place in this listing. */
-  knownPages: KnownSighting[];
-}
-
-/** Present users the listing did not show, and how many are present in all. */
-interface Candidates {
-  candidates: number;
-  present: number;
-}
 
 const NO_CHANGES: DiffCounts = {
   usersAdded: 0,
@@ -143,16 +102,8 @@ export class SyncRun {
     let removeUsers = false;
     let confirm = { stillPresent: 0, calls: 0 };
     if (!held && cand.candidates > 0) {
-      const { removalGuardPercent: pct, removalGuardMin: min } = config.sync;
-      const overGuard = cand.candidates > (cand.present * pct) / 100 && cand.candidates > min;
-      if (overGuard && !req.allowMassRemoval) {
-        held = {
-          kind: 'removal_guard',
-          message:
-            `${cand.candidates} of ${cand.present} present users are missing from Tines, over the removal guard ` +
-            `(more than ${pct}% and more than ${min}); nothing was removed. If this is real, run \`tines-connector sync --allow-mass-removal\``,
-        };
-      } else {
+      held = guardHold(cand, config.sync, req.allowMassRemoval === true);
+      if (!held) {
         log.info({ candidates: cand.candidates }, 'confirming users missing from the listing with Tines');
         confirm = await confirmRemovals(s, client, connector.id, this.usersStaged, req.signal, (calls) =>
           this.progress.confirming(calls, cand.candidates),
@@ -326,7 +277,7 @@ export class SyncRun {
     const { counts: runCounts, usersTouched, held, wasStatus } = r;
     const status = held ? 'held' : 'succeeded';
     if (wasStatus) log.info({ from: wasStatus, to: 'active' }, `connector state: ${wasStatus} → active`);
-    await this.refreshStatistics(runCounts, usersTouched, runCounts.usersSeen);
+    await refreshStatistics(this.s, this.log, runCounts, usersTouched);
     const outcome: SyncOutcome = {
       result: status,
       runId,
@@ -350,31 +301,6 @@ export class SyncRun {
     if (held) log.warn({ ...line, errorKind: held.kind }, `sync held: ${held.message}`);
     else log.info(line, 'sync succeeded');
     return outcome;
-  }
-
-  /**
-   * After a large change (a first sync, a mass removal) the planner's picture of
-   * the tables is stale until autovacuum catches up; the next sync should not
-   * pay for that, so the statistics are refreshed now.
-   */
-  private async refreshStatistics(c: RunCounts, touched: number, seen: number): Promise<void> {
-    const written = c.usersAdded + c.usersUpdated + c.usersRemoved + c.usersRestored + touched + c.membershipsAdded + c.membershipsUpdated + c.membershipsRemoved;
-    if (written < 1000 || written < seen / 10) return;
-    const started = performance.now();
-    try {
-      // Only the columns the sync's own plans join and filter on, from a small
-      // sample: a full ANALYZE reads every page (and every raw jsonb) of a large
-      // tenant. Autovacuum refreshes the rest in its own time.
-      await this.s.exec(
-        `SET default_statistics_target = 10;
-         ANALYZE tines_users (connector_id, tines_user_id, removed_at);
-         ANALYZE team_memberships (connector_id, tines_user_id, team_id, removed_at);
-         RESET default_statistics_target`,
-      );
-      this.log.debug({ durationMs: Math.round(performance.now() - started) }, 'table statistics refreshed after a large change');
-    } catch (err) {
-      this.log.warn({ err: { message: errorMessage(err) } }, 'could not refresh table statistics');
-    }
   }
 
   /** Records a failed or aborted run. The session may be broken, so the pool writes it. */
