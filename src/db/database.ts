@@ -77,6 +77,17 @@ export class CopyBuffer {
     this.lines++;
   }
 
+  /** Appends bytes already encoded (lines of another CopyBuffer). */
+  pushBytes(bytes: Uint8Array): void {
+    if (this.used + bytes.length > this.buf.length) {
+      const bigger = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.used + bytes.length));
+      this.buf.copy(bigger, 0, 0, this.used);
+      this.buf = bigger;
+    }
+    this.buf.set(bytes, this.used);
+    this.used += bytes.length;
+  }
+
   get byteLength(): number {
     return this.used;
   }

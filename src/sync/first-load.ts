@@ -7,8 +7,8 @@
 import type { Session } from '../db/database.js';
 import { copyValue, CopyBuffer, escapeCopy } from '../db/database.js';
 import { TinesRequestError } from '../errors.js';
-import { toTinesUser } from '../tines/schema.js';
-import { pageKey, sighting, STAGE_PAGES, STAGE_SEEN, stageUsers, type RawSighting } from './staging.js';
+import { toTinesUser, type TinesUser } from '../tines/schema.js';
+import { pageKey, sighting, STAGE_LOADED, STAGE_PAGES, STAGE_SEEN, stageUsers, type RawSighting } from './staging.js';
 
 const USER_COLUMNS = [
   'connector_id',
@@ -38,26 +38,30 @@ const PAGE_COLUMNS = ['page', 'digest', 'known', 'seq_start', 'ids', 'meta'] as 
  */
 const BATCH_USERS = 2000;
 
-/** Pages encoded for COPY, ready to write. */
+/**
+ * Pages encoded for COPY, ready to write. Per user only its id, its place in
+ * the listing and where its lines end are kept (numbers, nothing for the
+ * collector to trace), so a batch can be cut again in the rare case it holds
+ * a user already listed.
+ */
 export interface LoadBatch {
+  ids: number[];
+  seqs: number[];
+  /** Byte offsets where each user's lines end in users, memberships and events. */
+  ends: number[];
   users: CopyBuffer;
   memberships: CopyBuffer;
   events: CopyBuffer;
-  /** Second sightings: staged for the diff, with their position in the listing. */
-  again: { sighting: RawSighting; seq: number }[];
+  pages: CopyBuffer;
 }
 
 export class FirstLoad {
-  /** Every id listed so far: a second sighting must not be inserted twice. */
-  private readonly seen = new Set<number>();
+  /** Users inserted (distinct ids listed) and memberships inserted so far. */
   usersAdded = 0;
   membershipsAdded = 0;
   /** Sightings of a user already listed. */
   repeats = 0;
   private pending: LoadBatch = emptyBatch();
-  private pendingUsers = 0;
-  /** Every page of the listing, for listing_pages. */
-  private readonly pages = new CopyBuffer(64 * 1024);
 
   constructor(
     private readonly s: Session,
@@ -67,7 +71,7 @@ export class FirstLoad {
 
   /** Distinct users listed so far. */
   get distinct(): number {
-    return this.seen.size;
+    return this.usersAdded;
   }
 
   /**
@@ -79,68 +83,115 @@ export class FirstLoad {
     page: { page: number; ids: readonly number[]; raw: readonly Record<string, unknown>[]; digest?: string; meta: unknown },
     seqStart: number,
   ): Promise<LoadBatch | null> {
-    const c = this.connectorId;
-    const run = this.runId;
-    const { users, memberships, events, again } = this.pending;
+    const b = this.pending;
     for (let i = 0; i < page.raw.length; i++) {
       // Short slices: the COPY in flight needs this thread to answer the server promptly.
       if (i % YIELD_EVERY === YIELD_EVERY - 1) await yieldToIo();
       const x = sighting(page.raw[i]!);
       const u = toTinesUser(x.raw);
       if (typeof u === 'string') throw new TinesRequestError('invalid_response', `user ${String(x.raw.id)}: ${u}`);
-      if (this.seen.has(u.id)) {
-        again.push({ sighting: x, seq: seqStart + i });
-        this.repeats++;
-        continue;
-      }
-      this.seen.add(u.id);
-      this.usersAdded++;
-      const email = copyValue(u.email);
-      users.push(
-        `${c}\t${u.id}\t${email}\t${copyValue(u.firstName)}\t${copyValue(u.lastName)}\t` +
-        `${copyValue(u.admin)}\t${copyValue(u.isActive)}\t${copyValue(u.tenantPermissions)}\t${copyValue(u.scimUid)}\t` +
-        `${copyValue(u.createdAt)}\t${copyValue(u.updatedAt)}\t${copyValue(u.lastSeen)}\t${escapeCopy(x.json)}\t${x.digest}\n`,
-      );
-      events.push(`${c}\t${run}\tuser_added\t${u.id}\t${email}\t\\N\t{}\n`);
-      for (const m of u.memberships ?? []) {
-        this.membershipsAdded++;
-        memberships.push(`${c}\t${u.id}\t${m.teamId}\t${copyValue(m.teamName)}\t${copyValue(m.role)}\n`);
-        events.push(
-          `${c}\t${run}\tmembership_added\t${u.id}\t${email}\t${m.teamId}\t${escapeCopy(JSON.stringify({ team_name: m.teamName, role: m.role }))}\n`,
-        );
-      }
+      this.encode(x, u, b);
+      b.ids.push(u.id);
+      b.seqs.push(seqStart + i);
+      b.ends.push(b.users.byteLength, b.memberships.byteLength, b.events.byteLength);
     }
-    // Pages are written once, at the end: one statement instead of one per batch.
     if (page.digest !== undefined) {
-      this.pages.push(`${page.page}\t${pageKey(page.digest)}\tf\t${seqStart}\t{${page.ids.join(',')}}\t${escapeCopy(JSON.stringify(page.meta))}\n`);
+      b.pages.push(`${page.page}\t${pageKey(page.digest)}\tf\t${seqStart}\t{${page.ids.join(',')}}\t${escapeCopy(JSON.stringify(page.meta))}\n`);
     }
-    this.pendingUsers += page.raw.length;
-    return this.pendingUsers >= BATCH_USERS ? this.take() : null;
+    return b.ids.length >= BATCH_USERS ? this.take() : null;
   }
 
-  /** The listing's pages, once it is over. */
-  async writePages(): Promise<void> {
-    await this.s.copyText(STAGE_PAGES, PAGE_COLUMNS, this.pages.bytes());
+  /** A user's row, its user_added event, its memberships and their membership_added events. */
+  private encode(x: RawSighting, u: TinesUser, b: LoadBatch): void {
+    const c = this.connectorId;
+    const run = this.runId;
+    const email = copyValue(u.email);
+    b.users.push(
+      `${c}\t${u.id}\t${email}\t${copyValue(u.firstName)}\t${copyValue(u.lastName)}\t` +
+        `${copyValue(u.admin)}\t${copyValue(u.isActive)}\t${copyValue(u.tenantPermissions)}\t${copyValue(u.scimUid)}\t` +
+        `${copyValue(u.createdAt)}\t${copyValue(u.updatedAt)}\t${copyValue(u.lastSeen)}\t${escapeCopy(x.json)}\t${x.digest}\n`,
+    );
+    b.events.push(`${c}\t${run}\tuser_added\t${u.id}\t${email}\t\\N\t{}\n`);
+    for (const m of u.memberships ?? []) {
+      b.memberships.push(`${c}\t${u.id}\t${m.teamId}\t${copyValue(m.teamName)}\t${copyValue(m.role)}\n`);
+      b.events.push(
+        `${c}\t${run}\tmembership_added\t${u.id}\t${email}\t${m.teamId}\t${escapeCopy(JSON.stringify({ team_name: m.teamName, role: m.role }))}\n`,
+      );
+    }
   }
 
   /** What is buffered and not written yet. */
   take(): LoadBatch {
     const b = this.pending;
     this.pending = emptyBatch();
-    this.pendingUsers = 0;
     return b;
   }
 
-  /** The database half. */
+  /**
+   * The database half. The server says which ids are new to this listing (a
+   * temp table with a key, so memory here does not grow with the tenant); a
+   * user listed before is staged for the diff instead of inserted twice.
+   */
   async write(b: LoadBatch): Promise<void> {
     const { s } = this;
+    if (b.ids.length > 0) {
+      // Usually every id is new: one row comes back, the count. Only when it falls short are they named.
+      const r = await s.query<{ n: number; fresh: number[] | null }>(
+        `WITH x AS (SELECT id, ord FROM unnest($1::bigint[]) WITH ORDINALITY AS x(id, ord)),
+              ins AS (INSERT INTO ${STAGE_LOADED} (tines_user_id) SELECT id FROM x ORDER BY ord
+                      ON CONFLICT DO NOTHING RETURNING tines_user_id)
+         SELECT (SELECT count(*) FROM ins)::int AS n,
+                CASE WHEN (SELECT count(*) FROM ins) < $2 THEN (SELECT array_agg(tines_user_id) FROM ins) END AS fresh`,
+        [b.ids, b.ids.length],
+      );
+      const row = r.rows[0]!;
+      if (row.n < b.ids.length) b = this.withoutRepeats(b, new Set((row.fresh ?? []).map(Number)));
+      this.usersAdded += b.ids.length;
+      this.membershipsAdded += countLines(b.memberships.bytes());
+    }
     await s.copyText('tines_users', USER_COLUMNS, b.users.bytes());
     await s.copyText('team_memberships', MEMBERSHIP_COLUMNS, b.memberships.bytes());
     await s.copyText('change_events', EVENT_COLUMNS, b.events.bytes());
-    if (b.again.length > 0) {
-      await s.copyText(STAGE_SEEN, ['tines_user_id', 'seq'], b.again.map((a) => `${String(a.sighting.raw.id)}\t${a.seq}\n`).join(''));
-      await stageUsers(s, b.again);
+    await s.copyText(STAGE_PAGES, PAGE_COLUMNS, b.pages.bytes());
+  }
+
+  /**
+   * The batch cut down to the first sighting of each new id (rare: paging
+   * shifted under the listing). A later sighting is read back from its row's
+   * raw column and staged for the diff at the end.
+   */
+  private withoutRepeats(b: LoadBatch, fresh: Set<number>): LoadBatch {
+    const kept = emptyBatch();
+    kept.pages = b.pages;
+    const [users, memberships, events] = [b.users.bytes(), b.memberships.bytes(), b.events.bytes()];
+    let from = [0, 0, 0];
+    for (let i = 0; i < b.ids.length; i++) {
+      const to = [b.ends[3 * i]!, b.ends[3 * i + 1]!, b.ends[3 * i + 2]!];
+      if (fresh.delete(b.ids[i]!)) {
+        kept.users.pushBytes(users.subarray(from[0], to[0]));
+        kept.memberships.pushBytes(memberships.subarray(from[1], to[1]));
+        kept.events.pushBytes(events.subarray(from[2], to[2]));
+        kept.ids.push(b.ids[i]!);
+        kept.seqs.push(b.seqs[i]!);
+      } else {
+        const line = Buffer.from(users.subarray(from[0], to[0])).toString('utf8');
+        const raw = JSON.parse(unescapeCopy(line.slice(0, -1).split('\t')[USER_COLUMNS.indexOf('raw')]!)) as Record<string, unknown>;
+        this.repeated.push({ sighting: sighting(raw), seq: b.seqs[i]! });
+        this.repeats++;
+      }
+      from = to;
     }
+    return kept;
+  }
+
+  /** Later sightings of users already inserted, for the diff at the end. */
+  private readonly repeated: { sighting: RawSighting; seq: number }[] = [];
+
+  /** Stages the later sightings (after the whole listing, so the diff sees them all). */
+  async stageRepeats(): Promise<void> {
+    if (this.repeated.length === 0) return;
+    await this.s.copyText(STAGE_SEEN, ['tines_user_id', 'seq'], this.repeated.map((a) => `${String(a.sighting.raw.id)}\t${a.seq}\n`).join(''));
+    await stageUsers(this.s, this.repeated);
   }
 }
 
@@ -148,5 +199,16 @@ const YIELD_EVERY = 100;
 const yieldToIo = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 function emptyBatch(): LoadBatch {
-  return { users: new CopyBuffer(), memberships: new CopyBuffer(256 * 1024), events: new CopyBuffer(), again: [] };
+  return { ids: [], seqs: [], ends: [], users: new CopyBuffer(), memberships: new CopyBuffer(256 * 1024), events: new CopyBuffer(), pages: new CopyBuffer(64 * 1024) };
+}
+
+function countLines(bytes: Uint8Array): number {
+  let n = 0;
+  for (let i = bytes.indexOf(10); i !== -1; i = bytes.indexOf(10, i + 1)) n++;
+  return n;
+}
+
+/** The inverse of escapeCopy for one column of a line this module wrote. */
+function unescapeCopy(s: string): string {
+  return s.replace(/\\(.)/g, (_, c: string) => (c === 't' ? '\t' : c === 'n' ? '\n' : c === 'r' ? '\r' : c));
 }

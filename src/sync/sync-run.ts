@@ -144,7 +144,7 @@ export class SyncRun {
         return batch ? () => load.write(batch) : null;
       });
       await load.write(load.take());
-      await load.writePages();
+      await load.stageRepeats();
       this.usersShipped = this.usersStaged;
       let d: DiffCounts = { ...NO_CHANGES, usersAdded: load.usersAdded, membershipsAdded: load.membershipsAdded };
       if (load.repeats > 0) {
