@@ -8,24 +8,9 @@ import type { Session } from '../db/database.js';
 import { copyValue, CopyBuffer, escapeCopy } from '../db/database.js';
 import { TinesRequestError } from '../errors.js';
 import { toTinesUser, type TinesUser } from '../tines/schema.js';
-import { pageKey, sighting, STAGE_LOADED, STAGE_PAGES, STAGE_SEEN, stageUsers, type RawSighting } from './staging.js';
+import { pageKey, sighting, STAGE_LOADED, STAGE_PAGES, STAGE_SEEN, stageUsers, userRow, USER_ROW_COLUMNS, type RawSighting } from './staging.js';
 
-const USER_COLUMNS = [
-  'connector_id',
-  'tines_user_id',
-  'email',
-  'first_name',
-  'last_name',
-  'admin',
-  'is_active',
-  'tenant_permissions',
-  'scim_uid',
-  'tines_created_at',
-  'tines_updated_at',
-  'last_seen_at',
-  'raw',
-  'raw_hash',
-] as const;
+const USER_COLUMNS = ['connector_id', ...USER_ROW_COLUMNS] as const;
 const MEMBERSHIP_COLUMNS = ['connector_id', 'tines_user_id', 'team_id', 'team_name', 'role'] as const;
 const EVENT_COLUMNS = ['connector_id', 'sync_run_id', 'kind', 'tines_user_id', 'email', 'team_id', 'details'] as const;
 const PAGE_COLUMNS = ['page', 'digest', 'known', 'seq_start', 'ids', 'meta'] as const;
@@ -106,11 +91,7 @@ export class FirstLoad {
     const c = this.connectorId;
     const run = this.runId;
     const email = copyValue(u.email);
-    b.users.push(
-      `${c}\t${u.id}\t${email}\t${copyValue(u.firstName)}\t${copyValue(u.lastName)}\t` +
-        `${copyValue(u.admin)}\t${copyValue(u.isActive)}\t${copyValue(u.tenantPermissions)}\t${copyValue(u.scimUid)}\t` +
-        `${copyValue(u.createdAt)}\t${copyValue(u.updatedAt)}\t${copyValue(u.lastSeen)}\t${escapeCopy(x.json)}\t${x.digest}\n`,
-    );
+    b.users.push(`${c}\t${userRow(u, x)}\n`);
     b.events.push(`${c}\t${run}\tuser_added\t${u.id}\t${email}\t\\N\t{}\n`);
     for (const m of u.memberships ?? []) {
       b.memberships.push(`${c}\t${u.id}\t${m.teamId}\t${copyValue(m.teamName)}\t${copyValue(m.role)}\n`);

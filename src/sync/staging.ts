@@ -4,7 +4,7 @@
 import { hash } from 'node:crypto';
 import { copyValue, escapeCopy, type Session } from '../db/database.js';
 import { TinesRequestError } from '../errors.js';
-import { toTinesUser } from '../tines/schema.js';
+import { toTinesUser, type TinesUser } from '../tines/schema.js';
 
 export const STAGE_SEEN = 'sync_stage_seen';
 export const STAGE_USERS = 'sync_stage_users';
@@ -17,8 +17,8 @@ export const STAGE_LOADED = 'sync_stage_loaded';
 /** Bump when the mapping from a user object to its row changes, so every row is rewritten once. */
 const DIGEST_VERSION = '1';
 
-const USER_COLUMNS = [
-  'seq',
+/** A user's columns as both staging and tines_users hold them, in the order userRow encodes them. */
+export const USER_ROW_COLUMNS = [
   'tines_user_id',
   'email',
   'first_name',
@@ -32,8 +32,17 @@ const USER_COLUMNS = [
   'last_seen_at',
   'raw',
   'raw_hash',
-  'has_memberships',
 ] as const;
+const USER_COLUMNS = ['seq', ...USER_ROW_COLUMNS, 'has_memberships'] as const;
+
+/** USER_ROW_COLUMNS of one user, encoded for COPY (tab-separated, no line end). */
+export function userRow(u: TinesUser, x: RawSighting): string {
+  return (
+    `${u.id}\t${copyValue(u.email)}\t${copyValue(u.firstName)}\t${copyValue(u.lastName)}\t` +
+    `${copyValue(u.admin)}\t${copyValue(u.isActive)}\t${copyValue(u.tenantPermissions)}\t${copyValue(u.scimUid)}\t` +
+    `${copyValue(u.createdAt)}\t${copyValue(u.updatedAt)}\t${copyValue(u.lastSeen)}\t${escapeCopy(x.json)}\t${x.digest}`
+  );
+}
 const MEMBERSHIP_COLUMNS = ['seq', 'tines_user_id', 'team_id', 'team_name', 'role'] as const;
 
 export async function createStaging(s: Session): Promise<void> {
@@ -167,11 +176,7 @@ export async function stageUsers(s: Session, users: readonly { sighting: RawSigh
     const { sighting: x, seq } = users[i]!;
     const u = toTinesUser(x.raw);
     if (typeof u === 'string') throw new TinesRequestError('invalid_response', `user ${String(x.raw.id)}: ${u}`);
-    userLines[i] =
-      `${seq}\t${u.id}\t${copyValue(u.email)}\t${copyValue(u.firstName)}\t${copyValue(u.lastName)}\t` +
-      `${copyValue(u.admin)}\t${copyValue(u.isActive)}\t${copyValue(u.tenantPermissions)}\t${copyValue(u.scimUid)}\t` +
-      `${copyValue(u.createdAt)}\t${copyValue(u.updatedAt)}\t${copyValue(u.lastSeen)}\t` +
-      `${escapeCopy(x.json)}\t${x.digest}\t${u.memberships ? 't' : 'f'}\n`;
+    userLines[i] = `${seq}\t${userRow(u, x)}\t${u.memberships ? 't' : 'f'}\n`;
     if (u.memberships) {
       for (const m of u.memberships) {
         memberLines.push(`${seq}\t${u.id}\t${m.teamId}\t${copyValue(m.teamName)}\t${copyValue(m.role)}\n`);
