@@ -4,10 +4,12 @@
 -- against 3.2 s for the same COPY on this schema).
 
 -- 1. No per-row foreign keys on the bulk tables. Their rows still go with their
---    connector: one statement-level trigger deletes them. A sync checks, under
---    a key-share lock in its own transaction, that its connector still exists,
---    so a concurrent delete either waits for the sync's commit (and then takes
---    its rows along) or makes the sync roll back.
+--    connector, and a user's memberships with the user: statement-level
+--    triggers delete them (syncs never delete rows; only a connector's
+--    deletion or an operator does). A sync checks, under a key-share lock in
+--    its own transaction, that its connector still exists, so a concurrent
+--    delete either waits for the sync's commit (and then takes its rows
+--    along) or makes the sync roll back.
 ALTER TABLE tines_users DROP CONSTRAINT tines_users_connector_id_fkey;
 ALTER TABLE team_memberships DROP CONSTRAINT team_memberships_connector_id_tines_user_id_fkey;
 ALTER TABLE change_events DROP CONSTRAINT change_events_connector_id_fkey;
@@ -25,6 +27,29 @@ CREATE TRIGGER connectors_cascade AFTER DELETE ON connectors
   REFERENCING OLD TABLE AS gone
   FOR EACH STATEMENT EXECUTE FUNCTION tines_connector_cascade();
 
+CREATE FUNCTION tines_users_cascade() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  DELETE FROM team_memberships t USING gone g
+   WHERE t.connector_id = g.connector_id AND t.tines_user_id = g.tines_user_id;
+  RETURN NULL;
+END $$;
+
+CREATE TRIGGER tines_users_cascade AFTER DELETE ON tines_users
+  REFERENCING OLD TABLE AS gone
+  FOR EACH STATEMENT EXECUTE FUNCTION tines_users_cascade();
+
+-- TRUNCATE tines_users used to be refused (memberships referenced it); now it takes them along.
+CREATE FUNCTION tines_users_truncate_cascade() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  TRUNCATE team_memberships;
+  RETURN NULL;
+END $$;
+
+CREATE TRIGGER tines_users_truncate_cascade AFTER TRUNCATE ON tines_users
+  FOR EACH STATEMENT EXECUTE FUNCTION tines_users_truncate_cascade();
+
 -- 2. Indexes that earn their keep. Events are appended in time and run order,
 --    which is what BRIN indexes are for (a few pages instead of a B-tree entry
 --    per row); per-user history keeps its B-tree.
@@ -38,10 +63,18 @@ CREATE INDEX change_events_run_brin ON change_events USING brin (sync_run_id);
 
 -- 3. Writes to the users or memberships by anything but a sync (an operator's
 --    UPDATE or DELETE, a connector's deletion) are counted, so the next sync
---    stops trusting the pages it remembered and checks every user again. A sync
---    marks its own transaction with set_config('tines_connector.writer', 'sync', true).
-ALTER TABLE connectors ADD COLUMN external_writes bigint NOT NULL DEFAULT 0,
-                       -- external_writes when the last committed sync started: when it has
+--    stops trusting the pages it remembered and compares every user again. A
+--    sync marks its own transaction with set_config('tines_connector.writer',
+--    'sync', true). One counter for all connectors, in its own one-row table:
+--    a statement trigger cannot tell which connector it touched without
+--    capturing every row, and an operator's write then locks this row only.
+CREATE TABLE external_writes (
+  only_row  boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+  n         bigint NOT NULL DEFAULT 0
+);
+INSERT INTO external_writes DEFAULT VALUES;
+
+ALTER TABLE connectors -- external_writes.n when the last committed sync started: when it has
                        -- moved since, that sync compares every user instead of trusting digests.
                        ADD COLUMN listing_external_writes bigint,
                        -- The remembering run left exactly the listed users present.
@@ -52,7 +85,7 @@ CREATE FUNCTION tines_connector_external_write() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
   IF coalesce(current_setting('tines_connector.writer', true), '') <> 'sync' THEN
-    UPDATE connectors SET external_writes = external_writes + 1;
+    UPDATE external_writes SET n = n + 1;
   END IF;
   RETURN NULL;
 END $$;

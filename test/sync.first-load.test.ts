@@ -25,7 +25,7 @@ describe.each(backends())('first load (%s)', (backend) => {
     fake.onPage = (page) => {
       if (page !== 1) return;
       fake.addUser({ ...generateUsers(1, { startId: 1, seed: 3 })[0]!, id: 0, email: 'newcomer@example.com' });
-      fake.updateUser(shifted, { last_name: 'Seen-Again' });
+      fake.updateUser(shifted, { last_name: 'Seen-Again', team_memberships: [{ team_id: 4242, team_name: 'Moved', role: 'EDITOR' }] });
     };
     const o = await h.sync();
     fake.onPage = undefined;
@@ -36,8 +36,16 @@ describe.each(backends())('first load (%s)', (backend) => {
     expect(await count(h, 'tines_users')).toBe(50);
     const row = await h.one<{ last_name: string }>('SELECT last_name FROM tines_users WHERE tines_user_id = $1', [shifted]);
     expect(row.last_name).toBe('Seen-Again');
-    const added = await h.one<{ n: number }>(`SELECT count(*)::int AS n FROM change_events WHERE kind = 'user_added'`);
-    expect(added.n).toBe(50);
+    const teams = await h.rows<{ team_id: number }>('SELECT team_id FROM team_memberships WHERE tines_user_id = $1', [shifted]);
+    expect(teams.map((t) => Number(t.team_id))).toEqual([4242]);
+    // Both backends record what staging does: one user_added per user, with its latest values, and nothing else.
+    expect(o.counts.usersUpdated).toBe(0);
+    expect(o.counts.membershipsRemoved).toBe(0);
+    expect(o.counts.membershipsUpdated).toBe(0);
+    const kinds = await h.rows<{ kind: string; n: number }>('SELECT kind, count(*)::int AS n FROM change_events GROUP BY kind ORDER BY kind');
+    const memberships = await count(h, 'team_memberships');
+    expect(kinds).toEqual([{ kind: 'membership_added', n: memberships }, { kind: 'user_added', n: 50 }].filter((k) => k.n > 0));
+    expect(o.counts.membershipsAdded).toBe(memberships);
     // A listing that showed a user twice is not remembered; the next one finds the newcomer.
     expect(await count(h, 'listing_pages')).toBe(0);
     const next = await h.sync();
@@ -63,6 +71,17 @@ describe.each(backends())('first load (%s)', (backend) => {
     expect(next.counts.usersAdded).toBe(50);
   });
 
+  it('a failure after whole batches were written still commits nothing of them', async () => {
+    h = await createHarness(backend, generateUsers(2600, { seed: 15 })); // 6 pages of 500; a batch is written after page 4
+    h.fake.faults.push({ match: (r) => r.page === 5, status: 200, body: '{"admin/users": [{"id": -1}], "meta": {}}' });
+    const o = await h.sync({}, { TINES_PAGE_SIZE: '500' });
+    expect(o.result).toBe('failed');
+    for (const table of ['tines_users', 'team_memberships', 'change_events']) expect(await count(h, table), table).toBe(0);
+    const next = await h.sync({}, { TINES_PAGE_SIZE: '500' });
+    expect(next.result).toBe('succeeded');
+    expect(next.counts.usersAdded).toBe(2600);
+  });
+
   it('shows its progress in sync_runs while it runs, and asks for each page once', async () => {
     h = await createHarness(backend, generateUsers(50, { seed: 13 }));
     const harness = h;
@@ -86,10 +105,16 @@ describe.each(backends())('first load (%s)', (backend) => {
     expect(pages.sort()).toEqual([1, 2, 3]);
   });
 
-  it('every row of a connector goes with it when the connector is deleted', async () => {
+  it("a user's memberships go with the user, and every row of a connector with the connector", async () => {
     h = await createHarness(backend, generateUsers(30, { seed: 14 }));
     expect((await h.sync()).result).toBe('succeeded');
     expect(await count(h, 'tines_users')).toBe(30);
+    // An operator deleting users takes their memberships along, and the next sync loads them again.
+    await h.db.query('DELETE FROM tines_users');
+    expect(await count(h, 'team_memberships')).toBe(0);
+    const reload = await h.sync();
+    expect(reload.result).toBe('succeeded');
+    expect(reload.counts.usersAdded).toBe(30);
     await h.db.query('DELETE FROM connectors');
     for (const table of ['tines_users', 'team_memberships', 'change_events', 'sync_runs', 'listing_pages']) {
       expect(await count(h, table), table).toBe(0);

@@ -2,13 +2,26 @@
 // so each page goes straight into tines_users, team_memberships and
 // change_events with COPY, inside the run's transaction, while the next page is
 // fetched: no staging copy, no diff. A user the listing shows a second time
-// (paging shifted under it) is staged instead, and the diff applies that
-// sighting over the first one at the end, so the latest sighting wins.
+// (paging shifted under it) is staged instead; at the end its first sighting
+// is taken back and the diff adds it from the latest, so the run records what
+// staging would have (one user_added, with the latest values).
 import type { Session } from '../db/database.js';
 import { copyValue, CopyBuffer, escapeCopy } from '../db/database.js';
 import { TinesRequestError } from '../errors.js';
 import { toTinesUser, type TinesUser } from '../tines/schema.js';
-import { pageKey, sighting, STAGE_LOADED, STAGE_PAGES, STAGE_SEEN, stageUsers, userRow, USER_ROW_COLUMNS, type RawSighting } from './staging.js';
+import {
+  finalizeStaging,
+  pageKey,
+  sighting,
+  STAGE_LOADED,
+  STAGE_PAGES,
+  STAGE_SEEN,
+  STAGE_USERS,
+  stageUsers,
+  userRow,
+  USER_ROW_COLUMNS,
+  type RawSighting,
+} from './staging.js';
 
 const USER_COLUMNS = ['connector_id', ...USER_ROW_COLUMNS] as const;
 const MEMBERSHIP_COLUMNS = ['connector_id', 'tines_user_id', 'team_id', 'team_name', 'role'] as const;
@@ -168,11 +181,30 @@ export class FirstLoad {
   /** Later sightings of users already inserted, for the diff at the end. */
   private readonly repeated: { sighting: RawSighting; seq: number }[] = [];
 
-  /** Stages the later sightings (after the whole listing, so the diff sees them all). */
-  async stageRepeats(): Promise<void> {
-    if (this.repeated.length === 0) return;
-    await this.s.copyText(STAGE_SEEN, ['tines_user_id', 'seq'], this.repeated.map((a) => `${String(a.sighting.raw.id)}\t${a.seq}\n`).join(''));
-    await stageUsers(this.s, this.repeated);
+  /**
+   * A user listed twice ends as its latest sighting, exactly as staging would
+   * have it: the later sightings are staged (one per user after
+   * finalizeStaging) and the first one, inserted by this run, is taken back,
+   * rows and events, so the diff adds the user afresh. Returns what was taken back.
+   */
+  async withdrawRepeated(): Promise<{ users: number; memberships: number }> {
+    if (this.repeated.length === 0) return { users: 0, memberships: 0 };
+    const { s } = this;
+    await s.copyText(STAGE_SEEN, ['tines_user_id', 'seq'], this.repeated.map((a) => `${String(a.sighting.raw.id)}\t${a.seq}\n`).join(''));
+    await stageUsers(s, this.repeated);
+    await finalizeStaging(s);
+    const r = await s.query<{ users: number; memberships: number }>(
+      `WITH ids AS (SELECT tines_user_id FROM ${STAGE_USERS}),
+            ev AS (DELETE FROM change_events e USING ids
+                    WHERE e.connector_id = $1 AND e.sync_run_id = $2 AND e.tines_user_id = ids.tines_user_id),
+            m AS (DELETE FROM team_memberships t USING ids
+                   WHERE t.connector_id = $1 AND t.tines_user_id = ids.tines_user_id RETURNING 1),
+            u AS (DELETE FROM tines_users x USING ids
+                   WHERE x.connector_id = $1 AND x.tines_user_id = ids.tines_user_id RETURNING 1)
+       SELECT (SELECT count(*) FROM u)::int AS users, (SELECT count(*) FROM m)::int AS memberships`,
+      [this.connectorId, this.runId],
+    );
+    return r.rows[0]!;
   }
 }
 

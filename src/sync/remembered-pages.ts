@@ -11,7 +11,7 @@ export interface RememberedListing {
   pages: Map<number, { digest: string; meta: PageMeta; size: number }>;
   /** Its run left exactly the listed users present (nothing held, nothing left to confirm). */
   complete: boolean;
-  /** The connector's count of writes by anything but a sync, when this sync started. */
+  /** The count of writes by anything but a sync (external_writes.n), when this sync started. */
   externalWrites: number;
   /**
    * Something but a sync wrote the users since the last committed sync: their
@@ -27,13 +27,13 @@ export interface RememberedListing {
  */
 export async function rememberedListing(s: Session, connectorId: number, perPage: number): Promise<RememberedListing> {
   const c = await s.query<{ external_writes: number; complete: boolean; trusted: boolean; verify_all: boolean }>(
-    `SELECT c.external_writes::float8 AS external_writes, c.listing_complete AS complete,
-            COALESCE(c.listing_external_writes <> c.external_writes, false) AS verify_all,
+    `SELECT w.n::float8 AS external_writes, c.listing_complete AS complete,
+            COALESCE(c.listing_external_writes <> w.n, false) AS verify_all,
             COALESCE(c.listing_run_id = (SELECT r.id FROM sync_runs r
                                           WHERE r.connector_id = c.id AND r.status IN ('succeeded', 'held')
                                           ORDER BY r.id DESC LIMIT 1)
-                     AND c.listing_external_writes = c.external_writes, false) AS trusted
-       FROM connectors c WHERE c.id = $1`,
+                     AND c.listing_external_writes = w.n, false) AS trusted
+       FROM connectors c CROSS JOIN external_writes w WHERE c.id = $1`,
     [connectorId],
   );
   const row = c.rows[0];

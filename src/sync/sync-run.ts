@@ -138,20 +138,25 @@ export class SyncRun {
     this.outside = this.deps.db;
     const result = await s.transaction(async () => {
       await markSyncWriter(s);
+      // The transaction stays open through the listing, including Tines' Retry-After waits.
+      await s.query('SET LOCAL idle_in_transaction_session_timeout = 0');
       const load = new FirstLoad(s, connector.id, runId);
       const facts = await this.list(client, null, async (page, seqStart) => {
         const batch = await load.add(page, seqStart);
         return batch ? () => load.write(batch) : null;
       });
       await load.write(load.take());
-      await load.stageRepeats();
       this.usersShipped = this.usersStaged;
       let d: DiffCounts = { ...NO_CHANGES, usersAdded: load.usersAdded, membershipsAdded: load.membershipsAdded };
       if (load.repeats > 0) {
-        // Users listed twice: their later sightings, applied over the first.
-        await finalizeStaging(s);
+        // Users listed twice (paging shifted): each is added once more from its latest sighting.
+        const withdrawn = await load.withdrawRepeated();
         const again = await applyDiff(s, connector.id, runId, false);
-        d = Object.fromEntries(Object.entries(d).map(([k, v]) => [k, v + again[k as keyof DiffCounts]])) as unknown as DiffCounts;
+        d = {
+          ...again,
+          usersAdded: d.usersAdded - withdrawn.users + again.usersAdded,
+          membershipsAdded: d.membershipsAdded - withdrawn.memberships + again.membershipsAdded,
+        };
       }
       const held = heldReason(facts, load.distinct);
       return this.commit(d, {
@@ -185,30 +190,36 @@ export class SyncRun {
       return p && p.digest === pageKey(digest) ? p : undefined;
     };
     let writing: Promise<void> = Promise.resolve();
-    for await (const page of client.listUsers(this.req.signal, { knownPage })) {
-      if (this.pagesFetched === 0 && connector.status === 'reconnect_required') {
-        await setConnectorStatus(this.outside, connector.id, 'active', null, { runId });
-        log.info('Tines accepted the new API key; the connector is active again');
+    try {
+      for await (const page of client.listUsers(this.req.signal, { knownPage })) {
+        if (this.pagesFetched === 0 && connector.status === 'reconnect_required') {
+          await setConnectorStatus(this.outside, connector.id, 'active', null, { runId });
+          log.info('Tines accepted the new API key; the connector is active again');
+        }
+        this.pagesFetched++;
+        if (typeof page.meta.pages === 'number') this.pagesTotal = page.meta.pages;
+        if (typeof page.meta.count === 'number') facts.countsSeen.add(page.meta.count);
+        facts.finalCount = page.meta.count ?? undefined;
+        const seqStart = this.usersStaged;
+        this.usersStaged += page.size;
+        let write: (() => Promise<void>) | null = null;
+        if (page.known) facts.knownPages.push({ page: page.page, digest: pageKey(page.digest!), seqStart });
+        else write = await take(page, seqStart);
+        const progress = { pages: this.pagesFetched, total: this.pagesTotal, users: this.usersStaged };
+        if (write) {
+          // Only a new write waits for the one in flight: the pages in between are prepared meanwhile.
+          await writing;
+          writing = this.afterPage(write, progress);
+        } else {
+          writing = writing.then(() => this.afterPage(null, progress));
+        }
+        writing.catch(() => undefined); // observed at the next await
+        this.checkAbort();
       }
-      this.pagesFetched++;
-      if (typeof page.meta.pages === 'number') this.pagesTotal = page.meta.pages;
-      if (typeof page.meta.count === 'number') facts.countsSeen.add(page.meta.count);
-      facts.finalCount = page.meta.count ?? undefined;
-      const seqStart = this.usersStaged;
-      this.usersStaged += page.size;
-      let write: (() => Promise<void>) | null = null;
-      if (page.known) facts.knownPages.push({ page: page.page, digest: pageKey(page.digest!), seqStart });
-      else write = await take(page, seqStart);
-      const progress = { pages: this.pagesFetched, total: this.pagesTotal, users: this.usersStaged };
-      if (write) {
-        // Only a new write waits for the one in flight: the pages in between are prepared meanwhile.
-        await writing;
-        writing = this.afterPage(write, progress);
-      } else {
-        writing = writing.then(() => this.afterPage(null, progress));
-      }
-      writing.catch(() => undefined); // observed at the next await
-      this.checkAbort();
+    } catch (err) {
+      // Nothing of this run may reach the session after it gives up (the caller rolls back next).
+      await writing.catch(() => undefined);
+      throw err;
     }
     await writing;
     await updateRunProgress(this.outside, runId, this.pagesFetched, this.pagesTotal, this.usersStaged);

@@ -223,42 +223,49 @@ export class TinesClient {
    * one up to a known total (the request ceiling still spaces them all).
    */
   async *listUsers(signal?: AbortSignal, opts: ListOptions = {}): AsyncGenerator<UsersPage> {
+    // Requests still in flight when the walk ends (done, failed or abandoned) are cancelled.
+    const done = new AbortController();
+    const walk = signal ? AbortSignal.any([signal, done.signal]) : done.signal;
     const requested = new Set<number>();
     const inFlight = new Map<number, Promise<UsersPage>>();
     const request = (n: number): Promise<UsersPage> => {
       let p = inFlight.get(n);
       if (!p) {
-        p = this.fetchUsersPage(n, signal, this.opts.pageSize, opts);
+        p = this.fetchUsersPage(n, walk, this.opts.pageSize, opts);
         // A rejected prefetch is observed when awaited; keep Node from calling it unhandled meanwhile.
         p.catch(() => undefined);
         inFlight.set(n, p);
       }
       return p;
     };
-    let pageNo: number | null = 1;
-    let maxPages = Infinity;
-    while (pageNo !== null) {
-      requested.add(pageNo);
-      const current: UsersPage = await request(pageNo);
-      inFlight.delete(pageNo);
-      const next = nextPageNumber(current, this.opts.pageSize);
-      const perPage = current.meta.per_page && current.meta.per_page > 0 ? current.meta.per_page : this.opts.pageSize;
-      if (current.meta.pages) maxPages = Math.max(current.meta.pages, 1) * 2 + 10;
-      else if (typeof current.meta.count === 'number') maxPages = Math.ceil(current.meta.count / perPage) * 2 + 10;
-      if (next !== null && (requested.has(next) || next < 1 || requested.size >= maxPages)) {
-        throw new TinesRequestError(
-          'invalid_response',
-          `pagination loop: page ${current.page} points to page ${next}, which was already requested or is out of range`,
-        );
+    try {
+      let pageNo: number | null = 1;
+      let maxPages = Infinity;
+      while (pageNo !== null) {
+        requested.add(pageNo);
+        const current: UsersPage = await request(pageNo);
+        inFlight.delete(pageNo);
+        const next = nextPageNumber(current, this.opts.pageSize);
+        const perPage = current.meta.per_page && current.meta.per_page > 0 ? current.meta.per_page : this.opts.pageSize;
+        if (current.meta.pages) maxPages = Math.max(current.meta.pages, 1) * 2 + 10;
+        else if (typeof current.meta.count === 'number') maxPages = Math.ceil(current.meta.count / perPage) * 2 + 10;
+        if (next !== null && (requested.has(next) || next < 1 || requested.size >= maxPages)) {
+          throw new TinesRequestError(
+            'invalid_response',
+            `pagination loop: page ${current.page} points to page ${next}, which was already requested or is out of range`,
+          );
+        }
+        const total = current.meta.pages;
+        const ahead = next !== null && next === current.page + 1 && typeof total === 'number' && next < total ? next + 1 : null;
+        // A speculative request the listing did not follow is dropped (its answer is never used).
+        for (const n of inFlight.keys()) if (n !== next && n !== ahead) inFlight.delete(n);
+        if (next !== null) request(next);
+        if (ahead !== null) request(ahead);
+        yield current;
+        pageNo = next;
       }
-      const total = current.meta.pages;
-      const ahead = next !== null && next === current.page + 1 && typeof total === 'number' && next < total ? next + 1 : null;
-      // A speculative request the listing did not follow is dropped (its answer is never used).
-      for (const n of inFlight.keys()) if (n !== next && n !== ahead) inFlight.delete(n);
-      if (next !== null) request(next);
-      if (ahead !== null) request(ahead);
-      yield current;
-      pageNo = next;
+    } finally {
+      done.abort();
     }
   }
 
