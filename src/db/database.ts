@@ -92,6 +92,12 @@ export class CopyBuffer {
     return this.used;
   }
 
+  /** Empties the buffer for reuse (its memory is kept). */
+  reset(): void {
+    this.used = 0;
+    this.lines = 0;
+  }
+
   /** The bytes written so far (a view; the buffer is not reused). */
   bytes(): Uint8Array {
     return this.buf.subarray(0, this.used);

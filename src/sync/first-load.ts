@@ -117,8 +117,23 @@ export class FirstLoad {
   /** What is buffered and not written yet. */
   take(): LoadBatch {
     const b = this.pending;
-    this.pending = emptyBatch();
+    this.pending = this.spare.pop() ?? emptyBatch();
     return b;
+  }
+
+  /**
+   * Written batches, their buffers kept for the next ones: two or three are
+   * enough, and fresh megabytes for every batch cost page faults and
+   * collections (the server has every byte once its COPY completes).
+   */
+  private readonly spare: LoadBatch[] = [];
+
+  private recycle(b: LoadBatch): void {
+    b.ids.length = 0;
+    b.seqs.length = 0;
+    b.ends.length = 0;
+    for (const buf of [b.users, b.memberships, b.events, b.pages]) buf.reset();
+    this.spare.push(b);
   }
 
   /**
@@ -147,6 +162,7 @@ export class FirstLoad {
     await s.copyText('team_memberships', MEMBERSHIP_COLUMNS, b.memberships.bytes());
     await s.copyText('change_events', EVENT_COLUMNS, b.events.bytes());
     await s.copyText(STAGE_PAGES, PAGE_COLUMNS, b.pages.bytes());
+    this.recycle(b);
   }
 
   /**
