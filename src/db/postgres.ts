@@ -4,7 +4,7 @@ import { from as copyFrom } from 'pg-copy-streams';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import type { Logger } from '../log.js';
-import { lockKeyOf, type Database, type QueryResult, type Session } from './database.js';
+import { lockKeyOf, type Database, type QueryOptions, type QueryResult, type Session } from './database.js';
 
 // Timestamps and bigints come back as text: no time zone surprises, no lost precision.
 const types = {
@@ -82,8 +82,8 @@ function isConnectionError(err: unknown): boolean {
 class PgSession implements Session {
   constructor(private readonly client: pg.PoolClient) {}
 
-  async query<R>(text: string, params?: readonly unknown[]): Promise<QueryResult<R>> {
-    const r = await this.client.query({ text, values: params as unknown[] | undefined, queryMode: 'extended' } as pg.QueryConfig);
+  async query<R>(text: string, params?: readonly unknown[], opts?: QueryOptions): Promise<QueryResult<R>> {
+    const r = await this.client.query({ name: opts?.name, text, values: params as unknown[] | undefined, queryMode: 'extended' } as pg.QueryConfig);
     return { rows: r.rows as R[], rowCount: r.rowCount ?? 0 };
   }
 

@@ -160,7 +160,7 @@ export async function stagePage(
     pageDigest,
     JSON.stringify(meta),
     verifyAll,
-  ]);
+  ], { name: 'tines_connector_see_page' });
   if (r.rows.length === 0) return 0;
   const changed = r.rows.map((row) => ({ sighting: sightings[row.ord - 1]!, seq: seqStart + row.ord - 1 }));
   await stageUsers(s, changed);
