@@ -68,7 +68,6 @@ export function escapeCopy(s: string): string {
 export class CopyBuffer {
   private buf: Buffer;
   private used = 0;
-  lines = 0;
 
   constructor(initialBytes = 1 << 20) {
     this.buf = Buffer.allocUnsafe(initialBytes);
@@ -76,25 +75,22 @@ export class CopyBuffer {
 
   /** Appends one line; `line` must end with a newline. */
   push(line: string): void {
-    const room = line.length * 3; // the most UTF-8 bytes one UTF-16 unit can need
-    if (this.used + room > this.buf.length) {
-      const bigger = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.used + room));
-      this.buf.copy(bigger, 0, 0, this.used);
-      this.buf = bigger;
-    }
+    this.ensureRoom(line.length * 3); // the most UTF-8 bytes one UTF-16 unit can need
     this.used += this.buf.write(line, this.used, 'utf8');
-    this.lines++;
   }
 
   /** Appends bytes already encoded (lines of another CopyBuffer). */
   pushBytes(bytes: Uint8Array): void {
-    if (this.used + bytes.length > this.buf.length) {
-      const bigger = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.used + bytes.length));
-      this.buf.copy(bigger, 0, 0, this.used);
-      this.buf = bigger;
-    }
+    this.ensureRoom(bytes.length);
     this.buf.set(bytes, this.used);
     this.used += bytes.length;
+  }
+
+  private ensureRoom(bytes: number): void {
+    if (this.used + bytes <= this.buf.length) return;
+    const bigger = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.used + bytes));
+    this.buf.copy(bigger, 0, 0, this.used);
+    this.buf = bigger;
   }
 
   get byteLength(): number {
@@ -104,7 +100,6 @@ export class CopyBuffer {
   /** Empties the buffer for reuse (its memory is kept). */
   reset(): void {
     this.used = 0;
-    this.lines = 0;
   }
 
   /** The bytes written so far (a view; the buffer is not reused). */

@@ -7,10 +7,12 @@
 // staging would have (one user_added, with the latest values).
 import type { Session } from '../db/database.js';
 import { copyValue, CopyBuffer, escapeCopy } from '../db/database.js';
-import { TinesRequestError } from '../errors.js';
-import { toTinesUser, type TinesUser } from '../tines/schema.js';
+import type { TinesUser } from '../tines/schema.js';
 import {
   finalizeStaging,
+  membershipRow,
+  MEMBERSHIP_ROW_COLUMNS,
+  normalise,
   pageKey,
   sighting,
   STAGE_LOADED,
@@ -24,7 +26,7 @@ import {
 } from './staging.js';
 
 const USER_COLUMNS = ['connector_id', ...USER_ROW_COLUMNS] as const;
-const MEMBERSHIP_COLUMNS = ['connector_id', 'tines_user_id', 'team_id', 'team_name', 'role'] as const;
+const MEMBERSHIP_COLUMNS = ['connector_id', ...MEMBERSHIP_ROW_COLUMNS] as const;
 const EVENT_COLUMNS = ['connector_id', 'sync_run_id', 'kind', 'tines_user_id', 'email', 'team_id', 'details'] as const;
 const PAGE_COLUMNS = ['page', 'digest', 'known', 'seq_start', 'ids', 'meta'] as const;
 
@@ -86,8 +88,7 @@ export class FirstLoad {
       // Short slices: the COPY in flight needs this thread to answer the server promptly.
       if (i % YIELD_EVERY === YIELD_EVERY - 1) await yieldToIo();
       const x = sighting(page.raw[i]!);
-      const u = toTinesUser(x.raw);
-      if (typeof u === 'string') throw new TinesRequestError('invalid_response', `user ${String(x.raw.id)}: ${u}`);
+      const u = normalise(x);
       this.encode(x, u, b);
       b.ids.push(u.id);
       b.seqs.push(seqStart + i);
@@ -107,7 +108,7 @@ export class FirstLoad {
     b.users.push(`${c}\t${userRow(u, x)}\n`);
     b.events.push(`${c}\t${run}\tuser_added\t${u.id}\t${email}\t\\N\t{}\n`);
     for (const m of u.memberships ?? []) {
-      b.memberships.push(`${c}\t${u.id}\t${m.teamId}\t${copyValue(m.teamName)}\t${copyValue(m.role)}\n`);
+      b.memberships.push(`${c}\t${membershipRow(u, m)}\n`);
       b.events.push(
         `${c}\t${run}\tmembership_added\t${u.id}\t${email}\t${m.teamId}\t${escapeCopy(JSON.stringify({ team_name: m.teamName, role: m.role }))}\n`,
       );

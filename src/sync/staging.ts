@@ -4,7 +4,7 @@
 import { hash } from 'node:crypto';
 import { copyValue, escapeCopy, type Session } from '../db/database.js';
 import { TinesRequestError } from '../errors.js';
-import { toTinesUser, type TinesUser } from '../tines/schema.js';
+import { toTinesUser, type TinesMembership, type TinesUser } from '../tines/schema.js';
 
 export const STAGE_SEEN = 'sync_stage_seen';
 export const STAGE_USERS = 'sync_stage_users';
@@ -43,7 +43,21 @@ export function userRow(u: TinesUser, x: RawSighting): string {
     `${copyValue(u.createdAt)}\t${copyValue(u.updatedAt)}\t${copyValue(u.lastSeen)}\t${escapeCopy(x.json)}\t${x.digest}`
   );
 }
-const MEMBERSHIP_COLUMNS = ['seq', 'tines_user_id', 'team_id', 'team_name', 'role'] as const;
+/** A membership's columns as both staging and team_memberships hold them, in the order membershipRow encodes them. */
+export const MEMBERSHIP_ROW_COLUMNS = ['tines_user_id', 'team_id', 'team_name', 'role'] as const;
+const MEMBERSHIP_COLUMNS = ['seq', ...MEMBERSHIP_ROW_COLUMNS] as const;
+
+/** MEMBERSHIP_ROW_COLUMNS of one membership, encoded for COPY (tab-separated, no line end). */
+export function membershipRow(u: TinesUser, m: TinesMembership): string {
+  return `${u.id}\t${m.teamId}\t${copyValue(m.teamName)}\t${copyValue(m.role)}`;
+}
+
+/** A sighting normalised for its row; a user the schema accepted but cannot be stored fails the page. */
+export function normalise(x: RawSighting): TinesUser {
+  const u = toTinesUser(x.raw);
+  if (typeof u === 'string') throw new TinesRequestError('invalid_response', `user ${String(x.raw.id)}: ${u}`);
+  return u;
+}
 
 export async function createStaging(s: Session): Promise<void> {
   await dropStaging(s);
@@ -174,14 +188,9 @@ export async function stageUsers(s: Session, users: readonly { sighting: RawSigh
   const memberLines: string[] = [];
   for (let i = 0; i < users.length; i++) {
     const { sighting: x, seq } = users[i]!;
-    const u = toTinesUser(x.raw);
-    if (typeof u === 'string') throw new TinesRequestError('invalid_response', `user ${String(x.raw.id)}: ${u}`);
+    const u = normalise(x);
     userLines[i] = `${seq}\t${userRow(u, x)}\t${u.memberships ? 't' : 'f'}\n`;
-    if (u.memberships) {
-      for (const m of u.memberships) {
-        memberLines.push(`${seq}\t${u.id}\t${m.teamId}\t${copyValue(m.teamName)}\t${copyValue(m.role)}\n`);
-      }
-    }
+    for (const m of u.memberships ?? []) memberLines.push(`${seq}\t${membershipRow(u, m)}\n`);
   }
   await s.copyText(STAGE_USERS, USER_COLUMNS, userLines.join(''));
   if (memberLines.length > 0) await s.copyText(STAGE_MEMBERSHIPS, MEMBERSHIP_COLUMNS, memberLines.join(''));

@@ -74,11 +74,11 @@ export class SyncRun {
     log.info({ runId, trigger: req.trigger }, 'sync started');
     const client = (await tinesClient).createTinesClient(config, this.apiKey, this.log, this.deps.hooks);
     await createStaging(s);
+    const remembered = await rememberedListing(s, connector.id, config.tines.pageSize);
     // On the server, a connector with no users yet loads straight into its tables.
     // (The embedded database runs on this very thread: nothing to overlap, so it stages.)
-    if (db.backend === 'postgres' && (await hasNoUsers(s, connector.id))) return this.firstLoad(client);
+    if (db.backend === 'postgres' && (await hasNoUsers(s, connector.id))) return this.firstLoad(client, remembered.externalWrites);
 
-    const remembered = await rememberedListing(s, connector.id, config.tines.pageSize);
     if (remembered.verifyAll) log.info('the users were written outside a sync since the last one: every user is compared this time');
     const facts = await this.list(client, remembered, (page, seqStart) => {
       const prepared = preparePage(page, seqStart);
@@ -132,9 +132,8 @@ export class SyncRun {
   }
 
   /** A first sync on the server: the listing and everything it adds in one transaction (see first-load.ts). */
-  private async firstLoad(client: TinesClient): Promise<SyncOutcome> {
+  private async firstLoad(client: TinesClient, externalWrites: number): Promise<SyncOutcome> {
     const { s, connector, runId } = this;
-    const externalWrites = (await rememberedListing(s, connector.id, this.deps.config.tines.pageSize)).externalWrites;
     this.outside = this.deps.db;
     const result = await s.transaction(async () => {
       await markSyncWriter(s);
