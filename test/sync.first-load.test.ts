@@ -54,6 +54,49 @@ describe.each(backends())('first load (%s)', (backend) => {
     expect(await count(h, 'listing_pages')).toBe(3);
   });
 
+  it('a user shifted onto the next batch (written pages before it) is stored once, as last seen', async () => {
+    h = await createHarness(backend, generateUsers(2600, { seed: 16 })); // 6 pages of 500; pages 1-4 are written as one batch
+    const fake = h.fake;
+    const ids = [...fake.users.keys()].sort((a, b) => a - b);
+    const shifted = ids[1999]!; // last on page 4, first on page 5 once a user sorts in before it
+    fake.onPage = (page) => {
+      if (page !== 4) return;
+      fake.addUser({ ...generateUsers(1, { startId: 1, seed: 4 })[0]!, id: 0, email: 'newcomer@example.com' });
+      fake.updateUser(shifted, { last_name: 'Seen-Again' });
+    };
+    const o = await h.sync({}, { TINES_PAGE_SIZE: '500' });
+    fake.onPage = undefined;
+    expect(o.result).toBe('held'); // the count moved during the listing
+    expect(o.counts.usersAdded).toBe(2600);
+    expect(await count(h, 'tines_users')).toBe(2600);
+    const row = await h.one<{ last_name: string }>('SELECT last_name FROM tines_users WHERE tines_user_id = $1', [shifted]);
+    expect(row.last_name).toBe('Seen-Again');
+    const added = await h.rows<{ n: number }>("SELECT count(*)::int AS n FROM change_events WHERE kind = 'user_added' GROUP BY tines_user_id HAVING count(*) > 1");
+    expect(added).toEqual([]);
+    expect(await count(h, "change_events WHERE kind = 'user_added'")).toBe(2600);
+    expect(await count(h, "change_events WHERE kind = 'membership_added'")).toBe(await count(h, 'team_memberships'));
+  });
+
+  it('a listing not in id order is stored whole, each user once, with nothing taken back', async () => {
+    const users = generateUsers(1200, { seed: 17 });
+    h = await createHarness(backend, users);
+    // Pages in descending id order (a tenant may order its listing differently); page 3 repeats nobody.
+    const desc = [...users].sort((a, b) => b.id - a.id);
+    for (let page = 1; page <= 3; page++) {
+      const list = desc.slice((page - 1) * 500, page * 500);
+      const meta = { current_page: page, next_page_number: page < 3 ? page + 1 : null, per_page: 500, pages: 3, count: 1200 };
+      h.fake.faults.push({ match: (r) => r.page === page, status: 200, body: JSON.stringify({ 'admin/users': list, meta }) });
+    }
+    const o = await h.sync({}, { TINES_PAGE_SIZE: '500' });
+    expect(o.result).toBe('succeeded');
+    expect(o.counts.usersAdded).toBe(1200);
+    expect(o.counts.usersUpdated).toBe(0);
+    expect(await count(h, 'tines_users')).toBe(1200);
+    expect(await count(h, "change_events WHERE kind = 'user_added'")).toBe(1200);
+    expect(await count(h, "change_events WHERE kind NOT IN ('user_added', 'membership_added')")).toBe(0);
+    expect(o.counts.membershipsAdded).toBe(await count(h, 'team_memberships'));
+  });
+
   it('a first sync that fails on a later page commits no user, membership or event', async () => {
     h = await createHarness(backend, generateUsers(50, { seed: 12 }));
     h.fake.faults.push({ match: (r) => r.page === 2, status: 200, body: '{"admin/users": [{"id": "not a number"}], "meta": {}}' });

@@ -15,7 +15,6 @@ import {
   normalise,
   pageKey,
   sighting,
-  STAGE_LOADED,
   STAGE_PAGES,
   STAGE_SEEN,
   STAGE_USERS,
@@ -137,28 +136,34 @@ export class FirstLoad {
     this.spare.push(b);
   }
 
+  /** The highest id written so far: a listing in id order (as Tines lists) can repeat none below it. */
+  private maxId = -Infinity;
+
   /**
-   * The database half. The server says which ids are new to this listing (a
-   * temp table with a key, so memory here does not grow with the tenant); a
-   * user listed before is staged for the diff instead of inserted twice.
+   * The database half. A user listed before is staged for the diff instead of
+   * inserted twice. Only an id not above every id before it can be a repeat;
+   * in a listing in id order there is none, and nothing is asked. Otherwise
+   * tines_users itself says which were written by earlier batches (nothing
+   * here grows with the tenant).
    */
   async write(b: LoadBatch): Promise<void> {
     const { s } = this;
-    if (b.ids.length > 0) {
-      // Usually every id is new: one row comes back, the count. Only when it falls short are they named.
-      const r = await s.query<{ n: number; fresh: number[] | null }>(
-        `WITH x AS (SELECT id, ord FROM unnest($1::bigint[]) WITH ORDINALITY AS x(id, ord)),
-              ins AS (INSERT INTO ${STAGE_LOADED} (tines_user_id) SELECT id FROM x ORDER BY ord
-                      ON CONFLICT DO NOTHING RETURNING tines_user_id)
-         SELECT (SELECT count(*) FROM ins)::int AS n,
-                CASE WHEN (SELECT count(*) FROM ins) < $2 THEN (SELECT array_agg(tines_user_id) FROM ins) END AS fresh`,
-        [b.ids, b.ids.length],
-      );
-      const row = r.rows[0]!;
-      if (row.n < b.ids.length) b = this.withoutRepeats(b, new Set((row.fresh ?? []).map(Number)));
-      this.usersAdded += b.ids.length;
-      this.membershipsAdded += countLines(b.memberships.bytes());
+    const suspects: number[] = [];
+    for (const id of b.ids) {
+      if (id <= this.maxId) suspects.push(id);
+      else this.maxId = id;
     }
+    if (suspects.length > 0) {
+      const r = await s.query<{ id: string }>(
+        'SELECT tines_user_id::text AS id FROM tines_users WHERE connector_id = $1 AND tines_user_id = ANY($2::bigint[])',
+        [this.connectorId, suspects],
+      );
+      const written = new Set(r.rows.map((row) => Number(row.id)));
+      const fresh = new Set(b.ids.filter((id) => !written.has(id)));
+      if (fresh.size < b.ids.length) b = this.withoutRepeats(b, fresh);
+    }
+    this.usersAdded += b.ids.length;
+    this.membershipsAdded += countLines(b.memberships.bytes());
     await s.copyText('tines_users', USER_COLUMNS, b.users.bytes());
     await s.copyText('team_memberships', MEMBERSHIP_COLUMNS, b.memberships.bytes());
     await s.copyText('change_events', EVENT_COLUMNS, b.events.bytes());

@@ -11,8 +11,6 @@ export const STAGE_USERS = 'sync_stage_users';
 export const STAGE_MEMBERSHIPS = 'sync_stage_memberships';
 export const STAGE_REMOVED = 'sync_stage_removed';
 export const STAGE_PAGES = 'sync_stage_pages';
-/** A first load's ids so far: the server tells a repeat from a new user (see first-load.ts). */
-export const STAGE_LOADED = 'sync_stage_loaded';
 
 /** Bump when the mapping from a user object to its row changes, so every row is rewritten once. */
 const DIGEST_VERSION = '1';
@@ -73,7 +71,6 @@ export async function createStaging(s: Session): Promise<void> {
       seq bigint NOT NULL, tines_user_id bigint NOT NULL, team_id bigint NOT NULL, team_name text, role text
     );
     CREATE TEMP TABLE ${STAGE_REMOVED} (tines_user_id bigint PRIMARY KEY);
-    CREATE TEMP TABLE ${STAGE_LOADED} (tines_user_id bigint PRIMARY KEY);
     CREATE TEMP TABLE ${STAGE_PAGES} (
       page integer PRIMARY KEY, digest text NOT NULL, known boolean NOT NULL, seq_start bigint NOT NULL, ids bigint[], meta jsonb
     );
@@ -81,7 +78,7 @@ export async function createStaging(s: Session): Promise<void> {
 }
 
 export async function dropStaging(s: Session): Promise<void> {
-  await s.exec(`DROP TABLE IF EXISTS ${STAGE_SEEN}, ${STAGE_USERS}, ${STAGE_MEMBERSHIPS}, ${STAGE_REMOVED}, ${STAGE_PAGES}, ${STAGE_LOADED}`);
+  await s.exec(`DROP TABLE IF EXISTS ${STAGE_SEEN}, ${STAGE_USERS}, ${STAGE_MEMBERSHIPS}, ${STAGE_REMOVED}, ${STAGE_PAGES}`);
 }
 
 /** A user object as sent, with its JSON text and digest computed once. */
