@@ -11,7 +11,7 @@ import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { from as copyFrom } from 'pg-copy-streams';
+import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { copyValue, escapeCopy } from '../src/db/database.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -109,6 +109,42 @@ async function runSync(env: Record<string, string>, label: string, command = 'sy
   return { ms, rssMb };
 }
 
+/**
+ * What the server alone needs to write the rows a first sync wrote: those rows,
+ * already encoded, loaded with COPY into copies of their tables (same columns,
+ * defaults, constraints and indexes) in one transaction, then rolled back. No
+ * fetching, parsing or encoding: the bound for initial_ms on the database side.
+ * Printed on stderr only; the figures' JSON keeps the issue's keys.
+ */
+async function writeFloor(db: pg.Client, tmp: string): Promise<number> {
+  const tables = [
+    ['tines_users', '*'],
+    ['team_memberships', '*'],
+    ['change_events', 'connector_id, sync_run_id, occurred_at, kind, tines_user_id, email, team_id, details'],
+  ] as const;
+  for (const [table, cols] of tables) {
+    await db.query(`CREATE TABLE floor_${table} (LIKE ${table} INCLUDING ALL)`);
+    const select = `SELECT ${cols} FROM ${table} ORDER BY ${table === 'change_events' ? 'id' : 'connector_id, tines_user_id'}`;
+    await pipeline(db.query(copyTo(`COPY (${select}) TO STDOUT`)), createWriteStream(join(tmp, `${table}.copy`)));
+  }
+  try {
+    await db.query('BEGIN');
+    const [, ms] = await timed(async () => {
+      for (const [table, cols] of tables) {
+        const into = cols === '*' ? `floor_${table}` : `floor_${table} (${cols})`;
+        await pipeline(createReadStream(join(tmp, `${table}.copy`)), db.query(copyFrom(`COPY ${into} FROM STDIN`)));
+      }
+    });
+    return ms;
+  } finally {
+    await db.query('ROLLBACK');
+    for (const [table] of tables) {
+      await db.query(`DROP TABLE floor_${table}`);
+      rmSync(join(tmp, `${table}.copy`), { force: true });
+    }
+  }
+}
+
 async function main() {
   log(`${users} users, page size ${PAGE}`);
   const fake = await startFake();
@@ -151,6 +187,8 @@ async function main() {
     // initial_ms is the first sync into the empty schema: the schema is made first, untimed.
     await runSync(env, 'migrate', 'migrate');
     const initial = await runSync(env, 'initial');
+    const floorMs = await writeFloor(db, tmp);
+    log(`write floor: ${floorMs} ms to COPY the rows the first sync wrote (users, memberships, events) into copies of their tables, indexes included (initial_ms is ${(initial.ms / floorMs).toFixed(2)}x this)`);
 
     const counts = async () =>
       (await db.query<{ n: string }>('SELECT (SELECT count(*) FROM change_events) AS n')).rows[0]!.n;
