@@ -136,13 +136,14 @@ export class FirstLoad {
     this.spare.push(b);
   }
 
-  /** The highest id written so far: a listing in id order (as Tines lists) can repeat none below it. */
+  /** The highest id written so far: in a listing in ascending id order no later id can be a repeat. */
   private maxId = -Infinity;
 
   /**
    * The database half. A user listed before is staged for the diff instead of
    * inserted twice. Only an id not above every id before it can be a repeat;
-   * in a listing in id order there is none, and nothing is asked. Otherwise
+   * in a listing in ascending id order (the usual one, though Tines documents
+   * no order) there is none, and nothing is asked. Otherwise
    * tines_users itself says which were written by earlier batches (nothing
    * here grows with the tenant).
    */
