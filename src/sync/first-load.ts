@@ -136,14 +136,14 @@ export class FirstLoad {
     this.spare.push(b);
   }
 
-  /** The highest id written so far: in a listing in ascending id order no later id can be a repeat. */
+  /** The highest id written so far: an id above every earlier one cannot be a repeat. */
   private maxId = -Infinity;
 
   /**
    * The database half. A user listed before is staged for the diff instead of
-   * inserted twice. Only an id not above every id before it can be a repeat;
-   * in a listing in ascending id order (the usual one, though Tines documents
-   * no order) there is none, and nothing is asked. Otherwise
+   * inserted twice. Only an id not above every id before it can be a repeat,
+   * so nothing is asked while ids strictly increase (the usual listing,
+   * though Tines documents no order). Otherwise
    * tines_users itself says which were written by earlier batches (nothing
    * here grows with the tenant).
    */
