@@ -10,6 +10,7 @@ import { copyValue, CopyBuffer, escapeCopy } from '../db/database.js';
 import type { TinesUser } from '../tines/schema.js';
 import {
   finalizeStaging,
+  type ListedPage,
   membershipRow,
   MEMBERSHIP_ROW_COLUMNS,
   normalise,
@@ -78,10 +79,7 @@ export class FirstLoad {
    * database writes the previous batch). Returns the batch to write once it is
    * large enough, else null.
    */
-  async add(
-    page: { page: number; ids: readonly number[]; raw: readonly Record<string, unknown>[]; digest?: string; meta: unknown },
-    seqStart: number,
-  ): Promise<LoadBatch | null> {
+  async add(page: ListedPage, seqStart: number): Promise<LoadBatch | null> {
     const b = this.pending;
     for (let i = 0; i < page.raw.length; i++) {
       // Short slices: the COPY in flight needs this thread to answer the server promptly.

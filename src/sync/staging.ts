@@ -4,6 +4,7 @@
 import { hash } from 'node:crypto';
 import { copyValue, escapeCopy, type Session } from '../db/database.js';
 import { TinesRequestError } from '../errors.js';
+import type { UsersPage } from '../tines/client.js';
 import { toTinesUser, type TinesMembership, type TinesUser } from '../tines/schema.js';
 
 export const STAGE_SEEN = 'sync_stage_seen';
@@ -133,15 +134,15 @@ export interface PreparedPage {
   seqStart: number;
 }
 
+/** What staging and a first load take of a listed page. */
+export type ListedPage = Pick<UsersPage, 'page' | 'ids' | 'raw' | 'digest' | 'meta'>;
+
 export function pageKey(bodyDigest: string): string {
   return `${DIGEST_VERSION}:${bodyDigest}`;
 }
 
 /** The CPU half of staging a page (JSON text and digests), done while the database works on the previous one. */
-export function preparePage(
-  page: { page: number; ids: readonly number[]; raw: readonly Record<string, unknown>[]; digest?: string; meta: unknown },
-  seqStart: number,
-): PreparedPage {
+export function preparePage(page: ListedPage, seqStart: number): PreparedPage {
   return {
     page: page.page,
     pageDigest: page.digest !== undefined ? pageKey(page.digest) : null,
