@@ -14,7 +14,7 @@ export interface FakeTinesOptions {
   host?: string; port?: number; users?: FakeUser[]; apiKey?: string; maxPerPage?: number;
   /** Per-key requests per rolling minute, answered 429 beyond it; 0 (default) = unlimited. */
   requestsPerMinute?: number;
-  /** Budget for cached page JSON; pages beyond it are rendered per request. Default 512 MiB. */
+  /** Budget for cached page bodies; pages beyond it are rendered per request. Default 512 MiB. */
   pageCacheBytes?: number;
 }
 export interface FakeFault {
@@ -55,7 +55,7 @@ export class FakeTines {
   private readonly cacheBudget: number;
   private readonly defaultRpm: number;
   private sortedIds: Float64Array | null = null;
-  private pageCache = new Map<string, string>();
+  private pageCache = new Map<string, Buffer>();
   private cacheBytes = 0;
   private gate: Promise<void> = Promise.resolve();
   private rate = new Map<string, number[]>();
@@ -142,21 +142,43 @@ export class FakeTines {
     return withMemberships ? { ...rest, team_memberships: team_memberships ?? [] } : rest;
   }
 
-  /** The JSON of one page's user array, cached until the tenant or a switch changes. */
+  /** One page's user array as JSON. */
   private pageJson(perPage: number, page: number, include: boolean): string {
-    const key = `${perPage}:${page}:${include ? 1 : 0}:${this.omitIsActive ? 1 : 0}`;
-    const hit = this.pageCache.get(key);
-    if (hit !== undefined) { this.cacheStats.hits++; return hit; }
-    this.cacheStats.misses++;
     const ids = this.ids();
     const out: Record<string, unknown>[] = [];
     for (let i = (page - 1) * perPage, end = Math.min(ids.length, page * perPage); i < end; i++) {
       out.push(this.render(this.users.get(ids[i]!)!, include));
     }
-    const json = JSON.stringify(out);
+    return JSON.stringify(out);
+  }
+
+  /**
+   * A whole page's body, bytes ready to send, cached until the tenant or a switch
+   * changes: a cached page costs the server next to nothing. The key holds all
+   * the body depends on (its links repeat the request's host and query).
+   */
+  private pageBody(url: URL, host: string | undefined, perPage: number, page: number, include: boolean): Buffer {
+    const key = `${perPage}:${page}:${include ? 1 : 0}:${this.omitIsActive ? 1 : 0}:${this.omitNextPageNumber ? 1 : 0}:${host ?? ''}:${url.search}`;
+    const hit = this.pageCache.get(key);
+    if (hit !== undefined) { this.cacheStats.hits++; return hit; }
+    this.cacheStats.misses++;
+    const count = this.users.size;
+    const pages = Math.max(1, Math.ceil(count / perPage));
+    const base = host ? `http://${host}` : this.url;
+    const link = (p: number) => { const q = new URLSearchParams(url.searchParams); q.set('page', String(p)); return `${base}${USERS_PATH}?${q}`; };
+    const next = page < pages ? page + 1 : null;
+    const meta: Record<string, unknown> = {
+      current_page: page,
+      previous_page: page > 1 ? link(page - 1) : null,
+      next_page: next === null ? null : link(next),
+      next_page_number: next,
+      per_page: perPage, pages, count,
+    };
+    if (this.omitNextPageNumber) delete meta.next_page_number;
+    const body = Buffer.from(`{"admin/users":${this.pageJson(perPage, page, include)},"meta":${JSON.stringify(meta)}}`);
     // Insert-only under the budget: LRU would thrash on a sequential sweep larger than it.
-    if (this.cacheBytes + json.length <= this.cacheBudget) { this.pageCache.set(key, json); this.cacheBytes += json.length; }
-    return json;
+    if (this.cacheBytes + body.length <= this.cacheBudget) { this.pageCache.set(key, body); this.cacheBytes += body.length; }
+    return body;
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
@@ -168,7 +190,7 @@ export class FakeTines {
       if (this.requests.length >= MAX_LOG) this.requests.splice(0, MAX_LOG / 2);
       this.requests.push({ method: req.method ?? 'GET', path, query, status, auth });
     };
-    const send = (status: number, body: string, headers: Record<string, string> = {}) => {
+    const send = (status: number, body: string | Buffer, headers: Record<string, string> = {}) => {
       log(status);
       if (res.destroyed) return Promise.resolve();
       const h: Record<string, string | number> = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) };
@@ -215,23 +237,9 @@ export class FakeTines {
       }
 
       const perPage = this.clampPerPage(parsePositive(query.per_page, 20));
-      const page = pageArg!;
-      const count = this.users.size;
-      const pages = Math.max(1, Math.ceil(count / perPage));
-      const base = req.headers.host ? `http://${req.headers.host}` : this.url;
-      const link = (p: number) => { const q = new URLSearchParams(url.searchParams); q.set('page', String(p)); return `${base}${USERS_PATH}?${q}`; };
-      const next = page < pages ? page + 1 : null;
-      const meta: Record<string, unknown> = {
-        current_page: page,
-        previous_page: page > 1 ? link(page - 1) : null,
-        next_page: next === null ? null : link(next),
-        next_page_number: next,
-        per_page: perPage, pages, count,
-      };
-      if (this.omitNextPageNumber) delete meta.next_page_number;
-      const body = `{"admin/users":${this.pageJson(perPage, page, include)},"meta":${JSON.stringify(meta)}}`;
+      const body = this.pageBody(url, req.headers.host, perPage, pageArg!, include);
       // Hold later requests until the hook is done, so its mutation lands exactly between pages.
-      const hooked = send(200, body).then(() => this.onPage?.(page))
+      const hooked = send(200, body).then(() => this.onPage?.(pageArg!))
         .catch((err: unknown) => { console.error('FakeTines onPage failed:', err); });
       this.gate = Promise.all([this.gate, hooked]).then(() => undefined);
       await hooked;
