@@ -6,11 +6,12 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 # --ignore-scripts: `prepare` builds, and the sources are not copied yet.
 RUN npm ci --ignore-scripts --no-audit --no-fund
-COPY tsconfig.json ./
+COPY tsconfig.json rolldown.config.mjs ./
 COPY src ./src
 COPY bench ./bench
 COPY migrations ./migrations
-RUN npx tsc -p tsconfig.json && chmod 755 dist/src/cli.js && npm prune --omit=dev --ignore-scripts
+# tsc, then rolldown bundles the CLI into dist/bin (one file per lazily loaded command).
+RUN npm run build && chmod 755 dist/bin/cli.js && npm prune --omit=dev --ignore-scripts
 
 FROM node:20-bookworm-slim AS runtime
 ENV NODE_ENV=production \
@@ -19,9 +20,9 @@ ENV NODE_ENV=production \
 WORKDIR /app
 COPY --from=build --chown=node:node /app/package.json ./
 COPY --from=build --chown=node:node /app/node_modules ./node_modules
-COPY --from=build --chown=node:node /app/dist/src ./dist/src
+COPY --from=build --chown=node:node /app/dist/bin ./dist/bin
 COPY --from=build --chown=node:node /app/migrations ./migrations
-RUN mkdir -p /data && chown node:node /data && ln -s /app/dist/src/cli.js /usr/local/bin/tines-connector
+RUN mkdir -p /data && chown node:node /data && ln -s /app/dist/bin/cli.js /usr/local/bin/tines-connector
 USER node
 VOLUME ["/data"]
 EXPOSE 8080
@@ -29,4 +30,4 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
   CMD node -e "require('http').get('http://127.0.0.1:'+(process.env.HEALTH_PORT||8080)+'/healthz',r=>process.exit(r.statusCode===200?0:1)).on('error',()=>process.exit(1))"
 STOPSIGNAL SIGTERM
 # Exec form: node runs as PID 1 and receives SIGTERM itself (it installs its own handlers).
-CMD ["node", "dist/src/cli.js", "run"]
+CMD ["node", "dist/bin/cli.js", "run"]

@@ -15,7 +15,8 @@ import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { copyValue, escapeCopy } from '../src/db/database.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const cli = join(root, 'dist', 'src', 'cli.js');
+// The shipped bin (the bundle), as operators run it.
+const cli = join(root, 'dist', 'bin', 'cli.js');
 const probe = join(root, 'dist', 'bench', 'rss-probe.js');
 const KEY = 'bench-key';
 const PAGE = 500;

@@ -34,9 +34,9 @@ describe('Dockerfile', () => {
 
   it('copies into the runtime image everything the entry file needs', () => {
     const copied = [...runtime.matchAll(/^COPY --from=build \S* ?\/app\/(\S+)/gm)].map((m) => m[1]);
-    for (const needed of ['package.json', 'node_modules', 'dist/src', 'migrations']) expect(copied).toContain(needed);
-    // The build stage has what tsc compiles.
-    for (const src of ['src', 'migrations', 'tsconfig.json', 'package-lock.json']) expect(stages[0]).toContain(src);
+    for (const needed of ['package.json', 'node_modules', 'dist/bin', 'migrations']) expect(copied).toContain(needed);
+    // The build stage has what tsc compiles and what rolldown bundles it with.
+    for (const src of ['src', 'migrations', 'tsconfig.json', 'rolldown.config.mjs', 'package-lock.json']) expect(stages[0]).toContain(src);
   });
 });
 

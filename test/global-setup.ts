@@ -1,4 +1,4 @@
-// Once per `npm test`: build dist/ (the CLI tests run the real bin), find the
+// Once per `npm test`: build dist/ (the CLI tests run the real bin, the bundle), find the
 // PostgreSQL server (required when REQUIRE_POSTGRES=1), and prepare a migrated
 // embedded-database template that each test file copies.
 import { execFileSync } from 'node:child_process';
@@ -46,7 +46,7 @@ async function probePostgres(url: string): Promise<string | null> {
 }
 
 export default async function setup(project: TestProject) {
-  execFileSync('npx', ['tsc', '-p', 'tsconfig.json'], { stdio: 'inherit' });
+  execFileSync('npm', ['run', '--silent', 'build'], { stdio: 'inherit' });
   const pgAdminUrl = await probePostgres(candidateUrl());
 
   const templateRoot = mkdtempSync(join(tmpdir(), 'tines-connector-template-'));

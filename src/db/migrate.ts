@@ -15,7 +15,7 @@ export interface Migration {
 
 const MIGRATION_LOCK = 'tines-connector:migrations';
 
-/** The migrations/ folder, found upward from this module (works from src/ and dist/src/). */
+/** The migrations/ folder, found upward from this module (works from src/, dist/src/ and the bundle in dist/bin/). */
 export function migrationsDir(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 6; i++) {

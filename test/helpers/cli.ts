@@ -1,4 +1,4 @@
-// The real `tines-connector` bin (`node dist/src/cli.js`) run once as a child
+// The real `tines-connector` bin (`node dist/bin/cli.js`, the bundle) run once as a child
 // process: the environment is only what the test gives, the working directory
 // has no .env, and a child that hangs is killed.
 import { spawn } from 'node:child_process';
@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll } from 'vitest';
 
-export const CLI = resolve('dist/src/cli.js');
+export const CLI = resolve('dist/bin/cli.js');
 
 export interface CliResult {
   code: number | null;

@@ -1,4 +1,4 @@
-// The real daemon (`node dist/src/cli.js run`) as a child process: an
+// The real daemon (`node dist/bin/cli.js run`) as a child process: an
 // environment built from scratch, its pino JSON lines collected from stdout,
 // waits on log lines and on database conditions, and a stop that never leaves
 // a child behind (SIGKILL fallback; killAllDaemons() for afterEach/afterAll).
@@ -222,7 +222,7 @@ export class DaemonProcess {
 }
 
 /**
- * Spawns `node dist/src/cli.js run` with PATH, HOME, LOG_LEVEL=info, a free
+ * Spawns `node dist/bin/cli.js run` with PATH, HOME, LOG_LEVEL=info, a free
  * HEALTH_PORT (unless given) and `env`; nothing else of this process's environment.
  */
 export async function spawnDaemon(env: Record<string, string>, opts: { label?: string } = {}): Promise<DaemonProcess> {
