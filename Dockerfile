@@ -10,7 +10,7 @@ COPY tsconfig.json rolldown.config.mjs ./
 COPY src ./src
 COPY bench ./bench
 COPY migrations ./migrations
-# tsc, then rolldown bundles the CLI into dist/bin (one file per lazily loaded command).
+# tsc, then rolldown bundles the CLI into dist/bin (an entry, shared chunks, a chunk per lazily loaded command).
 RUN npm run build && chmod 755 dist/bin/cli.js && npm prune --omit=dev --ignore-scripts
 
 FROM node:20-bookworm-slim AS runtime

@@ -177,6 +177,8 @@ export class FakeTines {
     if (this.omitNextPageNumber) delete meta.next_page_number;
     const body = Buffer.from(`{"admin/users":${this.pageJson(perPage, page, include)},"meta":${JSON.stringify(meta)}}`);
     // Insert-only under the budget: LRU would thrash on a sequential sweep larger than it.
+    // Each Host and query string is a variant of its own: at 1M users one variant is
+    // ~410 MB, so a warm-up must ask exactly as the connector will (the bench does).
     if (this.cacheBytes + body.length <= this.cacheBudget) { this.pageCache.set(key, body); this.cacheBytes += body.length; }
     return body;
   }

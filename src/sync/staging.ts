@@ -125,7 +125,7 @@ SELECT p.ord::int AS ord
 
 export interface PreparedPage {
   page: number;
-  /** `DIGEST_VERSION:sha256` of the page body, when known. */
+  /** `DIGEST_VERSION:sha256:<digest>` of the page body, when known. */
   pageDigest: string | null;
   /** The page's meta as sent, kept with the page when the listing is remembered. */
   meta: unknown;
