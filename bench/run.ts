@@ -92,7 +92,7 @@ async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
 }
 
 /** One CLI command (`sync` unless told) in a child process: wall time, exit code, peak RSS. */
-async function runSync(env: Record<string, string>, label: string, command = 'sync') {
+async function runCli(env: Record<string, string>, label: string, command = 'sync') {
   const rssFile = join(tmpdir(), `bench-rss-${randomBytes(4).toString('hex')}`);
   const started = performance.now();
   const code = await new Promise<number>((resolve) => {
@@ -195,15 +195,15 @@ async function main() {
       LOG_LEVEL: 'warn',
     };
     // initial_ms is the first sync into the empty schema: the schema is made first, untimed.
-    await runSync(env, 'migrate', 'migrate');
-    const initial = await runSync(env, 'initial');
+    await runCli(env, 'migrate', 'migrate');
+    const initial = await runCli(env, 'initial');
     await saveFloorRows(db, tmp);
 
     const counts = async () =>
       (await db.query<{ n: string }>('SELECT (SELECT count(*) FROM change_events) AS n')).rows[0]!.n;
     const { rows } = await db.query<{ x: string }>('SELECT (txid_current() % 4294967296)::text AS x');
     const before = Number(rows[0]!.x);
-    const noop = await runSync(env, 'no-op resync');
+    const noop = await runCli(env, 'no-op resync');
     const written = await db.query<{ n: string }>(
       `SELECT (SELECT count(*) FROM tines_users WHERE xmin::text::bigint >= $1)
             + (SELECT count(*) FROM team_memberships WHERE xmin::text::bigint >= $1)
@@ -215,7 +215,7 @@ async function main() {
     const eventsBefore = Number(await counts());
     const churned = await fake.send('churn 1 1 1');
     log(`churn: ${JSON.stringify(churned)}`);
-    const churn = await runSync(env, 'churn resync');
+    const churn = await runCli(env, 'churn resync');
     const churnEvents = Number(await counts()) - eventsBefore;
 
     const floorMs = await writeFloor(db, tmp);

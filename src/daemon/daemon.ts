@@ -8,17 +8,13 @@ import type { Database } from '../db/database.js';
 import type { RunTrigger } from '../db/runs.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
+import { notStarted } from '../sync/outcome.js';
 import { runSync, type SyncOutcome } from '../sync/run-sync.js';
-import { ZERO_COUNTS } from '../db/runs.js';
 import { startHealthServer } from './health.js';
 import { Metrics } from './metrics.js';
 
 const RETRY_BASE_MS = 5_000;
 const RETRY_CAP_MS = 5 * 60_000;
-
-function busyOutcome(message: string): SyncOutcome {
-  return { result: 'busy', runId: null, counts: ZERO_COUNTS, pagesFetched: 0, pagesTotal: null, durationMs: 0, message };
-}
 
 export interface DaemonOptions {
   config: Config;
@@ -86,7 +82,7 @@ export class Daemon {
     if (this.stopping) return Promise.resolve(undefined);
     if (this.inFlight) {
       this.log.info({ trigger }, 'previous sync still running; this one is skipped');
-      return Promise.resolve(busyOutcome('a sync of this connector is already running in this daemon'));
+      return Promise.resolve(notStarted('busy', 'a sync of this connector is already running in this daemon', 0));
     }
     clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
@@ -116,7 +112,6 @@ export class Daemon {
     this.inFlight = run.then(() => undefined);
     return run;
   }
-
 
   /** Counts a failure and, unless it waits on the operator, retries sooner than the schedule. */
   private failed(message: string, retry: boolean): void {

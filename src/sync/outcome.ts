@@ -1,6 +1,6 @@
 // What a sync came to, and what that means to callers (exit codes, error kinds).
 import { SyncAbortedError, TinesAuthError, TinesRequestError, type ErrorKind } from '../errors.js';
-import type { RunCounts } from '../db/runs.js';
+import { ZERO_COUNTS, type RunCounts } from '../db/runs.js';
 
 export type SyncResult = 'succeeded' | 'held' | 'failed' | 'aborted' | 'busy' | 'reconnect_required';
 
@@ -13,6 +13,11 @@ export interface SyncOutcome {
   durationMs: number;
   errorKind?: ErrorKind;
   message?: string;
+}
+
+/** A sync that did not start a run: another is running, or the key waits for a reconnect. */
+export function notStarted(result: 'busy' | 'reconnect_required', message: string, durationMs: number): SyncOutcome {
+  return { result, runId: null, counts: ZERO_COUNTS, pagesFetched: 0, pagesTotal: null, durationMs, message };
 }
 
 /** Exit codes of `sync`, per the contract. */

@@ -3,10 +3,10 @@
 import { readApiKey, type Config } from '../config.js';
 import { getConnector, keyFingerprint, registerConnector } from '../db/connectors.js';
 import type { Database } from '../db/database.js';
-import { abortStaleRuns, startRun, ZERO_COUNTS, type RunTrigger } from '../db/runs.js';
+import { abortStaleRuns, startRun, type RunTrigger } from '../db/runs.js';
 import { ReconnectRequiredError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { SyncOutcome } from './outcome.js';
+import { notStarted, type SyncOutcome } from './outcome.js';
 import { dropStaging } from './staging.js';
 import { SyncRun } from './sync-run.js';
 
@@ -56,13 +56,12 @@ async function runSyncInner(deps: SyncDeps, req: SyncRequest): Promise<SyncOutco
   const apiKey = readApiKey(config);
   const fingerprint = keyFingerprint(apiKey);
   const registered = await registerConnector(db, registration(config, fingerprint));
-  const base = { runId: null, counts: ZERO_COUNTS, pagesFetched: 0, pagesTotal: null } as const;
 
   return db.withSession(async (s) => {
     const lock = `tines-connector:sync:${registered.id}`;
     if (!(await s.tryLock(lock))) {
       log.info({ trigger: req.trigger }, 'another sync of this connector is running; this one does nothing');
-      return { ...base, result: 'busy', durationMs: performance.now() - started, message: `another sync of connector "${config.connectorName}" is running` };
+      return notStarted('busy', `another sync of connector "${config.connectorName}" is running`, performance.now() - started);
     }
     try {
       const stale = await abortStaleRuns(s, registered.id);
@@ -71,7 +70,7 @@ async function runSyncInner(deps: SyncDeps, req: SyncRequest): Promise<SyncOutco
       if (connector.status === 'reconnect_required' && connector.refused_key_fingerprint === fingerprint) {
         const message = new ReconnectRequiredError(config.connectorName, connector.status_reason).message;
         log.warn({ trigger: req.trigger }, message);
-        return { ...base, result: 'reconnect_required', durationMs: performance.now() - started, message };
+        return notStarted('reconnect_required', message, performance.now() - started);
       }
       const runId = await startRun(s, connector.id, req.trigger);
       const run = new SyncRun(deps, s, connector, runId, apiKey, fingerprint, req, log, started);
