@@ -3,18 +3,15 @@
 // waits on log lines and on database conditions, and a stop that never leaves
 // a child behind (SIGKILL fallback; killAllDaemons() for afterEach/afterAll).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
 import net, { type AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import pg from 'pg';
 import { queryThroughGateway } from '../../src/daemon/local-gateway.js';
 import type { FakeTines } from '../../src/fake/tines-server.js';
 import type { TestDb } from './backends.js';
-import { childEnv, CLI, runCli as runCliIn, type CliResult } from './cli.js';
+import { childCwd, childEnv, CLI, runCli as runCliIn, type CliResult } from './cli.js';
 
 // No .env in the child's working directory: the environment is exactly what the test gives.
-const CHILD_CWD = mkdtempSync(join(tmpdir(), 'tines-connector-daemon-cwd-'));
+const CHILD_CWD = childCwd('tines-connector-daemon-cwd-');
 
 export type LogLine = Record<string, unknown> & { msg?: string; level?: string };
 export type LogMatcher = string | RegExp | ((line: LogLine) => boolean);
