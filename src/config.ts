@@ -102,7 +102,11 @@ const schema = z.object({
   ),
   SYNC_ON_START: bool(true),
   TINES_PAGE_SIZE: int(500, 1, 500),
-  TINES_REQUESTS_PER_MINUTE: int(400, 1),
+  // Any positive integer: one past what a double holds exactly is no ceiling to speak of either.
+  TINES_REQUESTS_PER_MINUTE: z.preprocess(
+    (v) => (typeof v === 'string' && /^\s*\d+\s*$/.test(v) && Number(v) > Number.MAX_SAFE_INTEGER ? String(Number.MAX_SAFE_INTEGER) : v),
+    int(400, 1),
+  ),
   TINES_TIMEOUT_MS: int(30_000, 1),
   TINES_MAX_RETRIES: int(5, 0, 100),
   REMOVAL_GUARD_PERCENT: int(20, 0, 100),
@@ -111,7 +115,17 @@ const schema = z.object({
   SHUTDOWN_TIMEOUT_MS: int(20_000, 0),
   EMBEDDED_PG_PORT: int(0, 0, 65535),
   INACTIVE_AFTER_DAYS: int(90, 1, 36500),
-  ORG_EMAIL_DOMAINS: optionalString,
+  // Checked here, with everything else, so its problems are reported together with theirs.
+  ORG_EMAIL_DOMAINS: optionalString.transform((v, ctx) => {
+    const domains = (v ?? '')
+      .split(',')
+      .map((d) => d.trim().toLowerCase().replace(/^@/, ''))
+      .filter(Boolean);
+    for (const d of domains) {
+      if (!/^[a-z0-9.-]+\.[a-z0-9-]+$/.test(d)) ctx.addIssue({ code: 'custom', message: `"${d}" is not a domain name` });
+    }
+    return domains;
+  }),
   LOG_LEVEL: optionalString.pipe(z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info')),
 });
 
@@ -195,14 +209,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     }
   }
 
-  const orgDomains = (e?.ORG_EMAIL_DOMAINS ?? '')
-    .split(',')
-    .map((d) => d.trim().toLowerCase().replace(/^@/, ''))
-    .filter(Boolean);
-  for (const d of orgDomains) {
-    if (!/^[a-z0-9.-]+\.[a-z0-9-]+$/.test(d)) problems.push(`ORG_EMAIL_DOMAINS "${d}" is not a domain name`);
-  }
-
   if (problems.length > 0 || !e || !tenant) throw new ConfigError(problems);
 
   const tines = hide(
@@ -240,7 +246,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     healthPort: e.HEALTH_PORT,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     inactiveAfterDays: e.INACTIVE_AFTER_DAYS,
-    orgEmailDomains: orgDomains,
+    orgEmailDomains: e.ORG_EMAIL_DOMAINS,
     logLevel: e.LOG_LEVEL,
   };
   return deepFreeze(config);

@@ -168,6 +168,11 @@ describe('ranges and types', () => {
     expect(problems).toEqual([expect.stringMatching(/^TINES_PAGE_SIZE /)]);
   });
 
+  it('takes a TINES_REQUESTS_PER_MINUTE beyond what a double holds exactly as no ceiling to speak of', () => {
+    expect(load({ TINES_REQUESTS_PER_MINUTE: '9999999999999999999' }).tines.requestsPerMinute).toBe(Number.MAX_SAFE_INTEGER);
+    expect(load({ TINES_REQUESTS_PER_MINUTE: '100000000' }).tines.requestsPerMinute).toBe(100_000_000);
+  });
+
   it('accepts TINES_PAGE_SIZE at both bounds', () => {
     expect(load({ TINES_PAGE_SIZE: '1' }).tines.pageSize).toBe(1);
     expect(load({ TINES_PAGE_SIZE: '500' }).tines.pageSize).toBe(500);
@@ -229,6 +234,11 @@ describe('errors are reported together', () => {
     }
     expect(ce.problems).toHaveLength(names.length);
     expect(ce.message).not.toContain('hunter2');
+  });
+
+  it('reports bad ORG_EMAIL_DOMAINS entries together with other bad variables', () => {
+    const problems = problemsOf({ ...BASE, ORG_EMAIL_DOMAINS: '@@,foo,example.com', LOG_LEVEL: 'loud' });
+    expect(problems.sort()).toEqual(['LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent', 'ORG_EMAIL_DOMAINS "@" is not a domain name', 'ORG_EMAIL_DOMAINS "foo" is not a domain name']);
   });
 
   it('reports a bad tenant domain together with schema problems', () => {
