@@ -131,6 +131,25 @@ describe.each(backends())('cli commands (%s)', (backend) => {
     expect(r.stdout).toMatch(new RegExp(`${USERS} present`));
   });
 
+  it('`status` only reads: another name, tenant or key shows what it would use and changes no row', async () => {
+    const snapshot = () =>
+      inDb(h, async (db) => (await db.query('SELECT name, tenant_domain, api_key_fingerprint, updated_at::text AS at FROM connectors ORDER BY id')).rows);
+    const before = await snapshot();
+    expect(before).toHaveLength(1);
+    const other = { TINES_TENANT_DOMAIN: 'https://other-tenant.tines.com', TINES_API_KEY: 'another-key' };
+    const ghost = await cli(['status', '--json'], { ...other, CONNECTOR_NAME: 'ghost' });
+    expect(ghost.code, ghost.stderr).toBe(0);
+    const doc = JSON.parse(ghost.stdout) as { connectors: { name: string }[]; configured: Record<string, unknown> };
+    expect(doc.connectors.map((c) => c.name)).toEqual(['tines']);
+    expect(doc.configured).toMatchObject({ name: 'ghost', registered: false, tenant_domain: 'other-tenant.tines.com' });
+    expect(String(doc.configured.api_key_fingerprint)).toMatch(/^sha256:[0-9a-f]{16}$/);
+    const text = await cli(['status'], other);
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toMatch(/configured now: other-tenant\.tines\.com/);
+    expect(text.stdout).toMatch(/the configured key is sha256:[0-9a-f]{16}; the next sync uses it/);
+    expect(await snapshot()).toEqual(before);
+  });
+
   it('`query … --json`: exit 0 and the rows as JSON', async () => {
     const r = await cli(['query', 'SELECT count(*) AS n FROM tines_users', '--json']);
     expect(r.code, r.stderr).toBe(0);
@@ -176,5 +195,10 @@ describe.each(backends())('cli commands (%s)', (backend) => {
       sync_runs: 0,
       change_events: 0,
     });
+    // Looking afterwards does not bring the connector back.
+    const status = await cli(['status']);
+    expect(status.code, status.stderr).toBe(0);
+    expect(status.stdout).toMatch(/connector "tines" .* is not registered here yet/);
+    expect(await count('connectors')).toBe(0);
   });
 });
