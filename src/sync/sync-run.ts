@@ -196,7 +196,7 @@ export class SyncRun {
           log.info('Tines accepted the new API key; the connector is active again');
         }
         this.pagesFetched++;
-        if (typeof page.meta.pages === 'number') this.pagesTotal = page.meta.pages;
+        this.pagesTotal = pagesTotalOf(page.meta, this.deps.config.tines.pageSize, this.pagesFetched) ?? this.pagesTotal;
         if (typeof page.meta.count === 'number') facts.countsSeen.add(page.meta.count);
         facts.finalCount = page.meta.count ?? undefined;
         const seqStart = this.usersStaged;
@@ -351,4 +351,15 @@ export class SyncRun {
     else log.error(line, `sync failed: ${message}`);
     return outcome;
   }
+}
+
+/**
+ * The listing's page count: meta.pages, or (older tenants send no `pages`)
+ * meta.count over the page size; never fewer than the pages already read.
+ */
+export function pagesTotalOf(meta: { pages?: number | null; count?: number | null; per_page?: number | null }, pageSize: number, fetched: number): number | null {
+  if (typeof meta.pages === 'number') return meta.pages;
+  if (typeof meta.count !== 'number') return null;
+  const perPage = meta.per_page && meta.per_page > 0 ? meta.per_page : pageSize;
+  return Math.max(Math.ceil(meta.count / perPage), fetched);
 }

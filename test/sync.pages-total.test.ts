@@ -1,0 +1,28 @@
+// A running sync's pages_total: what Tines says, or (older tenants send no
+// meta.pages) what meta.count and the page size imply.
+import { describe, expect, it } from 'vitest';
+import { pagesTotalOf } from '../src/sync/sync-run.js';
+
+describe('pages_total of a running sync', () => {
+  it('is meta.pages when Tines sends it', () => {
+    expect(pagesTotalOf({ pages: 7, count: 1, per_page: 500 }, 500, 1)).toBe(7);
+  });
+
+  it('comes from meta.count over meta.per_page when meta.pages is missing', () => {
+    expect(pagesTotalOf({ count: 1001, per_page: 500 }, 20, 1)).toBe(3);
+    expect(pagesTotalOf({ count: 1000, per_page: 500 }, 20, 1)).toBe(2);
+  });
+
+  it('uses the configured page size when meta.per_page is missing too', () => {
+    expect(pagesTotalOf({ count: 45 }, 20, 1)).toBe(3);
+  });
+
+  it('is never fewer than the pages already read (an empty tenant still has its one page)', () => {
+    expect(pagesTotalOf({ count: 0, per_page: 500 }, 500, 1)).toBe(1);
+    expect(pagesTotalOf({ count: 10, per_page: 5 }, 5, 4)).toBe(4);
+  });
+
+  it('is unknown without meta.pages or meta.count', () => {
+    expect(pagesTotalOf({}, 500, 3)).toBeNull();
+  });
+});
