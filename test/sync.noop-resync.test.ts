@@ -1,7 +1,7 @@
 // A resync with no change in Tines writes no row; last_seen moving updates the
 // user's row but makes no event.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateUsers } from '../src/fake/tines-server.js';
+import { generateUsers, type FakeUser } from '../src/fake/tines-server.js';
 import { backends } from './helpers/backends.js';
 import { createHarness, type Harness } from './helpers/harness.js';
 
@@ -29,6 +29,35 @@ describe.each(backends())('no-change resync (%s)', (backend) => {
     expect(outcome.result).toBe('succeeded');
     expect(outcome.counts).toMatchObject({ usersAdded: 0, usersUpdated: 0, usersRemoved: 0, membershipsAdded: 0, membershipsUpdated: 0, membershipsRemoved: 0 });
     expect(await xmins(h)).toBe(before);
+  });
+
+  it('rewrites no row when Tines sends the same users with their keys in another order', async () => {
+    h.fake.setUsers([...h.fake.users.values()].map((u) => Object.fromEntries(Object.entries(u).reverse()) as unknown as FakeUser));
+    const before = await xmins(h);
+    const outcome = await h.sync();
+    expect(outcome.result).toBe('succeeded');
+    expect(outcome.counts).toMatchObject({ usersAdded: 0, usersUpdated: 0, usersRemoved: 0, membershipsAdded: 0, membershipsUpdated: 0, membershipsRemoved: 0 });
+    expect(await xmins(h)).toBe(before);
+  });
+
+  it('rewrites no row and makes no event when team_memberships or tenant_permissions come in another order', async () => {
+    const reordered = [...h.fake.users.values()].filter((u) => u.team_memberships.length > 1 || u.tenant_permissions.length > 1);
+    expect(reordered.length).toBeGreaterThan(0);
+    for (const u of reordered) {
+      h.fake.updateUser(u.id, { team_memberships: [...u.team_memberships].reverse(), tenant_permissions: [...u.tenant_permissions].reverse() });
+    }
+    const before = await xmins(h);
+    const outcome = await h.sync();
+    expect(outcome.counts).toMatchObject({ usersUpdated: 0, membershipsAdded: 0, membershipsUpdated: 0, membershipsRemoved: 0 });
+    expect(await xmins(h)).toBe(before);
+    // A real change to one of them afterwards is still seen, and stores what Tines sent last.
+    const u = h.fake.users.get(reordered[0]!.id)!;
+    h.fake.updateUser(u.id, { first_name: `${u.first_name}-renamed` });
+    const changed = await h.sync();
+    expect(changed.counts.usersUpdated).toBe(1);
+    const row = await h.one<{ first_name: string; raw: unknown }>('SELECT first_name, raw FROM tines_users WHERE tines_user_id = $1', [u.id]);
+    expect(row.first_name).toBe(`${u.first_name}-renamed`);
+    expect(row.raw).toEqual(h.fake.users.get(u.id));
   });
 
   it('updates the row when only last_seen moves, without a user_updated event', async () => {

@@ -7,17 +7,32 @@ import { STAGE_MEMBERSHIPS, STAGE_REMOVED, STAGE_SEEN, STAGE_USERS } from './sta
 /** Fields whose change is a `user_updated` event. last_seen, updated_at and raw change the row silently. */
 const TRACKED_USER_FIELDS = ['email', 'first_name', 'last_name', 'admin', 'is_active', 'tenant_permissions', 'scim_uid'] as const;
 
+/** Fields compared as sets (migration 006): the same permissions in another order are no change. */
+const COMPARED_AS: Partial<Record<string, (expr: string) => string>> = {
+  tenant_permissions: (x) => `tines_sorted_text(${x})`,
+};
+
+/** SQL that is true when field `f` differs between the two rows. */
+function differs(f: string, newPrefix: string, oldPrefix: string): string {
+  const plain = `${newPrefix}${f} IS DISTINCT FROM ${oldPrefix}${f}`;
+  const as = COMPARED_AS[f];
+  return as ? `(${plain} AND ${as(newPrefix + f)} IS DISTINCT FROM ${as(oldPrefix + f)})` : plain;
+}
+
 /** {"field": {"from": old, "to": new}} for each field that differs, built in SQL. */
 function changeDetails(fields: readonly string[], newPrefix: string, oldPrefix: string): string {
   return fields
     .map(
       (f) =>
-        `CASE WHEN ${newPrefix}${f} IS DISTINCT FROM ${oldPrefix}${f}
+        `CASE WHEN ${differs(f, newPrefix, oldPrefix)}
               THEN jsonb_build_object('${f}', jsonb_build_object('from', to_jsonb(${oldPrefix}${f}), 'to', to_jsonb(${newPrefix}${f})))
               ELSE '{}'::jsonb END`,
     )
     .join(' || ');
 }
+
+/** Fields whose change rewrites the row. raw is compared in its canonical form, and raw_hash not at all. */
+const ROW_FIELDS = [...TRACKED_USER_FIELDS, 'tines_created_at', 'tines_updated_at', 'last_seen_at'] as const;
 
 // $1 connector id, $2 sync run id.
 const UPDATE_USERS = `
@@ -37,11 +52,11 @@ WITH cur AS (
   SELECT cur.*, ${changeDetails(TRACKED_USER_FIELDS, 'cur.', 'cur.o_')} AS details
     FROM cur
    WHERE o_removed_at IS NOT NULL
-      OR (email, first_name, last_name, admin, is_active, tenant_permissions, scim_uid,
-          tines_created_at, tines_updated_at, last_seen_at, raw, raw_hash)
-         IS DISTINCT FROM
-         (o_email, o_first_name, o_last_name, o_admin, o_is_active, o_tenant_permissions, o_scim_uid,
-          o_tines_created_at, o_tines_updated_at, o_last_seen_at, o_raw, o_raw_hash)
+      OR ${ROW_FIELDS.map((f) => differs(f, '', 'o_')).join('\n      OR ')}
+      -- A digest that differs only because keys or arrays came in another order is no change either;
+      -- a row stored before digests existed gets its digest once.
+      OR (raw IS DISTINCT FROM o_raw AND tines_user_canonical(raw) IS DISTINCT FROM tines_user_canonical(o_raw))
+      OR o_raw_hash IS NULL
 ), upd AS (
   UPDATE tines_users u
      SET email = c.email, first_name = c.first_name, last_name = c.last_name, admin = c.admin,
