@@ -176,6 +176,17 @@ describe.each(backends())('cli commands (%s)', (backend) => {
     expect(await count('tines_users')).toBe(USERS);
   });
 
+  it('`query` refuses COPY, which would write a file or run a program even read-only, behind comments too', async () => {
+    const target = join(CHILD_CWD, 'copied.txt');
+    for (const sql of [`COPY (SELECT 1) TO '${target}'`, `/* a /* nested */ comment */ -- and a line\n  copy (select 1) to '${target}'`]) {
+      const r = await cli(['query', sql]);
+      expect(r.code, sql).toBe(1);
+      expect(r.stderr).toMatch(/COPY is refused/);
+    }
+    expect(existsSync(target)).toBe(false);
+    expect((await cli(['query', '/* count */ SELECT count(*) AS n FROM tines_users'])).code).toBe(0);
+  });
+
   it('`delete` without --yes: exit 2 and nothing deleted', async () => {
     const r = await cli(['delete']);
     expect(r.code).toBe(2);

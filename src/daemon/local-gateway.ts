@@ -32,6 +32,11 @@ class RolledBack extends Error {
  * leaves the session as it found it.
  */
 export async function readOnlyRows(db: Database, sql: string, params: readonly unknown[] = []): Promise<Record<string, unknown>[]> {
+  // A read-only transaction still lets COPY write a file or run a program on the
+  // database server (or write into the embedded database's own files).
+  if (/^copy\b/i.test(withoutLeadingComments(sql))) {
+    throw new Error('COPY is refused: query answers with rows; it reads or writes no file and runs no program');
+  }
   try {
     await db.withSession((s) =>
       s.transaction(async () => {
@@ -45,6 +50,29 @@ export async function readOnlyRows(db: Database, sql: string, params: readonly u
     throw err;
   }
   throw new Error('unreachable: the read-only transaction did not roll back');
+}
+
+/** The statement from its first token: leading blanks and comments (nested block comments too) skipped. */
+export function withoutLeadingComments(sql: string): string {
+  let i = 0;
+  for (;;) {
+    while (i < sql.length && /\s/.test(sql[i]!)) i++;
+    if (sql.startsWith('--', i)) {
+      const nl = sql.indexOf('\n', i);
+      i = nl < 0 ? sql.length : nl + 1;
+    } else if (sql.startsWith('/*', i)) {
+      let depth = 0;
+      do {
+        if (sql.startsWith('/*', i)) {
+          depth++;
+          i += 2;
+        } else if (sql.startsWith('*/', i)) {
+          depth--;
+          i += 2;
+        } else i++;
+      } while (depth > 0 && i < sql.length);
+    } else return sql.slice(i);
+  }
 }
 
 /**
