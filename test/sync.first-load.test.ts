@@ -17,6 +17,19 @@ describe.each(backends())('first load (%s)', (backend) => {
     h = undefined;
   });
 
+  it('records when the run really finished, though its transaction began with the listing', async () => {
+    h = await createHarness(backend, generateUsers(50, { seed: 11 })); // 3 pages of 20
+    h.fake.latencyMs = 100;
+    const started = Date.now();
+    expect((await h.sync()).result).toBe('succeeded');
+    const elapsed = Date.now() - started;
+    const run = await h.one<{ took_ms: number }>('SELECT (extract(epoch FROM finished_at - started_at) * 1000)::int AS took_ms FROM sync_runs');
+    expect(run.took_ms).toBeGreaterThanOrEqual(150); // at least the two rounds of latency it waited (later pages are requested ahead)
+    expect(run.took_ms).toBeLessThanOrEqual(elapsed + 50);
+    const c = await h.one<{ ok: boolean }>('SELECT last_success_at = last_sync_at AND last_success_at >= (SELECT finished_at FROM sync_runs) AS ok FROM connectors');
+    expect(c.ok).toBe(true);
+  });
+
   it('a user the listing shows twice (a newcomer shifted the pages) is stored once, as last seen', async () => {
     h = await createHarness(backend, generateUsers(50, { seed: 11 })); // 3 pages of 20
     const fake = h.fake;

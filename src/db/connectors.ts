@@ -120,8 +120,9 @@ export async function recordSyncSuccess(db: Queryable, connectorId: number, runI
   await db.query(
     `UPDATE connectors
         SET consecutive_failures = 0,
-            last_sync_at = now(),
-            last_success_at = CASE WHEN $2 THEN now() ELSE last_success_at END,
+            -- The clock, not now(): a first load's transaction began when its listing did.
+            last_sync_at = clock_timestamp(),
+            last_success_at = CASE WHEN $2 THEN clock_timestamp() ELSE last_success_at END,
             updated_at = now()
       WHERE id = $1`,
     [connectorId, succeeded],
@@ -134,7 +135,7 @@ export async function recordSyncSuccess(db: Queryable, connectorId: number, runI
 export async function recordSyncFailure(db: Queryable, connectorId: number, runId: number | null, message: string): Promise<boolean> {
   const r = await db.query<{ consecutive_failures: number; status: ConnectorStatus }>(
     `UPDATE connectors
-        SET consecutive_failures = consecutive_failures + 1, last_sync_at = now(), updated_at = now()
+        SET consecutive_failures = consecutive_failures + 1, last_sync_at = clock_timestamp(), updated_at = now()
       WHERE id = $1
       RETURNING consecutive_failures, status`,
     [connectorId],

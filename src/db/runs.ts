@@ -67,9 +67,10 @@ export async function finishRun(
   counts: RunCounts,
   error?: { kind: ErrorKind; message: string },
 ): Promise<void> {
+  // clock_timestamp(), not now(): a first load finishes its run in the transaction its listing began.
   await db.query(
     `UPDATE sync_runs
-        SET status = $2, finished_at = now(),
+        SET status = $2, finished_at = clock_timestamp(),
             users_seen = $3, users_added = $4, users_updated = $5, users_removed = $6, users_restored = $7,
             memberships_added = $8, memberships_updated = $9, memberships_removed = $10,
             removal_candidates = $11, confirm_calls = $12,
