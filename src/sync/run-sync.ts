@@ -1,10 +1,10 @@
 // One sync of one connector: registration, single flight, the reconnect gate,
 // and the run's record; the run itself is in sync-run.ts.
 import { readApiKey, type Config } from '../config.js';
-import { getConnector, keyFingerprint, registerConnector } from '../db/connectors.js';
+import { FAILING_AFTER, getConnector, keyFingerprint, recordSyncFailure, registerConnector } from '../db/connectors.js';
 import type { Database } from '../db/database.js';
 import { abortStaleRuns, startRun, type RunTrigger } from '../db/runs.js';
-import { ReconnectRequiredError } from '../errors.js';
+import { errorMessage, ReconnectRequiredError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { notStarted, type SyncOutcome } from './outcome.js';
 import { dropStaging } from './staging.js';
@@ -53,7 +53,22 @@ async function runSyncInner(deps: SyncDeps, req: SyncRequest): Promise<SyncOutco
   const { config, db } = deps;
   const started = performance.now();
   const log = deps.log.child({ component: 'sync', connector: config.connectorName });
-  const apiKey = readApiKey(config);
+  let apiKey: string;
+  try {
+    apiKey = readApiKey(config);
+  } catch (err) {
+    // No run can start (a secret mount gone), but it counts as a failed sync, so
+    // the connector turns failing after a few and status and alerts show why.
+    try {
+      const connector = await registerConnector(db, registration(config, null));
+      if (await recordSyncFailure(db, connector.id, null, errorMessage(err))) {
+        log.error({ consecutiveFailures: FAILING_AFTER }, `connector is now failing: ${errorMessage(err)}`);
+      }
+    } catch (dbErr) {
+      log.warn({ err: { message: errorMessage(dbErr) } }, 'could not record the failure on the connector');
+    }
+    throw err;
+  }
   const fingerprint = keyFingerprint(apiKey);
   const registered = await registerConnector(db, registration(config, fingerprint));
 
