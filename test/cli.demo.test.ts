@@ -1,7 +1,7 @@
 // The real `tines-connector demo`, bounded by --syncs and sped up by --schedule:
 // it tells the whole story (joiners, a leaver, a revoked key, a skipped sync,
 // a rotated key and the recovery) and ends with the report, exit 0.
-import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -17,6 +17,21 @@ describe('demo', () => {
   // template: creating a PGlite cluster from nothing costs ~10 s the test can spare.
   beforeAll(() => cpSync(inject('embeddedTemplate'), join(DATA_DIR, 'pgdata'), { recursive: true }));
   afterAll(() => rmSync(DATA_DIR, { recursive: true, force: true }));
+
+  it('refuses bad options at once (exit 2, each named), starting nothing and leaving nothing behind', async () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'tines-connector-demo-opts-'));
+    try {
+      const r = await runCli(['demo', '--syncs', 'abc', '--schedule', 'bad cron'], childEnv({ TMPDIR: tmp }), { cwd: CHILD_CWD, timeoutMs: 15_000 });
+      expect(r.signal, r.stderr).toBeNull();
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(/--syncs must be a whole number, not "abc"/);
+      expect(r.stderr).toMatch(/--schedule is not a valid 5- or 6-field cron expression/);
+      expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
+      expect(readdirSync(tmp)).toEqual([]);
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  });
 
   it('runs 8 syncs through added, removed, reconnect required, skipped, recovered, then prints the report', async () => {
     const r = await runCli(['demo', '--syncs', '8', '--schedule', '*/1 * * * * *', '--data-dir', DATA_DIR], childEnv(), { cwd: CHILD_CWD, timeoutMs: 55_000 });

@@ -4,7 +4,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { loadConfig } from '../config.js';
+import { ConfigError, loadConfig } from '../config.js';
 import { Daemon } from '../daemon/daemon.js';
 import { connectorReports } from '../db/insights.js';
 import { migrate } from '../db/migrate.js';
@@ -116,25 +116,54 @@ function flag(args: readonly string[], name: string): string | undefined {
   return i >= 0 ? args[i + 1] : undefined;
 }
 
-export async function demoCommand(args: readonly string[], out: (s: string) => void = (s) => process.stdout.write(`${s}\n`)): Promise<number> {
-  const maxSyncs = Number(flag(args, '--syncs') ?? Infinity);
-  const dataDir = flag(args, '--data-dir') ?? mkdtempSync(join(tmpdir(), 'tines-connector-demo-'));
-  const keyFile = join(mkdtempSync(join(tmpdir(), 'tines-connector-demo-key-')), 'api-key');
-  const firstKey = 'demo-key-original';
-  writeFileSync(keyFile, `${firstKey}\n`);
-
-  const fake = await FakeTines.start({ users: demoTenant(), apiKey: firstKey });
-  const config = loadConfig({
-    TINES_TENANT_DOMAIN: fake.url,
+/** The demo's configuration for a tenant at `url`; throws ConfigError naming every bad option. */
+function demoConfig(url: string, keyFile: string, dataDir: string, schedule: string | undefined) {
+  return loadConfig({
+    TINES_TENANT_DOMAIN: url,
     TINES_API_KEY_FILE: keyFile,
     DATA_DIR: dataDir,
-    SYNC_SCHEDULE: flag(args, '--schedule') ?? '*/3 * * * * *',
+    SYNC_SCHEDULE: schedule ?? '*/3 * * * * *',
     TINES_PAGE_SIZE: '100',
     TINES_MAX_RETRIES: '1',
     HEALTH_PORT: '0',
     ORG_EMAIL_DOMAINS: 'example.com',
     LOG_LEVEL: process.env.LOG_LEVEL ?? 'silent',
   });
+}
+
+export async function demoCommand(args: readonly string[], out: (s: string) => void = (s) => process.stdout.write(`${s}\n`)): Promise<number> {
+  const syncsFlag = flag(args, '--syncs');
+  const maxSyncs = syncsFlag === undefined ? Infinity : Number(syncsFlag);
+  const keyFile = join(mkdtempSync(join(tmpdir(), 'tines-connector-demo-key-')), 'api-key');
+  const firstKey = 'demo-key-original';
+  writeFileSync(keyFile, `${firstKey}\n`);
+  // Options are checked before anything starts, so a bad one leaves nothing running or behind.
+  const problems: string[] = [];
+  if (!Number.isInteger(maxSyncs) && maxSyncs !== Infinity) problems.push(`--syncs must be a whole number, not "${syncsFlag}"`);
+  else if (maxSyncs < 1) problems.push('--syncs must be at least 1');
+  try {
+    demoConfig('http://127.0.0.1:1', keyFile, flag(args, '--data-dir') ?? tmpdir(), flag(args, '--schedule'));
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    problems.push(...err.problems.map((p) => p.replace(/^SYNC_SCHEDULE /, '--schedule ')));
+  }
+  if (problems.length > 0) {
+    rmSync(dirname(keyFile), { recursive: true, force: true });
+    process.stderr.write(`tines-connector demo: ${problems.join('; ')}\n`);
+    return 2;
+  }
+  const dataDir = flag(args, '--data-dir') ?? mkdtempSync(join(tmpdir(), 'tines-connector-demo-'));
+  const fake = await FakeTines.start({ users: demoTenant(), apiKey: firstKey });
+  try {
+    return await demoRun(args, out, fake, keyFile, dataDir, maxSyncs);
+  } finally {
+    await fake.close();
+    rmSync(dirname(keyFile), { recursive: true, force: true });
+  }
+}
+
+async function demoRun(args: readonly string[], out: (s: string) => void, fake: FakeTines, keyFile: string, dataDir: string, maxSyncs: number): Promise<number> {
+  const config = demoConfig(fake.url, keyFile, dataDir, flag(args, '--schedule'));
   const log = createLogger(config.logLevel, undefined);
   out(`demo: a simulated Tines tenant of ${fake.users.size} users at ${fake.url}`);
   out(`demo: the real daemon, embedded database in ${dataDir}, syncing on "${config.sync.schedule}" (Ctrl-C stops)`);
@@ -185,8 +214,6 @@ export async function demoCommand(args: readonly string[], out: (s: string) => v
     for (const r of reports) out(formatReport(r));
     out(`\ndemo: data kept in ${dataDir}; try: DATA_DIR=${dataDir} TINES_TENANT_DOMAIN=${fake.url} TINES_API_KEY=x tines-connector query "SELECT * FROM recent_changes LIMIT 10"`);
     await db.close();
-    await fake.close();
-    rmSync(dirname(keyFile), { recursive: true, force: true });
   }
   return 0;
 }
