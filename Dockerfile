@@ -27,7 +27,7 @@ USER node
 VOLUME ["/data"]
 EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-  CMD node -e "require('http').get('http://127.0.0.1:'+(process.env.HEALTH_PORT||8080)+'/healthz',r=>process.exit(r.statusCode===200?0:1)).on('error',()=>process.exit(1))"
+  CMD node -e "const p=process.env.HEALTH_PORT||'8080';if(p==='0')process.exit(0);require('http').get('http://127.0.0.1:'+p+'/healthz',r=>process.exit(r.statusCode===200?0:1)).on('error',()=>process.exit(1))"
 STOPSIGNAL SIGTERM
 # Exec form: node runs as PID 1 and receives SIGTERM itself (it installs its own handlers).
 CMD ["node", "dist/bin/cli.js", "run"]

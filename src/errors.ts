@@ -74,7 +74,7 @@ export class ReconnectRequiredError extends Error {
   ) {
     super(
       `connector "${connectorName}" needs a reconnect and its API key has not changed, so Tines was not called. ` +
-        `Reason: ${reason ?? 'Tines refused the key'}. Put a new Tenant-owner key in TINES_API_KEY or TINES_API_KEY_FILE ` +
+        `Reason: ${(reason ?? 'Tines refused the key').replace(/\.$/, '')}. Put a new Tenant-owner key in TINES_API_KEY or TINES_API_KEY_FILE ` +
         '(the next sync then tries it), or run `tines-connector reconnect` once the key is valid again.',
     );
     this.name = 'ReconnectRequiredError';

@@ -38,8 +38,9 @@ export async function runCommand(ctx: CommandContext, opts: { stopSignal?: Promi
     log.warn(`cannot read the API key yet: ${errorMessage(err)}; each sync reads it again`);
   }
   await registerConnector(db, registration(config, fingerprint));
-  // The effective configuration: secrets are non-enumerable, so they are not in it.
-  log.info({ config, apiKeyFingerprint: fingerprint, database: db.description, pid: process.pid }, 'tines-connector starting');
+  // The effective configuration: secrets are non-enumerable, so they are not in it; DATA_DIR only when it is used.
+  const shown = db.backend === 'embedded' ? config : { ...config, database: {} };
+  log.info({ config: shown, apiKeyFingerprint: fingerprint, database: db.description, pid: process.pid }, 'tines-connector starting');
 
   if (config.database.embeddedPgPort && db.backend === 'embedded') {
     log.warn(
