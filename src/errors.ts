@@ -87,7 +87,8 @@ export class DataDirBusyError extends Error {
     super(
       `the embedded database in ${dataDir} is in use by another tines-connector process (pid ${pid}). ` +
         'Only one process can open it at a time. Stop that process first (`sync`, `query`, `status` and `report` ' +
-        'reach a running daemon by themselves), or point every process at a PostgreSQL server with DATABASE_URL.',
+        'reach a running daemon by themselves), or point every process at a PostgreSQL server with DATABASE_URL. ' +
+        `If no tines-connector process uses it, delete ${dataDir}/tines-connector.pid.`,
     );
     this.name = 'DataDirBusyError';
   }

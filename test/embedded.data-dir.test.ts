@@ -1,7 +1,8 @@
 // The embedded database: its data survives a restart in the same DATA_DIR, and
 // a second process on a busy DATA_DIR gets a clear error instead of a corrupted
 // directory (while read-only commands reach the running daemon through it).
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -96,6 +97,27 @@ describe('embedded database', () => {
       release();
       expect(existsSync(join(dir, 'tines-connector.pid'))).toBe(false);
     } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a lock file whose pid now belongs to a process started after it was written is taken over; an older live process keeps it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tines-connector-reused-pid-'));
+    const lock = join(dir, 'tines-connector.pid');
+    const other = spawn('sleep', ['30'], { stdio: 'ignore' });
+    try {
+      // After a crash and a reboot, the pid in the file went to an unrelated, younger process.
+      writeFileSync(lock, `${other.pid}\n`);
+      const anHourAgo = new Date(Date.now() - 3_600_000);
+      utimesSync(lock, anHourAgo, anHourAgo);
+      const release = lockDataDir(dir);
+      expect(readFileSync(lock, 'utf8').trim()).toBe(String(process.pid));
+      release();
+      // A live process that started before the file was written may be its holder: busy.
+      writeFileSync(lock, `${process.ppid}\n`);
+      expect(() => lockDataDir(dir)).toThrow(/in use by another tines-connector process .*delete .*tines-connector\.pid/s);
+    } finally {
+      other.kill('SIGKILL');
       rmSync(dir, { recursive: true, force: true });
     }
   });

@@ -14,14 +14,39 @@ const LOCK_FILE = 'tines-connector.pid';
 /** Data directories this process has open: its own pid in a lock file is only stale when the dir is not among them. */
 const openHere = new Set<string>();
 
-function isAlive(pid: number, dataDir: string): boolean {
+/** Whether the process that wrote the lock file (`pid`, at `writtenMs`) still runs. */
+function isAlive(pid: number, dataDir: string, writtenMs: number | undefined): boolean {
   // Our own pid: either we hold it, or the file is left from an earlier life with the same pid (pid 1 in a container).
   if (pid === process.pid) return openHere.has(dataDir);
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  // A live pid that started after the file was written is another process that got the
+  // number later (after a crash and a reboot): the holder is gone. Where /proc tells.
+  const started = processStartMs(pid);
+  return started === undefined || writtenMs === undefined || started <= writtenMs + 2_000;
+}
+
+/** When process `pid` started, in ms since the epoch, from /proc (Linux); undefined elsewhere. */
+function processStartMs(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after "(comm) " start at field 3; starttime is field 22, in clock ticks (100 a second) since boot.
+    const startTicks = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+    const bootSeconds = Number(/^btime (\d+)$/m.exec(readFileSync('/proc/stat', 'utf8'))?.[1]);
+    return Number.isFinite(startTicks) && Number.isFinite(bootSeconds) ? bootSeconds * 1000 + startTicks * 10 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function writtenAt(path: string): number | undefined {
+  try {
+    return statSync(path).mtimeMs;
+  } catch {
+    return undefined;
   }
 }
 
@@ -48,7 +73,7 @@ export function lockDataDir(dir: string): () => void {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       const pid = readPid(path);
-      if (pid !== undefined && isAlive(pid, dataDir)) throw new DataDirBusyError(dataDir, pid);
+      if (pid !== undefined && isAlive(pid, dataDir, writtenAt(path))) throw new DataDirBusyError(dataDir, pid);
       removeStaleLock(dataDir, path, pid);
     }
   }
