@@ -150,6 +150,20 @@ describe.each(backends())('cli commands (%s)', (backend) => {
     expect(await snapshot()).toEqual(before);
   });
 
+  it('`status`, `report` and `query` on a DATA_DIR without a database say so (exit 1) and create none', async () => {
+    const parent = mkdtempSync(join(tmpdir(), 'tines-connector-no-db-'));
+    try {
+      for (const args of [['status'], ['report'], ['query', 'SELECT 1']]) {
+        const r = await cli(args, { DATABASE_URL: '', DATA_DIR: join(parent, 'typo') });
+        expect(r.code, args[0]).toBe(1);
+        expect(r.stderr).toMatch(/no embedded database in .*typo/);
+      }
+      expect(existsSync(join(parent, 'typo'))).toBe(false);
+    } finally {
+      rmSync(parent, { recursive: true, force: true });
+    }
+  });
+
   it('`query … --json`: exit 0 and the rows as JSON', async () => {
     const r = await cli(['query', 'SELECT count(*) AS n FROM tines_users', '--json']);
     expect(r.code, r.stderr).toBe(0);

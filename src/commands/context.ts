@@ -1,5 +1,7 @@
 // What every command gets: the frozen config, a logger (stderr, so stdout stays
 // the command's answer), stdout, and the database opened on first use.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Config } from '../config.js';
 import type { Database } from '../db/database.js';
 import { migrate, migrationState } from '../db/migrate.js';
@@ -64,6 +66,11 @@ export async function readOnly(ctx: CommandContext, sql: string, params: readonl
  * itself, or a running daemon's gateway when it holds the embedded database.
  */
 export async function readAccess(ctx: CommandContext): Promise<{ q: Queryable; db?: Database; via: string }> {
+  const { url, dataDir } = ctx.config.database;
+  // Looking must not create a database: a mistyped DATA_DIR would otherwise show an empty new one.
+  if (!url && !existsSync(join(dataDir, 'pgdata'))) {
+    throw new Error(`there is no embedded database in ${dataDir} (DATA_DIR): nothing has run there yet; is DATA_DIR (or DATABASE_URL) right?`);
+  }
   try {
     const db = await ctx.db();
     return { q: db, db, via: db.description };
