@@ -111,6 +111,15 @@ describe.each(backends())('daemon: schedule, health, metrics, logs (%s)', (backe
     }
   });
 
+  it('says when scheduled syncs were missed because the process was suspended', async () => {
+    daemon.child.kill('SIGSTOP');
+    await new Promise((r) => setTimeout(r, 5_000));
+    daemon.child.kill('SIGCONT');
+    const missed = await daemon.waitForLog((l) => l.msg === 'a scheduled sync was missed: the process was busy or suspended at that time', { timeoutMs: 10_000 });
+    expect(missed).toMatchObject({ level: 'warn', component: 'cron' });
+    expect(Number.isNaN(Date.parse(String(missed.slot)))).toBe(false);
+  });
+
   it('stops cleanly on SIGTERM: exit 0 within a few seconds', async () => {
     const exit = await daemon.stop({ signal: 'SIGTERM', timeoutMs: 10_000 });
     expect(exit.code, daemon.tail()).toBe(0);

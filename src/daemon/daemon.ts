@@ -62,6 +62,8 @@ export class Daemon {
         debug: (m) => cronLog.trace(String(m)),
       },
     });
+    // A tick the process was too busy (or asleep) to fire is not run late: say so.
+    this.task.on('execution:missed', (c) => cronLog.warn({ slot: c.date.toISOString() }, 'a scheduled sync was missed: the process was busy or suspended at that time'));
     this.log.info(
       { schedule: config.sync.schedule, timezone: config.sync.timezone, nextRun: this.task.getNextRun()?.toISOString() ?? null },
       'schedule started',
