@@ -18,10 +18,11 @@ ENV NODE_ENV=production \
     DATA_DIR=/data \
     HEALTH_PORT=8080
 WORKDIR /app
-COPY --from=build --chown=node:node /app/package.json ./
-COPY --from=build --chown=node:node /app/node_modules ./node_modules
-COPY --from=build --chown=node:node /app/dist/bin ./dist/bin
-COPY --from=build --chown=node:node /app/migrations ./migrations
+# The code stays root's (read-only to the process); only /data belongs to the node user.
+COPY --from=build /app/package.json ./
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/dist/bin ./dist/bin
+COPY --from=build /app/migrations ./migrations
 RUN mkdir -p /data && chown node:node /data && ln -s /app/dist/bin/cli.js /usr/local/bin/tines-connector
 USER node
 VOLUME ["/data"]
