@@ -121,9 +121,11 @@ export async function recordSyncSuccess(db: Queryable, connectorId: number, runI
     `UPDATE connectors
         SET consecutive_failures = 0,
             -- The clock, not now(): a first load's transaction began when its listing did.
-            last_sync_at = clock_timestamp(),
-            last_success_at = CASE WHEN $2 THEN clock_timestamp() ELSE last_success_at END,
+            -- Read once, so a success's last_sync_at and last_success_at are equal.
+            last_sync_at = t.at,
+            last_success_at = CASE WHEN $2 THEN t.at ELSE last_success_at END,
             updated_at = now()
+       FROM (SELECT clock_timestamp() AS at) t
       WHERE id = $1`,
     [connectorId, succeeded],
   );
