@@ -190,15 +190,23 @@ describe.each(backends())('cli commands (%s)', (backend) => {
     expect(await count('tines_users')).toBe(USERS);
   });
 
-  it('`query` refuses COPY, which would write a file or run a program even read-only, behind comments too', async () => {
+  it('`query` runs only queries: COPY, a DO block running COPY, CALL are refused (even read-only they could write a file or run a program), behind comments too', async () => {
     const target = join(CHILD_CWD, 'copied.txt');
-    for (const sql of [`COPY (SELECT 1) TO '${target}'`, `/* a /* nested */ comment */ -- and a line\n  copy (select 1) to '${target}'`]) {
+    for (const sql of [
+      `COPY (SELECT 1) TO '${target}'`,
+      `/* a /* nested */ comment */ -- and a line\n  copy (select 1) to '${target}'`,
+      `DO $$ BEGIN EXECUTE 'COPY (SELECT 1) TO ''${target}'''; END $$`,
+      'CALL nothing()',
+    ]) {
       const r = await cli(['query', sql]);
       expect(r.code, sql).toBe(1);
-      expect(r.stderr).toMatch(/COPY is refused/);
+      expect(r.stderr, sql).toMatch(/only read-only queries run here \(SELECT, WITH, VALUES, TABLE, SHOW, EXPLAIN\), not (COPY|DO|CALL)/);
     }
     expect(existsSync(target)).toBe(false);
-    expect((await cli(['query', '/* count */ SELECT count(*) AS n FROM tines_users'])).code).toBe(0);
+    for (const sql of ['/* count */ SELECT count(*) AS n FROM tines_users', '(SELECT 1)', 'WITH x AS (SELECT 1) SELECT * FROM x', 'VALUES (1)', 'TABLE connectors', 'SHOW timezone', 'EXPLAIN SELECT 1']) {
+      const r = await cli(['query', sql]);
+      expect(r.code, `${sql}: ${r.stderr}`).toBe(0);
+    }
   });
 
   it('`delete` without --yes: exit 2 and nothing deleted', async () => {

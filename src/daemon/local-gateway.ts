@@ -32,10 +32,12 @@ class RolledBack extends Error {
  * leaves the session as it found it.
  */
 export async function readOnlyRows(db: Database, sql: string, params: readonly unknown[] = []): Promise<Record<string, unknown>[]> {
-  // A read-only transaction still lets COPY write a file or run a program on the
-  // database server (or write into the embedded database's own files).
-  if (/^copy\b/i.test(withoutLeadingComments(sql))) {
-    throw new Error('COPY is refused: query answers with rows; it reads or writes no file and runs no program');
+  // A read-only transaction still lets COPY (or a DO block running one) write a file
+  // or run a program on the database server, or write into the embedded database's
+  // own files: only statements that are queries by their first word run here.
+  const word = /^\(*\s*([a-z]+)/i.exec(withoutLeadingComments(sql))?.[1]?.toLowerCase() ?? '';
+  if (!QUERY_WORDS.has(word)) {
+    throw new Error(`only read-only queries run here (${[...QUERY_WORDS].join(', ').toUpperCase()}), not ${word ? word.toUpperCase() : 'this statement'}`);
   }
   try {
     await db.withSession((s) =>
@@ -51,6 +53,9 @@ export async function readOnlyRows(db: Database, sql: string, params: readonly u
   }
   throw new Error('unreachable: the read-only transaction did not roll back');
 }
+
+/** First words of the statements `query` runs (after any opening parentheses). */
+const QUERY_WORDS = new Set(['select', 'with', 'values', 'table', 'show', 'explain']);
 
 /** The statement from its first token: leading blanks and comments (nested block comments too) skipped. */
 export function withoutLeadingComments(sql: string): string {
