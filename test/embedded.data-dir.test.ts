@@ -2,7 +2,7 @@
 // a second process on a busy DATA_DIR gets a clear error instead of a corrupted
 // directory (while read-only commands reach the running daemon through it).
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -92,7 +92,7 @@ describe('embedded database', () => {
     try {
       writeFileSync(join(dir, 'tines-connector.pid'), '999999\n'); // no such process
       const release = lockDataDir(dir);
-      expect(readFileSync(join(dir, 'tines-connector.pid'), 'utf8').trim()).toBe(String(process.pid));
+      expect(readFileSync(join(dir, 'tines-connector.pid'), 'utf8').split('\n')[0]).toBe(String(process.pid));
       expect(() => lockDataDir(dir)).toThrow(DataDirBusyError);
       release();
       expect(existsSync(join(dir, 'tines-connector.pid'))).toBe(false);
@@ -101,21 +101,27 @@ describe('embedded database', () => {
     }
   });
 
-  it('a lock file whose pid now belongs to a process started after it was written is taken over; an older live process keeps it', async () => {
+  // The holder's identity comes from /proc (Linux); elsewhere only the pid is checked.
+  it.runIf(existsSync('/proc/self/stat'))('a lock file whose pid now belongs to another process is taken over; its live holder, or an old pid-only file, keeps it', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'tines-connector-reused-pid-'));
     const lock = join(dir, 'tines-connector.pid');
     const other = spawn('sleep', ['30'], { stdio: 'ignore' });
     try {
-      // After a crash and a reboot, the pid in the file went to an unrelated, younger process.
-      writeFileSync(lock, `${other.pid}\n`);
-      const anHourAgo = new Date(Date.now() - 3_600_000);
-      utimesSync(lock, anHourAgo, anHourAgo);
+      // The lock file records who its holder was; a live process with that pid but another start is not it.
+      const boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+      writeFileSync(lock, `${other.pid}\n${boot}:1\n`);
       const release = lockDataDir(dir);
-      expect(readFileSync(lock, 'utf8').trim()).toBe(String(process.pid));
+      const [pid, identity] = readFileSync(lock, 'utf8').split('\n');
+      expect(pid).toBe(String(process.pid));
+      expect(identity).toMatch(new RegExp(`^${boot}:\\d+$`));
       release();
-      // A live process that started before the file was written may be its holder: busy.
-      writeFileSync(lock, `${process.ppid}\n`);
+      // The holder itself (here: a process whose identity the file records truly) keeps it.
+      const stat = readFileSync(`/proc/${other.pid}/stat`, 'utf8');
+      writeFileSync(lock, `${other.pid}\n${boot}:${stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]}\n`);
       expect(() => lockDataDir(dir)).toThrow(/in use by another tines-connector process .*delete .*tines-connector\.pid/s);
+      // A file of an earlier version (a pid only) of a live process: busy, as before.
+      writeFileSync(lock, `${other.pid}\n`);
+      expect(() => lockDataDir(dir)).toThrow(DataDirBusyError);
     } finally {
       other.kill('SIGKILL');
       rmSync(dir, { recursive: true, force: true });

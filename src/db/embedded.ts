@@ -14,8 +14,8 @@ const LOCK_FILE = 'tines-connector.pid';
 /** Data directories this process has open: its own pid in a lock file is only stale when the dir is not among them. */
 const openHere = new Set<string>();
 
-/** Whether the process that wrote the lock file (`pid`, at `writtenMs`) still runs. */
-function isAlive(pid: number, dataDir: string, writtenMs: number | undefined): boolean {
+/** Whether the process that wrote the lock file (`pid`, with its `identity` when recorded) still runs. */
+function isAlive(pid: number, dataDir: string, identity: string | undefined): boolean {
   // Our own pid: either we hold it, or the file is left from an earlier life with the same pid (pid 1 in a container).
   if (pid === process.pid) return openHere.has(dataDir);
   try {
@@ -23,28 +23,24 @@ function isAlive(pid: number, dataDir: string, writtenMs: number | undefined): b
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
-  // A live pid that started after the file was written is another process that got the
-  // number later (after a crash and a reboot): the holder is gone. Where /proc tells.
-  const started = processStartMs(pid);
-  return started === undefined || writtenMs === undefined || started <= writtenMs + 2_000;
+  // A live pid whose identity differs is another process that got the number later
+  // (after a crash and a reboot, or pid reuse): the holder is gone.
+  const now = identity === undefined ? undefined : processIdentity(pid);
+  return now === undefined || now === identity;
 }
 
-/** When process `pid` started, in ms since the epoch, from /proc (Linux); undefined elsewhere. */
-function processStartMs(pid: number): number | undefined {
+/**
+ * Who process `pid` is, beyond its number: the boot it runs in and its start time
+ * in clock ticks since that boot, from /proc (Linux); undefined elsewhere. No wall
+ * clock is involved, so a clock step cannot make a live holder look gone.
+ */
+function processIdentity(pid: number): string | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Fields after "(comm) " start at field 3; starttime is field 22, in clock ticks (100 a second) since boot.
-    const startTicks = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
-    const bootSeconds = Number(/^btime (\d+)$/m.exec(readFileSync('/proc/stat', 'utf8'))?.[1]);
-    return Number.isFinite(startTicks) && Number.isFinite(bootSeconds) ? bootSeconds * 1000 + startTicks * 10 : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-function writtenAt(path: string): number | undefined {
-  try {
-    return statSync(path).mtimeMs;
+    // Fields after "(comm) " start at field 3; starttime is field 22.
+    const startTicks = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    const boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    return startTicks && /^\d+$/.test(startTicks) && boot ? `${boot}:${startTicks}` : undefined;
   } catch {
     return undefined;
   }
@@ -59,7 +55,8 @@ export function lockDataDir(dir: string): () => void {
     try {
       // Written aside, then linked into place: the lock file never exists without its pid.
       const mine = `${path}.${process.pid}`;
-      writeFileSync(mine, `${process.pid}\n`);
+      // The pid, then who that process is (see processIdentity), when the platform tells.
+      writeFileSync(mine, `${process.pid}\n${processIdentity(process.pid) ?? ''}\n`);
       try {
         linkSync(mine, path);
       } finally {
@@ -72,21 +69,27 @@ export function lockDataDir(dir: string): () => void {
       };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const pid = readPid(path);
-      if (pid !== undefined && isAlive(pid, dataDir, writtenAt(path))) throw new DataDirBusyError(dataDir, pid);
+      const { pid, identity } = readLock(path);
+      if (pid !== undefined && isAlive(pid, dataDir, identity)) throw new DataDirBusyError(dataDir, pid);
       removeStaleLock(dataDir, path, pid);
     }
   }
   throw new Error(`cannot take the lock file ${path}`);
 }
 
-function readPid(path: string): number | undefined {
+/** The lock file's pid and, when recorded, its holder's identity (files of earlier versions hold the pid only). */
+function readLock(path: string): { pid?: number; identity?: string } {
   try {
-    const pid = Number.parseInt(readFileSync(path, 'utf8'), 10);
-    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+    const [first, second] = readFileSync(path, 'utf8').split('\n');
+    const pid = Number.parseInt(first ?? '', 10);
+    return { pid: Number.isInteger(pid) && pid > 0 ? pid : undefined, identity: second?.trim() || undefined };
   } catch {
-    return undefined; // gone meanwhile
+    return {}; // gone meanwhile
   }
+}
+
+function readPid(path: string): number | undefined {
+  return readLock(path).pid;
 }
 
 /**
