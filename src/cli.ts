@@ -62,7 +62,8 @@ export async function main(argv: string[]): Promise<number> {
   }
   const log = createLogger(config.logLevel, pino.destination({ fd: command.logsTo === 'stdout' ? 1 : 2, sync: true }));
   // `migrate` reports what it applies, so opening the database must not apply it first.
-  const ctx = createContext(config, log, args, { migrate: name !== 'migrate' });
+  const looksOnly = name === 'status' || name === 'report' || name === 'query';
+  const ctx = createContext(config, log, args, { migrate: name === 'migrate' ? false : looksOnly ? 'if-installed' : true });
   try {
     return await (await command.load())(ctx);
   } catch (err) {

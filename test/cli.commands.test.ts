@@ -5,7 +5,9 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { generateUsers } from '../src/fake/tines-server.js';
 import { backends } from './helpers/backends.js';
 import { childCwd, childEnv, runCli } from './helpers/cli.js';
@@ -161,6 +163,34 @@ describe.each(backends())('cli commands (%s)', (backend) => {
       expect(existsSync(join(parent, 'typo'))).toBe(false);
     } finally {
       rmSync(parent, { recursive: true, force: true });
+    }
+  });
+
+  if (backend === 'postgres') it('`status` and `report` on a database without the schema say so (exit 1); `query` still runs; none installs the schema', async () => {
+    const admin = new pg.Client({ connectionString: inject('pgAdminUrl')! });
+    await admin.connect();
+    const name = `tc_test_empty_${randomBytes(4).toString('hex')}`;
+    await admin.query(`CREATE DATABASE ${name}`);
+    try {
+      const url = new URL(inject('pgAdminUrl')!);
+      url.pathname = `/${name}`;
+      const env = { DATABASE_URL: url.toString() };
+      for (const args of [['status'], ['report']]) {
+        const r = await cli(args, env);
+        expect(r.code, args[0]).toBe(1);
+        expect(r.stderr).toMatch(/no tines-connector schema in .*is DATABASE_URL right/);
+      }
+      const q = await cli(['query', 'SELECT 1 AS one', '--json'], env);
+      expect(q.code, q.stderr).toBe(0);
+      expect(JSON.parse(q.stdout)).toEqual([{ one: 1 }]);
+      const probe = new pg.Client({ connectionString: url.toString() });
+      await probe.connect();
+      const t = await probe.query(`SELECT to_regclass('schema_migrations')::text AS a, to_regclass('connectors')::text AS b`);
+      await probe.end();
+      expect(t.rows[0]).toEqual({ a: null, b: null });
+    } finally {
+      await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await admin.end();
     }
   });
 

@@ -21,7 +21,14 @@ export interface CommandContext {
   close(): Promise<void>;
 }
 
-export function createContext(config: Config, log: Logger, args: string[], opts: { migrate?: boolean } = {}): CommandContext {
+/**
+ * When opening the database applies pending migrations: always (the default),
+ * never (`migrate` reports what it applies itself), or only to a schema already
+ * installed (commands that only look must not install one in a wrong database).
+ */
+export type MigrateOnOpen = boolean | 'if-installed';
+
+export function createContext(config: Config, log: Logger, args: string[], opts: { migrate?: MigrateOnOpen } = {}): CommandContext {
   let opened: Promise<Database> | undefined;
   return {
     config,
@@ -35,7 +42,10 @@ export function createContext(config: Config, log: Logger, args: string[], opts:
           try {
             // Looked at first with reads only, so a read-only database role can still run `status` or `query`.
             const state = await migrationState(db);
-            if (state.pending.length > 0 || state.unknown.length > 0) await migrate(db, log.child({ component: 'migrate' }));
+            const installed = state.applied.length > 0;
+            if ((state.pending.length > 0 || state.unknown.length > 0) && (installed || opts.migrate !== 'if-installed')) {
+              await migrate(db, log.child({ component: 'migrate' }));
+            }
           } catch (err) {
             await db.close().catch(() => undefined);
             throw err;
@@ -90,4 +100,12 @@ export async function readAccess(ctx: CommandContext): Promise<{ q: Queryable; d
 
 export function hasFlag(args: readonly string[], flag: string): boolean {
   return args.includes(flag);
+}
+
+/** Fails plainly when the database holds no tines-connector schema (a wrong DATABASE_URL, or nothing has run yet). */
+export async function requireSchema(q: Queryable, via: string): Promise<void> {
+  const r = await q.query<{ t: string | null }>(`SELECT to_regclass('connectors')::text AS t`);
+  if (!r.rows[0]?.t) {
+    throw new Error(`there is no tines-connector schema in ${via}: nothing has run against this database yet; is DATABASE_URL right? (\`migrate\` or \`sync\` creates it)`);
+  }
 }

@@ -4,11 +4,12 @@
 import { keyFingerprint } from '../db/connectors.js';
 import { connectorStatuses } from '../db/status.js';
 import { readApiKey } from '../config.js';
-import { hasFlag, readAccess, type CommandContext } from './context.js';
+import { hasFlag, readAccess, requireSchema, type CommandContext } from './context.js';
 import { ago } from './format.js';
 
 export async function statusCommand(ctx: CommandContext): Promise<number> {
   const { q, via } = await readAccess(ctx);
+  await requireSchema(q, via);
   const rows = await connectorStatuses(q);
   const name = ctx.config.connectorName;
   const mine = rows.find((c) => c.name === name);
