@@ -62,8 +62,17 @@ export class Daemon {
         debug: (m) => cronLog.trace(String(m)),
       },
     });
-    // A tick the process was too busy (or asleep) to fire is not run late: say so.
-    this.task.on('execution:missed', (c) => cronLog.warn({ slot: c.date.toISOString() }, 'a scheduled sync was missed: the process was busy or suspended at that time'));
+    // A tick the process was too busy (or asleep) to fire is not run late: say so,
+    // one line for a burst (an hour suspended on a seconds schedule is thousands of slots).
+    let missed: Date[] = [];
+    this.task.on('execution:missed', (c) => {
+      if (missed.push(c.date) > 1) return;
+      setImmediate(() => {
+        const [first, last, n] = [missed[0]!, missed[missed.length - 1]!, missed.length];
+        missed = [];
+        cronLog.warn({ missed: n, first: first.toISOString(), last: last.toISOString() }, 'scheduled syncs were missed: the process was busy or suspended at that time');
+      });
+    });
     this.log.info(
       { schedule: config.sync.schedule, timezone: config.sync.timezone, nextRun: this.task.getNextRun()?.toISOString() ?? null },
       'schedule started',
