@@ -4,8 +4,9 @@ import { describe, expect, it } from 'vitest';
 import { pagesTotalOf } from '../src/sync/sync-run.js';
 
 describe('pages_total of a running sync', () => {
-  it('is meta.pages when Tines sends it', () => {
+  it('is meta.pages when Tines sends it, but never fewer than the pages read', () => {
     expect(pagesTotalOf({ pages: 7, count: 1, per_page: 500 }, 500, 1)).toBe(7);
+    expect(pagesTotalOf({ pages: 0, count: 0, per_page: 500 }, 500, 1)).toBe(1);
   });
 
   it('comes from meta.count over meta.per_page when meta.pages is missing', () => {

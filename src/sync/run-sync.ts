@@ -62,7 +62,7 @@ async function runSyncInner(deps: SyncDeps, req: SyncRequest): Promise<SyncOutco
     try {
       const connector = await registerConnector(db, registration(config, null));
       if (await recordSyncFailure(db, connector.id, null, errorMessage(err))) {
-        log.error({ consecutiveFailures: FAILING_AFTER }, `connector is now failing: ${errorMessage(err)}`);
+        log.error(`connector is now failing (${FAILING_AFTER} or more syncs in a row could not run): ${errorMessage(err)}`);
       }
     } catch (dbErr) {
       log.warn({ err: { message: errorMessage(dbErr) } }, 'could not record the failure on the connector');

@@ -13,7 +13,14 @@ export const STAGE_MEMBERSHIPS = 'sync_stage_memberships';
 export const STAGE_REMOVED = 'sync_stage_removed';
 export const STAGE_PAGES = 'sync_stage_pages';
 
-/** Bump when the mapping from a user object to its row changes, so every row is rewritten once. */
+/**
+ * Part of every user digest (raw_hash). Bumping it makes every stored digest differ
+ * while the rows do not (the diff compares the rows themselves, so it writes
+ * nothing): add a migration that sets raw_hash to NULL with it, and each row is
+ * rewritten once with its new digest instead of being shipped and compared again
+ * on every page that is not remembered. (A digest also stays as it was when Tines
+ * only reorders a user's keys or arrays, which is no change.)
+ */
 const DIGEST_VERSION = '1';
 
 /** A user's columns as both staging and tines_users hold them, in the order userRow encodes them. */

@@ -358,7 +358,7 @@ export class SyncRun {
  * meta.count over the page size; never fewer than the pages already read.
  */
 export function pagesTotalOf(meta: { pages?: number | null; count?: number | null; per_page?: number | null }, pageSize: number, fetched: number): number | null {
-  if (typeof meta.pages === 'number') return meta.pages;
+  if (typeof meta.pages === 'number') return Math.max(meta.pages, fetched);
   if (typeof meta.count !== 'number') return null;
   const perPage = meta.per_page && meta.per_page > 0 ? meta.per_page : pageSize;
   return Math.max(Math.ceil(meta.count / perPage), fetched);
