@@ -62,7 +62,8 @@ export async function main(argv: string[]): Promise<number> {
   }
   const log = createLogger(config.logLevel, pino.destination({ fd: command.logsTo === 'stdout' ? 1 : 2, sync: true }));
   // `migrate` reports what it applies, so opening the database must not apply it first.
-  const looksOnly = name === 'status' || name === 'report' || name === 'query';
+  // Commands that look (or delete) never install the schema in a database that has none.
+  const looksOnly = name === 'status' || name === 'report' || name === 'query' || name === 'delete';
   const ctx = createContext(config, log, args, { migrate: name === 'migrate' ? false : looksOnly ? 'if-installed' : true });
   try {
     return await (await command.load())(ctx);

@@ -152,7 +152,7 @@ describe.each(backends())('cli commands (%s)', (backend) => {
     expect(await snapshot()).toEqual(before);
   });
 
-  it('`status`, `report` and `query` on a DATA_DIR without a database say so (exit 1) and create none', async () => {
+  it('`status`, `report`, `query` and `delete` on a DATA_DIR without a database say so and create none', async () => {
     const parent = mkdtempSync(join(tmpdir(), 'tines-connector-no-db-'));
     try {
       for (const args of [['status'], ['report'], ['query', 'SELECT 1']]) {
@@ -160,13 +160,16 @@ describe.each(backends())('cli commands (%s)', (backend) => {
         expect(r.code, args[0]).toBe(1);
         expect(r.stderr).toMatch(/no embedded database in .*typo/);
       }
+      const d = await cli(['delete', '--yes'], { DATABASE_URL: '', DATA_DIR: join(parent, 'typo') });
+      expect(d.code, d.stderr).toBe(0);
+      expect(d.stdout).toMatch(/no embedded database in .*typo.*nothing deleted/);
       expect(existsSync(join(parent, 'typo'))).toBe(false);
     } finally {
       rmSync(parent, { recursive: true, force: true });
     }
   });
 
-  if (backend === 'postgres') it('`status` and `report` on a database without the schema say so (exit 1); `query` still runs; none installs the schema', async () => {
+  if (backend === 'postgres') it('`status` and `report` on a database without the schema say so (exit 1); `query` and `delete` still run; none installs the schema', async () => {
     const admin = new pg.Client({ connectionString: inject('pgAdminUrl')! });
     await admin.connect();
     const name = `tc_test_empty_${randomBytes(4).toString('hex')}`;
@@ -183,6 +186,9 @@ describe.each(backends())('cli commands (%s)', (backend) => {
       const q = await cli(['query', 'SELECT 1 AS one', '--json'], env);
       expect(q.code, q.stderr).toBe(0);
       expect(JSON.parse(q.stdout)).toEqual([{ one: 1 }]);
+      const d = await cli(['delete', '--yes'], env);
+      expect(d.code, d.stderr).toBe(0);
+      expect(d.stdout).toMatch(/No tines-connector schema .*nothing deleted/);
       const probe = new pg.Client({ connectionString: url.toString() });
       await probe.connect();
       const t = await probe.query(`SELECT to_regclass('schema_migrations')::text AS a, to_regclass('connectors')::text AS b`);
@@ -227,13 +233,16 @@ describe.each(backends())('cli commands (%s)', (backend) => {
       `/* a /* nested */ comment */ -- and a line\n  copy (select 1) to '${target}'`,
       `DO $$ BEGIN EXECUTE 'COPY (SELECT 1) TO ''${target}'''; END $$`,
       'CALL nothing()',
+      // PostgreSQL ends a line comment at a carriage return: what follows it is the statement.
+      ` -- x\rCOPY (SELECT 1) TO '${target}' /*\nSELECT */`,
+      `-- x\rCOPY (SELECT 1) TO '${target}' /*\nSELECT */`,
     ]) {
       const r = await cli(['query', sql]);
       expect(r.code, sql).toBe(1);
       expect(r.stderr, sql).toMatch(/only read-only queries run here \(SELECT, WITH, VALUES, TABLE, SHOW, EXPLAIN\), not (COPY|DO|CALL)/);
     }
     expect(existsSync(target)).toBe(false);
-    for (const sql of ['/* count */ SELECT count(*) AS n FROM tines_users', '(SELECT 1)', 'WITH x AS (SELECT 1) SELECT * FROM x', 'VALUES (1)', 'TABLE connectors', 'SHOW timezone', 'EXPLAIN SELECT 1']) {
+    for (const sql of ['/* count */ SELECT count(*) AS n FROM tines_users', '-- a leading comment\nSELECT 1', '(SELECT 1)', 'WITH x AS (SELECT 1) SELECT * FROM x', 'VALUES (1)', 'TABLE connectors', 'SHOW timezone', 'EXPLAIN SELECT 1']) {
       const r = await cli(['query', sql]);
       expect(r.code, `${sql}: ${r.stderr}`).toBe(0);
     }

@@ -23,6 +23,11 @@ describe('pages_total of a running sync', () => {
     expect(pagesTotalOf({ count: 10, per_page: 5 }, 5, 4)).toBe(4);
   });
 
+  it('is unknown when Tines says more pages than the column holds (a display figure must not fail the sync)', () => {
+    expect(pagesTotalOf({ pages: 3_000_000_000 }, 500, 1)).toBeNull();
+    expect(pagesTotalOf({ count: Number.MAX_SAFE_INTEGER * 4 }, 1, 1)).toBeNull();
+  });
+
   it('is unknown without meta.pages or meta.count', () => {
     expect(pagesTotalOf({}, 500, 3)).toBeNull();
   });

@@ -104,7 +104,7 @@ export function hasFlag(args: readonly string[], flag: string): boolean {
 
 /** Fails plainly when the database holds no tines-connector schema (a wrong DATABASE_URL, or nothing has run yet). */
 export async function requireSchema(q: Queryable, via: string): Promise<void> {
-  const r = await q.query<{ t: string | null }>(`SELECT to_regclass('connectors')::text AS t`);
+  const r = await q.query<{ t: string | null }>(`SELECT to_regclass('tines_users')::text AS t`);
   if (!r.rows[0]?.t) {
     throw new Error(`there is no tines-connector schema in ${via}: nothing has run against this database yet; is DATABASE_URL right? (\`migrate\` or \`sync\` creates it)`);
   }

@@ -1,4 +1,6 @@
 // `delete --yes`: the connector and every row that belongs to it (ON DELETE CASCADE).
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { hasFlag, type CommandContext } from './context.js';
 
 export async function deleteCommand(ctx: CommandContext): Promise<number> {
@@ -7,7 +9,17 @@ export async function deleteCommand(ctx: CommandContext): Promise<number> {
     ctx.out(`This removes connector "${name}" and all its users, memberships, runs and events. Run \`tines-connector delete --yes\` to do it.`);
     return 2;
   }
+  const { url, dataDir } = ctx.config.database;
+  if (!url && !existsSync(join(dataDir, 'pgdata'))) {
+    ctx.out(`There is no embedded database in ${dataDir} (DATA_DIR), so no connector "${name}"; nothing deleted.`);
+    return 0;
+  }
   const db = await ctx.db();
+  const installed = (await db.query<{ t: string | null }>(`SELECT to_regclass('tines_users')::text AS t`)).rows[0]?.t;
+  if (!installed) {
+    ctx.out(`No tines-connector schema in ${db.description}, so no connector "${name}"; nothing deleted. (Is DATABASE_URL right?)`);
+    return 0;
+  }
   const r = await db.query<{ users: number }>(
     `WITH c AS (DELETE FROM connectors WHERE name = $1 RETURNING id)
      SELECT (SELECT count(*) FROM tines_users u WHERE u.connector_id IN (SELECT id FROM c))::int AS users, (SELECT count(*) FROM c)::int AS deleted`,

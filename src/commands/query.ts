@@ -3,7 +3,8 @@ import { hasFlag, readOnly, type CommandContext } from './context.js';
 import { formatTable } from './format.js';
 
 export async function queryCommand(ctx: CommandContext): Promise<number> {
-  const sql = ctx.args.find((a) => !a.startsWith('--'));
+  // The statement is the argument that is not a flag (it may itself begin with a `--` comment).
+  const sql = ctx.args.find((a) => a !== '--json');
   if (!sql) {
     ctx.out('usage: tines-connector query "<SQL>" [--json]');
     return 2;

@@ -63,8 +63,9 @@ export function withoutLeadingComments(sql: string): string {
   for (;;) {
     while (i < sql.length && /\s/.test(sql[i]!)) i++;
     if (sql.startsWith('--', i)) {
-      const nl = sql.indexOf('\n', i);
-      i = nl < 0 ? sql.length : nl + 1;
+      // PostgreSQL ends a line comment at a carriage return too.
+      const end = sql.slice(i).search(/[\n\r]/);
+      i = end < 0 ? sql.length : i + end + 1;
     } else if (sql.startsWith('/*', i)) {
       let depth = 0;
       do {
@@ -133,7 +134,7 @@ export async function startReadGateway(db: Database, dataDir: string, log: Logge
         return;
       }
       if (typeof body.sql !== 'string') return reply(400, { error: 'sql must be a string' });
-      if (SESSION_CHANGING.test(body.sql.replace(/--[^\n]*|\/\*[\s\S]*?\*\//g, ' '))) {
+      if (SESSION_CHANGING.test(body.sql.replace(/--[^\n\r]*|\/\*[\s\S]*?\*\//g, ' '))) {
         return reply(422, { error: 'statements that change session settings are refused while the daemon holds the embedded database' });
       }
       const params = Array.isArray(body.params) ? body.params : [];

@@ -69,36 +69,33 @@ export function lockDataDir(dir: string): () => void {
       };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const { pid, identity } = readLock(path);
+      const { pid, identity, text } = readLock(path);
       if (pid !== undefined && isAlive(pid, dataDir, identity)) throw new DataDirBusyError(dataDir, pid);
-      removeStaleLock(dataDir, path, pid);
+      removeStaleLock(dataDir, path, pid, text);
     }
   }
   throw new Error(`cannot take the lock file ${path}`);
 }
 
 /** The lock file's pid and, when recorded, its holder's identity (files of earlier versions hold the pid only). */
-function readLock(path: string): { pid?: number; identity?: string } {
+function readLock(path: string): { pid?: number; identity?: string; text?: string } {
   try {
-    const [first, second] = readFileSync(path, 'utf8').split('\n');
+    const text = readFileSync(path, 'utf8');
+    const [first, second] = text.split('\n');
     const pid = Number.parseInt(first ?? '', 10);
-    return { pid: Number.isInteger(pid) && pid > 0 ? pid : undefined, identity: second?.trim() || undefined };
+    return { pid: Number.isInteger(pid) && pid > 0 ? pid : undefined, identity: second?.trim() || undefined, text };
   } catch {
     return {}; // gone meanwhile
   }
 }
 
-function readPid(path: string): number | undefined {
-  return readLock(path).pid;
-}
-
 /**
  * Removes a lock file whose process is gone. Only one process at a time may do
- * it (a second lock file, created exclusively), and only if the file still names
- * the same dead process, so two processes that found it stale cannot remove each
+ * it (a second lock file, created exclusively), and only if the file still holds
+ * what was judged stale, so two processes that found it stale cannot remove each
  * other's fresh lock.
  */
-function removeStaleLock(dataDir: string, path: string, stalePid: number | undefined): void {
+function removeStaleLock(dataDir: string, path: string, stalePid: number | undefined, staleText: string | undefined): void {
   const guard = `${path}.takeover`;
   let fd: number;
   try {
@@ -115,7 +112,8 @@ function removeStaleLock(dataDir: string, path: string, stalePid: number | undef
   }
   try {
     closeSync(fd);
-    if (readPid(path) === stalePid) rmSync(path, { force: true });
+    // The whole file, not just the pid: a new holder may have the same pid (pid 1 in a restarted container).
+    if (readLock(path).text === staleText) rmSync(path, { force: true });
   } finally {
     rmSync(guard, { force: true });
   }

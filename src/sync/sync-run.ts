@@ -358,8 +358,11 @@ export class SyncRun {
  * meta.count over the page size; never fewer than the pages already read.
  */
 export function pagesTotalOf(meta: { pages?: number | null; count?: number | null; per_page?: number | null }, pageSize: number, fetched: number): number | null {
-  if (typeof meta.pages === 'number') return Math.max(meta.pages, fetched);
-  if (typeof meta.count !== 'number') return null;
-  const perPage = meta.per_page && meta.per_page > 0 ? meta.per_page : pageSize;
-  return Math.max(Math.ceil(meta.count / perPage), fetched);
+  let total: number;
+  if (typeof meta.pages === 'number') total = meta.pages;
+  else if (typeof meta.count === 'number') total = Math.ceil(meta.count / (meta.per_page && meta.per_page > 0 ? meta.per_page : pageSize));
+  else return null;
+  total = Math.max(total, fetched);
+  // Only a display figure: one beyond the column's integer range is not known, not a failed sync.
+  return Number.isSafeInteger(total) && total <= 2_147_483_647 ? total : null;
 }
