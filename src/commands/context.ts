@@ -1,12 +1,10 @@
 // What every command gets: the frozen config, a logger (stderr, so stdout stays
 // the command's answer), stdout, and the database opened on first use.
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Config } from '../config.js';
-import type { Database } from '../db/database.js';
+import { embeddedClusterPath, type Database, type Queryable } from '../db/database.js';
 import { migrate, migrationState } from '../db/migrate.js';
 import { DataDirBusyError } from '../errors.js';
-import type { Queryable } from '../db/database.js';
 import { openDatabase } from '../db/open.js';
 import { queryThroughGateway, readOnlyRows } from '../daemon/local-gateway.js';
 import type { Logger } from '../log.js';
@@ -76,10 +74,9 @@ export async function readOnly(ctx: CommandContext, sql: string, params: readonl
  * itself, or a running daemon's gateway when it holds the embedded database.
  */
 export async function readAccess(ctx: CommandContext): Promise<{ q: Queryable; db?: Database; via: string }> {
-  const { url, dataDir } = ctx.config.database;
   // Looking must not create a database: a mistyped DATA_DIR would otherwise show an empty new one.
-  if (!url && !existsSync(join(dataDir, 'pgdata'))) {
-    throw new Error(`there is no embedded database in ${dataDir} (DATA_DIR): nothing has run there yet; is DATA_DIR (or DATABASE_URL) right?`);
+  if (embeddedDatabaseMissing(ctx.config)) {
+    throw new Error(`there is no embedded database in ${ctx.config.database.dataDir} (DATA_DIR): nothing has run there yet; is DATA_DIR (or DATABASE_URL) right?`);
   }
   try {
     const db = await ctx.db();
@@ -102,10 +99,20 @@ export function hasFlag(args: readonly string[], flag: string): boolean {
   return args.includes(flag);
 }
 
+/** The embedded database is configured (no DATABASE_URL) but DATA_DIR holds none: nothing has run there. */
+export function embeddedDatabaseMissing(config: Config): boolean {
+  return !config.database.url && !existsSync(embeddedClusterPath(config.database.dataDir));
+}
+
+/** Whether the database holds the tines-connector schema. */
+export async function schemaInstalled(q: Queryable): Promise<boolean> {
+  const r = await q.query<{ t: string | null }>(`SELECT to_regclass('tines_users')::text AS t`);
+  return Boolean(r.rows[0]?.t);
+}
+
 /** Fails plainly when the database holds no tines-connector schema (a wrong DATABASE_URL, or nothing has run yet). */
 export async function requireSchema(q: Queryable, via: string): Promise<void> {
-  const r = await q.query<{ t: string | null }>(`SELECT to_regclass('tines_users')::text AS t`);
-  if (!r.rows[0]?.t) {
+  if (!(await schemaInstalled(q))) {
     throw new Error(`there is no tines-connector schema in ${via}: nothing has run against this database yet; is DATABASE_URL right? (\`migrate\` or \`sync\` creates it)`);
   }
 }

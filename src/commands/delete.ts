@@ -1,7 +1,5 @@
 // `delete --yes`: the connector and every row that belongs to it (ON DELETE CASCADE).
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { hasFlag, type CommandContext } from './context.js';
+import { embeddedDatabaseMissing, hasFlag, schemaInstalled, type CommandContext } from './context.js';
 
 export async function deleteCommand(ctx: CommandContext): Promise<number> {
   const name = ctx.config.connectorName;
@@ -9,14 +7,12 @@ export async function deleteCommand(ctx: CommandContext): Promise<number> {
     ctx.out(`This removes connector "${name}" and all its users, memberships, runs and events. Run \`tines-connector delete --yes\` to do it.`);
     return 2;
   }
-  const { url, dataDir } = ctx.config.database;
-  if (!url && !existsSync(join(dataDir, 'pgdata'))) {
-    ctx.out(`There is no embedded database in ${dataDir} (DATA_DIR), so no connector "${name}"; nothing deleted.`);
+  if (embeddedDatabaseMissing(ctx.config)) {
+    ctx.out(`There is no embedded database in ${ctx.config.database.dataDir} (DATA_DIR), so no connector "${name}"; nothing deleted.`);
     return 0;
   }
   const db = await ctx.db();
-  const installed = (await db.query<{ t: string | null }>(`SELECT to_regclass('tines_users')::text AS t`)).rows[0]?.t;
-  if (!installed) {
+  if (!(await schemaInstalled(db))) {
     ctx.out(`No tines-connector schema in ${db.description}, so no connector "${name}"; nothing deleted. (Is DATABASE_URL right?)`);
     return 0;
   }

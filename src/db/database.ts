@@ -1,6 +1,12 @@
 // The one small interface both backends serve: the PostgreSQL server (pg) and
 // the embedded PostgreSQL (PGlite). The sync logic is written once against it.
 import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+
+/** Where the embedded PostgreSQL keeps its cluster inside DATA_DIR. */
+export function embeddedClusterPath(dataDir: string): string {
+  return join(dataDir, 'pgdata');
+}
 
 export interface QueryResult<R> {
   rows: R[];

@@ -5,7 +5,7 @@ import { closeSync, linkSync, mkdirSync, openSync, readFileSync, rmSync, statSyn
 import { join, resolve } from 'node:path';
 import { PGlite, types } from '@electric-sql/pglite';
 import { DataDirBusyError } from '../errors.js';
-import type { Database, QueryResult, Session } from './database.js';
+import { embeddedClusterPath, type Database, type QueryResult, type Session } from './database.js';
 
 export { DataDirBusyError };
 
@@ -148,7 +148,7 @@ export class EmbeddedDatabase implements Database {
   static async open(dataDir: string): Promise<EmbeddedDatabase> {
     const release = lockDataDir(dataDir);
     try {
-      const pg = await PGlite.create(join(dataDir, 'pgdata'), { parsers });
+      const pg = await PGlite.create(embeddedClusterPath(dataDir), { parsers });
       return new EmbeddedDatabase(pg, dataDir, release);
     } catch (err) {
       release();

@@ -7,6 +7,7 @@ import { finishRun, updateRunProgress, ZERO_COUNTS, type RunCounts } from '../db
 import { errorMessage, SyncAbortedError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { TinesClient, UsersPage } from '../tines/client.js';
+import { perPageOf, type PageMeta } from '../tines/schema.js';
 import { confirmRemovals } from './confirm.js';
 import { guardHold, heldReason, type Candidates, type Held, type ListingFacts } from './removal-rules.js';
 import { applyDiff, COUNT_CANDIDATES, type DiffCounts } from './diff.js';
@@ -357,10 +358,10 @@ export class SyncRun {
  * The listing's page count: meta.pages, or (older tenants send no `pages`)
  * meta.count over the page size; never fewer than the pages already read.
  */
-export function pagesTotalOf(meta: { pages?: number | null; count?: number | null; per_page?: number | null }, pageSize: number, fetched: number): number | null {
+export function pagesTotalOf(meta: Pick<PageMeta, 'pages' | 'count' | 'per_page'>, pageSize: number, fetched: number): number | null {
   let total: number;
   if (typeof meta.pages === 'number') total = meta.pages;
-  else if (typeof meta.count === 'number') total = Math.ceil(meta.count / (meta.per_page && meta.per_page > 0 ? meta.per_page : pageSize));
+  else if (typeof meta.count === 'number') total = Math.ceil(meta.count / perPageOf(meta, pageSize));
   else return null;
   total = Math.max(total, fetched);
   // Only a display figure: one beyond the column's integer range is not known, not a failed sync.

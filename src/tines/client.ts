@@ -9,7 +9,7 @@ import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import { RateLimiter } from './rate-limiter.js';
 import { backoffMs, parseRetryAfter, sleep } from './retry.js';
-import { metaSchema, parseUser, toTinesUser, validateUser, type PageMeta, type TinesUser } from './schema.js';
+import { metaSchema, parseUser, perPageOf, toTinesUser, validateUser, type PageMeta, type TinesUser } from './schema.js';
 
 export const USERS_PATH = '/api/v1/admin/users';
 
@@ -248,7 +248,7 @@ export class TinesClient {
         const current: UsersPage = await request(pageNo);
         inFlight.delete(pageNo);
         const next = nextPageNumber(current, this.opts.pageSize);
-        const perPage = current.meta.per_page && current.meta.per_page > 0 ? current.meta.per_page : this.opts.pageSize;
+        const perPage = perPageOf(current.meta, this.opts.pageSize);
         if (current.meta.pages) maxPages = Math.max(current.meta.pages, 1) * 2 + 10;
         else if (typeof current.meta.count === 'number') maxPages = Math.ceil(current.meta.count / perPage) * 2 + 10;
         if (next !== null && (requested.has(next) || next < 1 || requested.size >= maxPages)) {
@@ -314,7 +314,7 @@ export function retryDelayMs(err: RetryableError, attempt: number, random: () =>
 /** The page after `current`, or null at the end. */
 export function nextPageNumber(current: UsersPage, pageSize: number): number | null {
   const { meta } = current;
-  const perPage = meta.per_page && meta.per_page > 0 ? meta.per_page : pageSize;
+  const perPage = perPageOf(meta, pageSize);
   if (meta.next_page_number !== undefined) return meta.next_page_number ?? null;
   if (meta.next_page !== undefined) {
     if (meta.next_page === null || meta.next_page === '') return null;

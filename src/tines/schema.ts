@@ -117,6 +117,11 @@ export interface TinesUser {
 
 export type PageMeta = z.infer<typeof metaSchema>;
 
+/** Users per page as Tines says (meta.per_page), else as requested. */
+export function perPageOf(meta: Pick<PageMeta, 'per_page'>, pageSize: number): number {
+  return meta.per_page && meta.per_page > 0 ? meta.per_page : pageSize;
+}
+
 /** Checks one user object's shape; returns an error message, or null when it is valid. */
 export function validateUser(raw: unknown): string | null {
   const r = userSchema.safeParse(raw);
