@@ -29,6 +29,10 @@ const COMMANDS: Record<string, { load: () => Promise<Handler>; help: string; log
     load: async () => (await import('./commands/report.js')).reportCommand,
     help: 'report [--json]                         insights: joiners, leavers, idle, privileged, external',
   },
+  people: {
+    load: async () => (await import('./commands/people.js')).peopleCommand,
+    help: 'people import FILE.csv [--source NAME] [--allow-mass-departure] [--json]   the directory: who is behind each account',
+  },
   query: { load: async () => (await import('./commands/query.js')).queryCommand, help: 'query "<SQL>" [--json]                  one read-only statement' },
 };
 
