@@ -11,7 +11,7 @@ export async function reconnectCommand(ctx: CommandContext): Promise<number> {
   const apiKey = readApiKey(ctx.config);
   const fingerprint = keyFingerprint(apiKey);
   const connector = await registerConnector(db, registration(ctx.config, fingerprint));
-  const client = createTinesClient(ctx.config, apiKey, ctx.log);
+  const client = createTinesClient(ctx.config, ctx.config.tines.baseUrl, apiKey, ctx.log);
   try {
     const { count } = await client.checkAccess();
     await db.query('UPDATE connectors SET consecutive_failures = 0, updated_at = now() WHERE id = $1', [connector.id]);
