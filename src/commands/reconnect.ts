@@ -1,12 +1,12 @@
 // `reconnect`: one authenticated call to Tines; on success the connector is active again.
-import { readApiKey } from '../config.js';
+import { readApiKey, type Config } from '../config.js';
 import { keyFingerprint, registerConnector, setConnectorStatus } from '../db/connectors.js';
 import { errorMessage, TinesAuthError } from '../errors.js';
 import { registration } from '../sync/run-sync.js';
 import { createTinesClient } from '../tines/client.js';
 import type { CommandContext } from './context.js';
 
-export async function reconnectCommand(ctx: CommandContext): Promise<number> {
+export async function reconnectCommand(ctx: CommandContext<Config>): Promise<number> {
   const db = await ctx.db();
   const apiKey = readApiKey(ctx.config);
   const fingerprint = keyFingerprint(apiKey);

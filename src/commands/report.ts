@@ -1,6 +1,6 @@
 // `report [--json]`: the insights summary per connector.
 import { connectorReports, type ConnectorReport } from '../db/insights.js';
-import { hasFlag, readAccess, requireSchema, type CommandContext } from './context.js';
+import { readAccess, requireSchema, type CommandContext } from './context.js';
 import { ago } from './format.js';
 
 function describeChange(c: ConnectorReport['recent_changes'][number]): string {
@@ -35,7 +35,7 @@ export async function reportCommand(ctx: CommandContext): Promise<number> {
   const { q, via } = await readAccess(ctx);
   await requireSchema(q, via);
   const reports = await connectorReports(q);
-  if (hasFlag(ctx.args, '--json')) {
+  if (ctx.flags.json) {
     ctx.out(JSON.stringify({ database: via, generated_at: new Date().toISOString(), connectors: reports }));
     return 0;
   }

@@ -4,7 +4,7 @@
 import { keyFingerprint } from '../db/connectors.js';
 import { connectorStatuses } from '../db/status.js';
 import { readApiKey } from '../config.js';
-import { hasFlag, readAccess, requireSchema, type CommandContext } from './context.js';
+import { readAccess, requireSchema, type CommandContext } from './context.js';
 import { ago } from './format.js';
 
 export async function statusCommand(ctx: CommandContext): Promise<number> {
@@ -21,7 +21,7 @@ export async function statusCommand(ctx: CommandContext): Promise<number> {
   }
   // What this configuration would use, beside what is stored: they differ until the next sync registers it.
   const configured = { name, registered: mine !== undefined, tenant_domain: ctx.config.tines.tenantDomain, api_key_fingerprint: keyInForce };
-  if (hasFlag(ctx.args, '--json')) {
+  if (ctx.flags.json) {
     ctx.out(JSON.stringify({ database: via, connectors: rows, configured }));
     return 0;
   }
