@@ -13,6 +13,7 @@ import { FakeTines, generateUsers, type FakeUser } from '../fake/tines-server.js
 import { createLogger } from '../log.js';
 import type { ParsedArgs } from '../command-line.js';
 import type { SyncOutcome } from '../sync/run-sync.js';
+import { visible } from './format.js';
 import { formatReport } from './report.js';
 
 const DAY = 86_400_000;
@@ -178,7 +179,7 @@ async function demoRun(schedule: string | undefined, out: (s: string) => void, f
     log,
     onSyncFinished: (o) => {
       n++;
-      out(describeSync(n, o));
+      out(visible(describeSync(n, o)));
       if (o.errorKind === 'auth') {
         out('        an operator would now: create a new Tenant-owner key in Tines, put it in TINES_API_KEY_FILE');
         out('        (picked up at the next tick), or run `tines-connector reconnect` once the key is valid.');

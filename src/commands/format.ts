@@ -42,7 +42,8 @@ export function formatTable(rows: readonly Record<string, unknown>[], columns?: 
 /** RFC 4180 CSV with a header row: values as stored (quoted, never escaped), timestamps in ISO 8601, JSON for objects. */
 export function formatCsv(rows: readonly Record<string, unknown>[], columns?: readonly string[]): string {
   const cols = columns ?? (rows[0] ? Object.keys(rows[0]) : []);
-  const value = (v: unknown) => (v === null || v === undefined ? '' : v instanceof Date ? v.toISOString() : typeof v === 'object' ? JSON.stringify(v) : String(v));
+  const value = (v: unknown) =>
+    v === null || v === undefined ? '' : v instanceof Date ? v.toISOString() : typeof v === 'object' ? JSON.stringify(v) : typeof v === 'string' && PG_TEXT_TIMESTAMP.test(v) ? isoTimestamp(v) : String(v);
   return stringify([cols, ...rows.map((r) => cols.map((c) => value(r[c])))], { record_delimiter: 'unix' });
 }
 
@@ -59,3 +60,37 @@ export function ago(ts: string | null | undefined, now = Date.now()): string {
   if (s < 36 * 3600) return `${Math.round(s / 3600)} h ago`;
   return `${Math.round(s / 86400)} days ago`;
 }
+
+const TIMESTAMP = /^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2})(?:\.(\d+))?(Z|[+-]\d{2}(?::?\d{2})?)$/;
+
+/**
+ * A timestamp in PostgreSQL's text form (`2026-11-30 22:19:18.022+00`) or ISO
+ * 8601 with any offset (`2026-11-30T22:19:33.005+00:00`), written in the one
+ * form every --json output uses: UTC, `T`, at least milliseconds, `Z`
+ * (`2026-11-30T22:19:18.022Z`); microseconds are kept. Anything else as it is.
+ */
+export function isoTimestamp(text: string): string {
+  const m = TIMESTAMP.exec(text);
+  if (!m) return text;
+  const [, date, time, fraction = '', offset = 'Z'] = m;
+  const zone = offset === 'Z' ? 'Z' : offset.length === 3 ? `${offset}:00` : offset.includes(':') ? offset : `${offset.slice(0, 3)}:${offset.slice(3)}`;
+  const utc = new Date(`${date}T${time}${zone}`);
+  if (Number.isNaN(utc.getTime())) return text;
+  return `${utc.toISOString().slice(0, 19)}.${fraction.padEnd(3, '0')}Z`;
+}
+
+/**
+ * One JSON document for scripts: the data as stored, with the timestamps the
+ * connector writes (keys ending in `_at`) in isoTimestamp's one form.
+ */
+export function jsonDocument(value: unknown): string {
+  return JSON.stringify(value, (key, v: unknown) => (typeof v === 'string' && key.endsWith('_at') ? isoTimestamp(v) : v));
+}
+
+/** Rows of `query` for scripts: a column whose value is a timestamp in PostgreSQL's text form gets isoTimestamp's form; nothing else changes. */
+export function jsonRows(rows: readonly Record<string, unknown>[]): string {
+  return JSON.stringify(rows.map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, typeof v === 'string' && PG_TEXT_TIMESTAMP.test(v) ? isoTimestamp(v) : v]))));
+}
+
+/** How PostgreSQL writes a timestamptz or timestamp as text (both backends return them so). */
+const PG_TEXT_TIMESTAMP = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[+-]\d{2}(?::\d{2}){0,2})?$/;

@@ -1,7 +1,7 @@
 // `query "<SQL>" [--format table|json|csv] [--json]`: one read-only statement against the configured database.
 import { readOnly, type CommandContext } from './context.js';
 import { explainFailure } from './explain.js';
-import { formatCsv, formatTable } from './format.js';
+import { formatCsv, formatTable, jsonRows } from './format.js';
 
 const FORMATS = ['table', 'json', 'csv'] as const;
 type Format = (typeof FORMATS)[number];
@@ -25,7 +25,7 @@ export async function queryCommand(ctx: CommandContext): Promise<number> {
     process.stderr.write(`query failed: ${explainFailure(err, ctx.config)}\n`);
     return 1;
   }
-  if (format === 'json') ctx.out(JSON.stringify(rows));
+  if (format === 'json') ctx.out(jsonRows(rows));
   else if (format === 'csv') process.stdout.write(formatCsv(rows));
   else ctx.out(`${formatTable(rows)}\n(${rows.length} row${rows.length === 1 ? '' : 's'})`);
   return 0;
