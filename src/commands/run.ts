@@ -7,6 +7,7 @@ import { VERSION } from '../version.js';
 import { errorMessage } from '../errors.js';
 import { registration } from '../sync/run-sync.js';
 import type { CommandContext } from './context.js';
+import { reconnect } from './reconnect.js';
 
 /** Resolves with the first SIGTERM/SIGINT; a second one exits at once. */
 function firstSignal(onSecond: (sig: NodeJS.Signals) => void): Promise<NodeJS.Signals> {
@@ -53,7 +54,11 @@ export async function runCommand(ctx: CommandContext<Config>, opts: { stopSignal
   const daemon = new Daemon({ config, db, log: ctx.log });
   const gateway =
     db.backend === 'embedded'
-      ? await startReadGateway(db, config.database.dataDir, log, { connectorName: config.connectorName, syncNow: (o) => daemon.syncNow('manual', o) })
+      ? await startReadGateway(db, config.database.dataDir, log, {
+          connectorName: config.connectorName,
+          syncNow: (o) => daemon.syncNow('manual', o),
+          reconnectNow: () => reconnect(config, db, ctx.log),
+        })
       : undefined;
   await daemon.start();
   const why = await signal;
