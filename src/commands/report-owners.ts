@@ -1,6 +1,7 @@
 // The owners part of `report`'s text: orphaned accounts (privileged ones first,
 // with how long ago their person left), then accounts nobody owns.
 import type { OrphanedAccount, OwnersReport } from '../db/owners.js';
+import { visible } from './format.js';
 
 /** Accounts shown per list in the text report; --json has up to OWNER_LIST_LIMIT, the views all. */
 const SHOWN = 10;
@@ -38,5 +39,6 @@ export function formatOwners(o: OwnersReport | undefined): string {
     lines.push(...shown.map((a) => `      ${who(a.email, a.name)}${a.admin ? '  tenant admin' : ''}`));
     lines.push(...more(o.unowned, shown.length, 'unowned_accounts'));
   }
-  return lines.join('\n');
+  // Emails, names and team names came from Tines or the directory: shown, never obeyed by the terminal.
+  return lines.map(visible).join('\n');
 }

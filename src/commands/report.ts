@@ -1,8 +1,8 @@
 // `report [--json]`: the insights summary per connector.
 import { connectorReports, type ConnectorReport } from '../db/insights.js';
 import { ownerReports } from '../db/owners.js';
-import { hasFlag, readAccess, requireSchema, type CommandContext } from './context.js';
-import { ago } from './format.js';
+import { readAccess, requireSchema, type CommandContext } from './context.js';
+import { ago, jsonDocument, visible } from './format.js';
 import { formatOwners } from './report-owners.js';
 
 function describeChange(c: ConnectorReport['recent_changes'][number]): string {
@@ -30,7 +30,8 @@ export function formatReport(r: ConnectorReport): string {
     '  recent changes',
     ...(r.recent_changes.length ? r.recent_changes.map((c) => `    ${ago(c.occurred_at).padEnd(12)} ${describeChange(c)}`) : ['    none']),
   ];
-  return lines.join('\n');
+  // Names, emails, teams and roles came from Tines: shown, never obeyed by the terminal.
+  return lines.map(visible).join('\n');
 }
 
 export async function reportCommand(ctx: CommandContext): Promise<number> {
@@ -39,8 +40,8 @@ export async function reportCommand(ctx: CommandContext): Promise<number> {
   const reports = await connectorReports(q);
   // Owners (009_people.sql): a block of their own per connector, `owners` in --json.
   const owners = await ownerReports(q);
-  if (hasFlag(ctx.args, '--json')) {
-    ctx.out(JSON.stringify({ database: via, generated_at: new Date().toISOString(), connectors: reports.map((r) => ({ ...r, owners: owners.get(r.name) ?? null })) }));
+  if (ctx.flags.json) {
+    ctx.out(jsonDocument({ database: via, generated_at: new Date().toISOString(), connectors: reports.map((r) => ({ ...r, owners: owners.get(r.name) ?? null })) }));
     return 0;
   }
   const withOwners = (r: ConnectorReport) => `${formatReport(r)}\n${formatOwners(owners.get(r.name))}`;

@@ -6,7 +6,7 @@
 // guard), returning ones active again.
 import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
-import type { Config } from '../config.js';
+import type { Settings } from '../config.js';
 import { CopyBuffer, escapeCopy, type Database, type Session } from '../db/database.js';
 import type { Logger } from '../log.js';
 import { guardHold } from '../sync/removal-rules.js';
@@ -26,7 +26,7 @@ export interface ImportOptions {
   source: string;
   allowMassDeparture: boolean;
   /** Its REMOVAL_GUARD_PERCENT and REMOVAL_GUARD_MIN guard departures as they guard removals. */
-  guard: Config['sync'];
+  guard: Settings['sync'];
   log: Logger;
 }
 
