@@ -99,6 +99,21 @@ describe.each(backends())('people import (%s)', (backend) => {
       expect(await people()).toEqual([]);
     });
 
+    it('lists the first 1000 bad rows in line order and counts them all', async () => {
+      const rows = Array.from({ length: 1200 }, (_, i) => (i % 2 === 0 ? `bad${i}` : `dup@example.com`));
+      const o = await load(`email\n${rows.join('\n')}\n`);
+      expect(o.result).toBe('rejected');
+      if (o.result !== 'rejected') return;
+      expect(o.bad_row_count).toBe(600 + 599);
+      expect(o.bad_rows).toHaveLength(1000);
+      expect(o.bad_rows.slice(0, 3)).toEqual([
+        { line: 2, problem: 'invalid email "bad0"' },
+        { line: 4, problem: 'invalid email "bad2"' },
+        { line: 5, problem: 'duplicate email "dup@example.com" (first on line 3)' },
+      ]);
+      expect(o.bad_rows.map((b) => b.line)).toEqual([...o.bad_rows.map((b) => b.line)].sort((a, b) => a - b));
+    });
+
     it('reports an unclosed quote by line and loads nothing', async () => {
       const o = await load('email,name\nada@example.com,Ada\nbob@example.com,"Bob\ncarol@example.com,Carol\n');
       expect(o.result).toBe('rejected');
@@ -138,6 +153,8 @@ describe.each(backends())('people import (%s)', (backend) => {
       expect(Date.parse(gone!.status_changed_at)).toBeGreaterThan(Date.now() - 60_000);
       // Unchanged people are not rewritten.
       expect((await person('a@example.com'))!.status_changed_at).toBe(before!.status_changed_at);
+      const untouched = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM people WHERE updated_at < now() - interval '39 days'`);
+      expect(untouched.rows[0]!.n).toBe(4);
 
       // Missing again: stays departed, its departure date kept.
       await db.query(`UPDATE people SET status_changed_at = now() - interval '3 days' WHERE email_key = 'e@example.com'`);
