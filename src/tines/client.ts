@@ -8,7 +8,7 @@ import { RetryableError, SyncAbortedError, TinesAuthError, TinesRequestError } f
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import { RateLimiter } from './rate-limiter.js';
-import { backoffMs, parseRetryAfter, sleep } from './retry.js';
+import { backoffMs, parseRetryAfter, sleep, tlsCertificateProblem } from './retry.js';
 import { metaSchema, parseUser, perPageOf, toTinesUser, validateUser, type PageMeta, type TinesUser } from './schema.js';
 
 export const USERS_PATH = '/api/v1/admin/users';
@@ -161,6 +161,17 @@ export class TinesClient {
       this.opts.onResponse?.(0);
       const cause = describeAxiosError(err, this.opts.apiKey);
       const code = (cause as NodeJS.ErrnoException).code ?? '';
+      // A certificate that fails verification stays failed for as long as backoff lasts: not retried.
+      const tls = tlsCertificateProblem(code);
+      if (tls) {
+        throw new TinesRequestError(
+          'network',
+          `GET ${path}: TLS certificate refused: ${tls} (${cause.message}); not retried. ` +
+            'Check TINES_TENANT_DOMAIN; behind a TLS-inspecting proxy, give its CA to Node with NODE_EXTRA_CA_CERTS.',
+          undefined,
+          { cause },
+        );
+      }
       if (NETWORK_CODES.has(code) || !axios.isAxiosError(err) || !err.response) {
         throw new RetryableError('network', cause.message, undefined, undefined, { cause });
       }
