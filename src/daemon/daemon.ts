@@ -1,7 +1,8 @@
 // The long-running service: a sync at start, then on the cron schedule, never
 // two at once; failures counted and retried with jittered backoff; an explicit
-// shutdown that aborts the sync in flight within a grace period.
-import type http from 'node:http';
+// shutdown that aborts the sync in flight within a grace period. Its database is
+// open and migrated before it starts (see database-wait.ts); the health server
+// is the caller's.
 import cron, { type ScheduledTask } from 'node-cron';
 import type { Config } from '../config.js';
 import type { Database } from '../db/database.js';
@@ -10,7 +11,6 @@ import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import { notStarted } from '../sync/outcome.js';
 import { runSync, type SyncOutcome } from '../sync/run-sync.js';
-import { startHealthServer } from './health.js';
 import { Metrics } from './metrics.js';
 
 const RETRY_BASE_MS = 5_000;
@@ -26,9 +26,9 @@ export interface DaemonOptions {
 
 export class Daemon {
   private readonly log: Logger;
-  private readonly metrics: Metrics;
+  /** Counters and gauges for /metrics. */
+  readonly metrics: Metrics;
   private task: ScheduledTask | undefined;
-  private server: http.Server | undefined;
   private inFlight: Promise<void> | undefined;
   private controller: AbortController | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -40,16 +40,13 @@ export class Daemon {
     this.metrics = new Metrics(opts.db, opts.config.connectorName, opts.log.child({ component: 'metrics' }));
   }
 
-  get healthPort(): number | undefined {
-    const addr = this.server?.address();
-    return addr && typeof addr === 'object' ? addr.port : undefined;
+  /** Whether a sync runs now (the embedded database then answers /readyz late). */
+  get syncInFlight(): boolean {
+    return this.inFlight !== undefined;
   }
 
   async start(): Promise<void> {
-    const { config, db } = this.opts;
-    if (config.healthPort > 0) {
-      this.server = await startHealthServer(config.healthPort, db, this.metrics, this.opts.log.child({ component: 'health' }), () => this.inFlight !== undefined);
-    }
+    const { config } = this.opts;
     const cronLog = this.opts.log.child({ component: 'cron' });
     this.task = cron.schedule(config.sync.schedule, () => this.tick('schedule'), {
       name: `sync:${config.connectorName}`,
@@ -145,7 +142,7 @@ export class Daemon {
 
   /**
    * Stops scheduling, aborts the sync in flight and waits for it up to the
-   * grace period, then closes the health server. The caller closes the database.
+   * grace period. The caller closes the health server and the database.
    * Returns false when the sync did not finish in time.
    */
   async stop(graceMs: number): Promise<boolean> {
@@ -163,13 +160,6 @@ export class Daemon {
       ]);
       clearTimeout(timer);
       if (!finished) this.log.error({ graceMs }, 'the sync in flight did not stop within the grace period');
-    }
-    if (this.server) {
-      const server = this.server;
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
     }
     return finished;
   }
