@@ -85,7 +85,8 @@ export async function runCommand(ctx: CommandContext, opts: { stopSignal?: Promi
         "daemon's own statements. Use `tines-connector query`, which reaches this daemon, or a PostgreSQL server with DATABASE_URL.",
     );
   }
-  const daemon = new Daemon({ config, db, log: ctx.log });
+  // Registered once, here: a connector deleted under the daemon is not created again by its syncs.
+  const daemon = new Daemon({ config, db, log: ctx.log, registeredId: ready.connectorId });
   health?.serve({ db, metrics: daemon.metrics, syncInFlight: () => daemon.syncInFlight });
   const gateway =
     db.backend === 'embedded'

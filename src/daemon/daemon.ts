@@ -7,7 +7,7 @@ import cron, { type ScheduledTask } from 'node-cron';
 import type { Config } from '../config.js';
 import type { Database } from '../db/database.js';
 import type { RunTrigger } from '../db/runs.js';
-import { errorMessage } from '../errors.js';
+import { ConnectorDeletedError, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import { notStarted } from '../sync/outcome.js';
 import { runSync, type SyncOutcome } from '../sync/run-sync.js';
@@ -20,6 +20,12 @@ export interface DaemonOptions {
   config: Config;
   db: Database;
   log: Logger;
+  /**
+   * The connector's row as `run` registered it at start. Syncs refresh that row
+   * and never create it again: once it is deleted (`delete --yes`), the daemon
+   * stops syncing it. Without it, each sync registers the connector itself.
+   */
+  registeredId?: number;
   /** Called after each sync (the demo prints them). */
   onSyncFinished?: (outcome: SyncOutcome) => void;
 }
@@ -34,6 +40,8 @@ export class Daemon {
   private retryTimer: NodeJS.Timeout | undefined;
   private failuresInARow = 0;
   private stopping = false;
+  /** Set when the connector was deleted under this daemon: no sync from then on. */
+  private connectorDeleted = false;
 
   constructor(private readonly opts: DaemonOptions) {
     this.log = opts.log.child({ component: 'daemon' });
@@ -87,7 +95,7 @@ export class Daemon {
    * outcome, or undefined when it could not start; never rejects.
    */
   syncNow(trigger: RunTrigger, opts: { allowMassRemoval?: boolean } = {}): Promise<SyncOutcome | undefined> {
-    if (this.stopping) return Promise.resolve(undefined);
+    if (this.stopping || this.connectorDeleted) return Promise.resolve(undefined);
     if (this.inFlight) {
       this.log.info({ trigger }, 'previous sync still running; this one is skipped');
       return Promise.resolve(notStarted('busy', 'a sync of this connector is already running in this daemon', 0));
@@ -99,7 +107,7 @@ export class Daemon {
     const run = (async (): Promise<SyncOutcome | undefined> => {
       try {
         const outcome = await runSync(
-          { config: this.opts.config, db: this.opts.db, log: this.opts.log, hooks: this.metrics.hooks() },
+          { config: this.opts.config, db: this.opts.db, log: this.opts.log, hooks: this.metrics.hooks(), registeredId: this.opts.registeredId },
           { trigger, signal: controller.signal, allowMassRemoval: opts.allowMassRemoval },
         );
         if (outcome.result === 'busy') this.log.info({ trigger }, 'another replica is syncing this connector; tick skipped');
@@ -108,6 +116,10 @@ export class Daemon {
         this.opts.onSyncFinished?.(outcome);
         return outcome;
       } catch (err) {
+        if (err instanceof ConnectorDeletedError) {
+          this.stopServingDeletedConnector(err);
+          return undefined;
+        }
         // Before a run could be recorded: database unreachable, key file unreadable, ...
         this.metrics.tickFailed();
         this.failed(`sync could not start: ${errorMessage(err)}`, true);
@@ -119,6 +131,20 @@ export class Daemon {
     })();
     this.inFlight = run.then(() => undefined);
     return run;
+  }
+
+  /**
+   * The connector was deleted under this daemon: it is not registered again,
+   * the schedule stops, and this is said once. The process keeps running (health,
+   * gateway) until it is stopped; a restart with the connector configured registers it anew.
+   */
+  private stopServingDeletedConnector(err: ConnectorDeletedError): void {
+    if (this.connectorDeleted) return;
+    this.connectorDeleted = true;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    void this.task?.stop();
+    this.log.warn({ connector: err.connectorName, connectorId: err.connectorId }, `${err.message}: this daemon no longer syncs it`);
   }
 
   /** Counts a failure and, unless it waits on the operator, retries sooner than the schedule. */
