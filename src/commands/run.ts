@@ -10,10 +10,12 @@ import { Daemon } from '../daemon/daemon.js';
 import { untilDatabaseReady } from '../daemon/database-wait.js';
 import { HealthServer } from '../daemon/health.js';
 import { startReadGateway } from '../daemon/local-gateway.js';
+import { VERSION } from '../version.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import { registration } from '../sync/run-sync.js';
 import type { CommandContext } from './context.js';
+import { reconnect } from './reconnect.js';
 
 /** Resolves with the first SIGTERM/SIGINT; a second one exits at once. */
 function firstSignal(onSecond: (sig: NodeJS.Signals) => void): Promise<NodeJS.Signals> {
@@ -43,7 +45,7 @@ async function openForRun(config: Config, log: Logger, fingerprint: string | nul
   }
 }
 
-export async function runCommand(ctx: CommandContext, opts: { stopSignal?: Promise<unknown> } = {}): Promise<number> {
+export async function runCommand(ctx: CommandContext<Config>, opts: { stopSignal?: Promise<unknown> } = {}): Promise<number> {
   const { config } = ctx;
   const log = ctx.log.child({ component: 'run' });
   // Signals are ours from the first moment, so one during start-up still stops cleanly.
@@ -61,7 +63,7 @@ export async function runCommand(ctx: CommandContext, opts: { stopSignal?: Promi
   }
   // The effective configuration: secrets are non-enumerable, so they are not in it; DATA_DIR only when it is used.
   const shown = config.database.url ? { ...config, database: {} } : config;
-  log.info({ config: shown, apiKeyFingerprint: fingerprint, database: describeDatabase(config), pid: process.pid }, 'tines-connector starting');
+  log.info({ version: VERSION, config: shown, apiKeyFingerprint: fingerprint, database: describeDatabase(config), pid: process.pid }, 'tines-connector starting');
 
   // Up before the database, so /healthz answers (and /readyz says why not ready) while it is reached.
   const health = config.healthPort > 0 ? await HealthServer.listen(config.healthPort, ctx.log.child({ component: 'health' })) : undefined;
@@ -90,7 +92,11 @@ export async function runCommand(ctx: CommandContext, opts: { stopSignal?: Promi
   health?.serve({ db, metrics: daemon.metrics, syncInFlight: () => daemon.syncInFlight });
   const gateway =
     db.backend === 'embedded'
-      ? await startReadGateway(db, config.database.dataDir, log, { connectorName: config.connectorName, syncNow: (o) => daemon.syncNow('manual', o) })
+      ? await startReadGateway(db, config.database.dataDir, log, {
+          connectorName: config.connectorName,
+          syncNow: (o) => daemon.syncNow('manual', o),
+          reconnectNow: () => reconnect(config, db, ctx.log),
+        })
       : undefined;
   await daemon.start();
   const why = await signal;

@@ -1,6 +1,7 @@
 // One sync of one connector: registration, single flight, the reconnect gate,
 // and the run's record; the run itself is in sync-run.ts.
-import { readApiKey, type Config } from '../config.js';
+import type { Config } from '../config.js';
+import { environmentTarget, type ConnectorTarget } from '../connectors/target.js';
 import { FAILING_AFTER, getConnector, keyFingerprint, recordSyncFailure, registerConnector } from '../db/connectors.js';
 import type { Database } from '../db/database.js';
 import { abortStaleRuns, startRun, type RunTrigger } from '../db/runs.js';
@@ -24,6 +25,8 @@ export interface SyncDeps {
   db: Database;
   log: Logger;
   hooks?: SyncHooks;
+  /** The connector to sync; the environment's by default. */
+  target?: ConnectorTarget;
   /** The connector's row as the daemon registered it at start: refreshed, never re-created (a deleted connector stays deleted). */
   registeredId?: number;
 }
@@ -35,10 +38,10 @@ export interface SyncRequest {
   signal?: AbortSignal;
 }
 
-export function registration(config: Config, fingerprint: string | null) {
+export function registration(config: Config, fingerprint: string | null, target: ConnectorTarget = environmentTarget(config)) {
   return {
-    name: config.connectorName,
-    tenantDomain: config.tines.tenantDomain,
+    name: target.name,
+    tenantDomain: target.tenantDomain,
     fingerprint,
     inactiveAfterDays: config.inactiveAfterDays,
     orgEmailDomains: config.orgEmailDomains,
@@ -53,16 +56,17 @@ export async function runSync(deps: SyncDeps, req: SyncRequest): Promise<SyncOut
 
 async function runSyncInner(deps: SyncDeps, req: SyncRequest): Promise<SyncOutcome> {
   const { config, db } = deps;
+  const target = deps.target ?? environmentTarget(config);
   const started = performance.now();
-  const log = deps.log.child({ component: 'sync', connector: config.connectorName });
+  const log = deps.log.child({ component: 'sync', connector: target.name });
   let apiKey: string;
   try {
-    apiKey = readApiKey(config);
+    apiKey = await target.readKey();
   } catch (err) {
     // No run can start (a secret mount gone), but it counts as a failed sync, so
     // the connector turns failing after a few and status and alerts show why.
     try {
-      const connector = await registerConnector(db, registration(config, null), { registeredId: deps.registeredId });
+      const connector = await registerConnector(db, registration(config, null, target), { registeredId: deps.registeredId });
       if (await recordSyncFailure(db, connector.id, null, errorMessage(err))) {
         log.error(`connector is now failing (${FAILING_AFTER} or more syncs in a row could not run): ${errorMessage(err)}`);
       }
@@ -73,25 +77,25 @@ async function runSyncInner(deps: SyncDeps, req: SyncRequest): Promise<SyncOutco
     throw err;
   }
   const fingerprint = keyFingerprint(apiKey);
-  const registered = await registerConnector(db, registration(config, fingerprint), { registeredId: deps.registeredId });
+  const registered = await registerConnector(db, registration(config, fingerprint, target), { registeredId: deps.registeredId });
 
   return db.withSession(async (s) => {
     const lock = `tines-connector:sync:${registered.id}`;
     if (!(await s.tryLock(lock))) {
       log.info({ trigger: req.trigger }, 'another sync of this connector is running; this one does nothing');
-      return notStarted('busy', `another sync of connector "${config.connectorName}" is running`, performance.now() - started);
+      return notStarted('busy', `another sync of connector "${target.name}" is running`, performance.now() - started);
     }
     try {
       const stale = await abortStaleRuns(s, registered.id);
       if (stale > 0) log.warn({ runs: stale }, 'marked runs left running by a process that ended as aborted');
-      const connector = (await getConnector(s, config.connectorName))!;
+      const connector = (await getConnector(s, target.name))!;
       if (connector.status === 'reconnect_required' && connector.refused_key_fingerprint === fingerprint) {
-        const message = new ReconnectRequiredError(config.connectorName, connector.status_reason).message;
+        const message = new ReconnectRequiredError(target.name, connector.status_reason).message;
         log.warn({ trigger: req.trigger }, message);
         return notStarted('reconnect_required', message, performance.now() - started);
       }
       const runId = await startRun(s, connector.id, req.trigger);
-      const run = new SyncRun(deps, s, connector, runId, apiKey, fingerprint, req, log, started);
+      const run = new SyncRun({ ...deps, target }, s, connector, runId, apiKey, fingerprint, req, log, started);
       try {
         return await run.execute();
       } catch (err) {

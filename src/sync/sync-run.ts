@@ -16,6 +16,7 @@ import { errorKindOf, type SyncOutcome } from './outcome.js';
 import { ProgressReporter } from './progress.js';
 import { refreshStatistics } from './statistics.js';
 import type { SyncDeps, SyncRequest } from './run-sync.js';
+import type { ConnectorTarget } from '../connectors/target.js';
 import { rememberedListing, rememberPages, stageKnownPages, type RememberedListing } from './remembered-pages.js';
 import { createStaging, finalizeStaging, hasNoUsers, markSyncWriter, pageKey, preparePage, stagePage } from './staging.js';
 
@@ -51,7 +52,7 @@ export class SyncRun {
   private outside: Queryable;
 
   constructor(
-    private readonly deps: SyncDeps,
+    private readonly deps: SyncDeps & { target: ConnectorTarget },
     private readonly s: Session,
     private readonly connector: ConnectorRow,
     private readonly runId: number,
@@ -73,7 +74,7 @@ export class SyncRun {
     const { s, connector, runId, req, log } = this;
     const { config, db } = this.deps;
     log.info({ runId, trigger: req.trigger }, 'sync started');
-    const client = (await tinesClient).createTinesClient(config, this.apiKey, this.log, this.deps.hooks);
+    const client = (await tinesClient).createTinesClient(config, this.deps.target.baseUrl, this.apiKey, this.log, this.deps.hooks);
     await createStaging(s);
     const remembered = await rememberedListing(s, connector.id, config.tines.pageSize);
     // On the server, a connector with no users yet loads straight into its tables.

@@ -361,15 +361,16 @@ export function nextPageNumber(current: UsersPage, pageSize: number): number | n
   return current.size >= perPage ? current.page + 1 : null;
 }
 
-/** The client for the configuration and the key in force, with optional metric hooks. */
+/** The client for one tenant (its origin) and the key in force, with the configured limits and optional metric hooks. */
 export function createTinesClient(
   config: Config,
+  baseUrl: string,
   apiKey: string,
   log: Logger,
   hooks?: Pick<TinesClientOptions, 'onResponse' | 'onRetry'>,
 ): TinesClient {
   return new TinesClient({
-    baseUrl: config.tines.baseUrl,
+    baseUrl,
     apiKey,
     pageSize: config.tines.pageSize,
     requestsPerMinute: config.tines.requestsPerMinute,
