@@ -107,6 +107,22 @@ describe('errors and logs of one-shot commands', () => {
     expect(bad.stderr).toMatch(/LOG_FORMAT must be one of json, pretty/);
   });
 
+  it('`run | head`: the daemon stops cleanly when the reader of its log goes, exit 0', async () => {
+    const child = spawn(process.execPath, [CLI, 'run'], {
+      cwd: CHILD_CWD,
+      env: childEnv({ TINES_TENANT_DOMAIN: fake.url, TINES_API_KEY: 'k', DATA_DIR: join(scratch, 'run-head'), HEALTH_PORT: '0', SYNC_SCHEDULE: '* * * * * *', LOG_LEVEL: 'info' }),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdout.once('data', () => child.stdout.destroy());
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+    clearTimeout(timer);
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+  });
+
   it('a Tines client line carries one component (it was "sync" and "tines-client" both)', async () => {
     fake.faults = [{ status: 503, times: 1 }];
     const r = await runCli(['sync'], childEnv({ TINES_TENANT_DOMAIN: fake.url, TINES_API_KEY: 'k', DATA_DIR: join(scratch, 'component'), LOG_LEVEL: 'info', LOG_FORMAT: 'json' }), { cwd: CHILD_CWD });
