@@ -5,7 +5,7 @@ import { environmentTarget, type ConnectorTarget } from '../connectors/target.js
 import { FAILING_AFTER, getConnector, keyFingerprint, recordSyncFailure, registerConnector } from '../db/connectors.js';
 import type { Database } from '../db/database.js';
 import { abortStaleRuns, startRun, type RunTrigger } from '../db/runs.js';
-import { errorMessage, ReconnectRequiredError } from '../errors.js';
+import { ConnectorDeletedError, errorMessage, ReconnectRequiredError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { notStarted, type SyncOutcome } from './outcome.js';
 import { dropStaging } from './staging.js';
@@ -27,6 +27,8 @@ export interface SyncDeps {
   hooks?: SyncHooks;
   /** The connector to sync; the environment's by default. */
   target?: ConnectorTarget;
+  /** The connector's row as the daemon registered it at start: refreshed, never re-created (a deleted connector stays deleted). */
+  registeredId?: number;
 }
 
 export interface SyncRequest {
@@ -64,17 +66,18 @@ async function runSyncInner(deps: SyncDeps, req: SyncRequest): Promise<SyncOutco
     // No run can start (a secret mount gone), but it counts as a failed sync, so
     // the connector turns failing after a few and status and alerts show why.
     try {
-      const connector = await registerConnector(db, registration(config, null, target));
+      const connector = await registerConnector(db, registration(config, null, target), { registeredId: deps.registeredId });
       if (await recordSyncFailure(db, connector.id, null, errorMessage(err))) {
         log.error(`connector is now failing (${FAILING_AFTER} or more syncs in a row could not run): ${errorMessage(err)}`);
       }
     } catch (dbErr) {
+      if (dbErr instanceof ConnectorDeletedError) throw dbErr;
       log.warn({ err: { message: errorMessage(dbErr) } }, 'could not record the failure on the connector');
     }
     throw err;
   }
   const fingerprint = keyFingerprint(apiKey);
-  const registered = await registerConnector(db, registration(config, fingerprint, target));
+  const registered = await registerConnector(db, registration(config, fingerprint, target), { registeredId: deps.registeredId });
 
   return db.withSession(async (s) => {
     const lock = `tines-connector:sync:${registered.id}`;
