@@ -148,7 +148,7 @@ export const COMMANDS: readonly CommandSpec[] = [
       json: JSON_FLAG,
     },
     details:
-      'A header row is required with an "email" column; name, status (active|suspended|departed), department, manager_email and external_id are optional.\n' +
+      'A header row is required with an "email" column; name, status (active|suspended|departed), status_changed_at, department, manager_email and external_id are optional.\n' +
       'Exit codes: 0 loaded, 1 failed, 2 bad rows or an unreadable file (nothing loaded), 4 held: too many departures (nothing loaded).',
     needs: 'database',
     load: async () => (await import('./commands/people.js')).peopleImportCommand,

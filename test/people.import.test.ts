@@ -180,6 +180,36 @@ describe.each(backends())('people import (%s)', (backend) => {
       expect(await person('bob@example.com')).toMatchObject({ status: 'departed' });
     });
 
+    it('takes status_changed_at from the file when it gives one (a date is midnight UTC), and now when a status changes without one', async () => {
+      const at = async (email: string) => (await db.query<{ t: string }>(`SELECT to_char(status_changed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS') AS t FROM people WHERE email_key = $1`, [email])).rows[0]!.t;
+      const file = 'email,status,status_changed_at\na@example.com,departed,2026-10-01\nb@example.com,active,2026-11-29T08:30:00+02:00\nc@example.com,suspended,\n';
+      expect(await load(file)).toMatchObject({ result: 'loaded', added: 3 });
+      expect(await at('a@example.com')).toBe('2026-10-01T00:00:00');
+      expect(await at('b@example.com')).toBe('2026-11-29T06:30:00');
+      expect(Date.parse(`${await at('c@example.com')}Z`)).toBeGreaterThan(Date.now() - 120_000);
+      // The same file again changes nothing; a corrected date is an update.
+      expect(await load(file)).toMatchObject({ updated: 0, unchanged: 3 });
+      expect(await load(file.replace('2026-10-01', '2026-09-15'))).toMatchObject({ updated: 1, unchanged: 2 });
+      expect(await at('a@example.com')).toBe('2026-09-15T00:00:00');
+      // A file without the column keeps the dates while the statuses stay.
+      expect(await load('email,status\na@example.com,departed\nb@example.com,active\nc@example.com,suspended\n')).toMatchObject({ updated: 0 });
+      expect(await at('a@example.com')).toBe('2026-09-15T00:00:00');
+      // Its days since departure come from that date.
+      const days = await db.query<{ d: number }>(`SELECT floor(extract(epoch FROM now() - status_changed_at) / 86400)::int AS d FROM people WHERE email_key = 'a@example.com'`);
+      expect(days.rows[0]!.d).toBe(Math.floor((Date.now() - Date.parse('2026-09-15T00:00:00Z')) / 86_400_000));
+    });
+
+    it('reports a status_changed_at that is no date, or in the future, as a bad row', async () => {
+      const o = await load('email,status,status_changed_at\na@example.com,departed,2026-02-30\nb@example.com,departed,last week\nc@example.com,departed,2999-01-01\nd@example.com,departed,2026-10-01 17:00\n');
+      expect(o.result).toBe('rejected');
+      if (o.result !== 'rejected') return;
+      expect(o.bad_rows).toEqual([
+        { line: 2, problem: 'invalid status_changed_at "2026-02-30" (expected a date such as 2026-10-31, or 2026-10-31T17:00:00Z)' },
+        { line: 3, problem: 'invalid status_changed_at "last week" (expected a date such as 2026-10-31, or 2026-10-31T17:00:00Z)' },
+        { line: 4, problem: 'status_changed_at "2999-01-01" is in the future' },
+      ]);
+    });
+
     it('touches only its own source: another source and rows written with SQL are not departed', async () => {
       await load(roster(five), 'hr');
       await load(roster(['x@example.com', 'y@example.com']), 'contractors');

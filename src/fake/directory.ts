@@ -22,7 +22,7 @@ const quote = (v: string) => (/[",\r\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` 
  * changes early on; an active tenant admin (there if there is one) is one
  * of the departed.
  */
-export function fakeDirectory(users: FakeUser[], orgDomain: string): FakeDirectory {
+export function fakeDirectory(users: FakeUser[], orgDomain: string, now = Date.now()): FakeDirectory {
   const inOrg = users.filter((u) => u.email.toLowerCase().endsWith(`@${orgDomain}`));
   const late = inOrg.slice(Math.floor((inOrg.length * 2) / 3)).filter((u) => u.is_active !== false);
   const admin = late.find((u) => u.admin) ?? inOrg.find((u) => u.admin && u.is_active !== false);
@@ -31,12 +31,15 @@ export function fakeDirectory(users: FakeUser[], orgDomain: string): FakeDirecto
   const departed = [admin, others[3]!, others[7]!].map((u) => u.email);
   const suspended = [others[11]!.email];
   const unlisted = [others[15]!.email, others[19]!.email];
+  // When each left, as HR recorded it: the admin six weeks ago, the others a fortnight and four months ago.
+  const daysAgo = new Map([...departed.map((e, i) => [e, [45, 14, 120][i]!] as const), [suspended[0]!, 3]]);
+  const date = (days: number | undefined) => (days === undefined ? '' : new Date(now - days * 86_400_000).toISOString().slice(0, 10));
   const rows = inOrg
     .filter((u) => !unlisted.includes(u.email))
     .map((u, i) => {
       const status = departed.includes(u.email) ? 'departed' : suspended.includes(u.email) ? 'suspended' : 'active';
       const name = i % 9 === 0 ? `${u.last_name}, ${u.first_name}` : `${u.first_name} ${u.last_name}`;
-      return [u.email, name, status, DEPARTMENTS[u.id % DEPARTMENTS.length]!, `E${String(u.id).padStart(5, '0')}`].map(quote).join(',');
+      return [u.email, name, status, date(daysAgo.get(u.email)), DEPARTMENTS[u.id % DEPARTMENTS.length]!, `E${String(u.id).padStart(5, '0')}`].map(quote).join(',');
     });
-  return { csv: `email,name,status,department,external_id\r\n${rows.join('\r\n')}\r\n`, departed, suspended, unlisted };
+  return { csv: `email,name,status,status_changed_at,department,external_id\r\n${rows.join('\r\n')}\r\n`, departed, suspended, unlisted };
 }

@@ -8,7 +8,7 @@ import { CsvError, parse, type Options } from 'csv-parse';
 import { z } from 'zod';
 
 /** The people columns a file may carry, in the order rows hold them. */
-export const PERSON_COLUMNS = ['email', 'name', 'status', 'department', 'manager_email', 'external_id'] as const;
+export const PERSON_COLUMNS = ['email', 'name', 'status', 'status_changed_at', 'department', 'manager_email', 'external_id'] as const;
 export type PersonColumn = (typeof PERSON_COLUMNS)[number];
 
 export const PERSON_STATUSES = ['active', 'suspended', 'departed'] as const;
@@ -20,6 +20,8 @@ export interface DirectoryRow {
   email: string;
   name: string | null;
   status: PersonStatus;
+  /** When the status took effect as the file says (ISO 8601, UTC), or null: the import's time when the status changes. */
+  status_changed_at: string | null;
   department: string | null;
   manager_email: string | null;
   external_id: string | null;
@@ -52,6 +54,23 @@ export class DirectoryFileError extends Error {
 const EMAIL = z.regexes.unicodeEmail;
 const LINE_BREAKS = /\r\n|\r|\n/g;
 const isStatus = (s: string): s is PersonStatus => (PERSON_STATUSES as readonly string[]).includes(s);
+// A date, or a date and time with an optional offset (none means UTC).
+const TIMESTAMP = /^(\d{4}-\d{2}-\d{2})(?:[T ](\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)(Z|[+-]\d{2}(?::?\d{2})?)?)?$/i;
+const DAY_MS = 86_400_000;
+
+/** A status_changed_at cell as ISO 8601 in UTC, or why it is not one. */
+export function statusTimestamp(cell: string, now = Date.now()): { iso: string } | { problem: string } {
+  const m = TIMESTAMP.exec(cell);
+  const [, date, time, zone] = m ?? [];
+  const ms = m ? Date.parse(`${date}T${time ?? '00:00'}${zone ? zone.toUpperCase().replace(/^([+-]\d{2})(\d{2})$/, '$1:$2').replace(/^([+-]\d{2})$/, '$1:00') : 'Z'}`) : NaN;
+  // Date.parse rolls 2026-02-30 over to March: a date must survive the round trip.
+  if (Number.isNaN(ms) || (date && !time && new Date(ms).toISOString().slice(0, 10) !== date)) {
+    return { problem: `invalid status_changed_at "${cell}" (expected a date such as 2026-10-31, or 2026-10-31T17:00:00Z)` };
+  }
+  // A day of slack for dates written in a time zone ahead of UTC.
+  if (ms > now + DAY_MS) return { problem: `status_changed_at "${cell}" is in the future` };
+  return { iso: new Date(ms).toISOString() };
+}
 
 function lineBreaks(raw: string): number {
   let n = 0;
@@ -137,6 +156,12 @@ function checkRecord(record: string[], header: readonly (PersonColumn | undefine
   else if (!EMAIL.test(email)) problems.push(`invalid email "${email}"`);
   const status = (v.status ?? 'active').toLowerCase();
   if (!isStatus(status)) problems.push(`unknown status "${v.status}" (expected ${PERSON_STATUSES.join(', ')})`);
+  let changedAt: string | null = null;
+  if (v.status_changed_at) {
+    const t = statusTimestamp(v.status_changed_at);
+    if ('problem' in t) problems.push(t.problem);
+    else changedAt = t.iso;
+  }
   const manager = v.manager_email ?? null;
   if (manager !== null && !EMAIL.test(manager)) problems.push(`invalid manager_email "${manager}"`);
   if (problems.length > 0) return { kind: 'bad', bad: { line, problem: problems.join('; ') } };
@@ -147,6 +172,7 @@ function checkRecord(record: string[], header: readonly (PersonColumn | undefine
       email: email!,
       name: v.name ?? null,
       status: status as PersonStatus,
+      status_changed_at: changedAt,
       department: v.department ?? null,
       manager_email: manager,
       external_id: v.external_id ?? null,

@@ -14,7 +14,7 @@ import { DirectoryFileError, readDirectory, type BadRow, type DirectoryHeader, t
 
 const STAGE = 'people_import_stage';
 /** The staging table's loaded columns, in the order stageLine encodes them. */
-const STAGE_COLUMNS = ['line', 'email', 'name', 'status', 'department', 'manager_email', 'external_id'] as const;
+const STAGE_COLUMNS = ['line', 'email', 'name', 'status', 'status_changed_at', 'department', 'manager_email', 'external_id'] as const;
 const FLUSH_BYTES = 1 << 20;
 /** Bad rows kept for the report; the rest are counted. */
 export const BAD_ROWS_REPORTED = 1000;
@@ -60,7 +60,7 @@ class RollBack extends Error {
 
 function stageLine(r: DirectoryRow): string {
   const t = (v: string | null) => (v === null ? '\\N' : escapeCopy(v));
-  return `${r.line}\t${t(r.email)}\t${t(r.name)}\t${r.status}\t${t(r.department)}\t${t(r.manager_email)}\t${t(r.external_id)}\n`;
+  return `${r.line}\t${t(r.email)}\t${t(r.name)}\t${r.status}\t${t(r.status_changed_at)}\t${t(r.department)}\t${t(r.manager_email)}\t${t(r.external_id)}\n`;
 }
 
 /** Imports the CSV at `path`. Throws DirectoryFileError when the file cannot be read as a directory. */
@@ -110,7 +110,7 @@ async function stage(s: Session, input: Readable): Promise<{ header: DirectoryHe
   await s.exec(`DROP TABLE IF EXISTS ${STAGE};
     CREATE TEMP TABLE ${STAGE} (
       line integer NOT NULL, email text NOT NULL, email_key text GENERATED ALWAYS AS (lower(btrim(email))) STORED,
-      name text, status text NOT NULL, department text, manager_email text, external_id text
+      name text, status text NOT NULL, status_changed_at timestamptz, department text, manager_email text, external_id text
     ) ON COMMIT DROP`);
   const buf = new CopyBuffer(FLUSH_BYTES + (64 << 10));
   const flush = async () => {
@@ -158,7 +158,11 @@ async function merge(s: Session, header: DirectoryHeader, opts: ImportOptions): 
   const given = new Set<PersonColumn>(['email', 'status', ...header.columns]);
   const kept = (['name', 'department', 'manager_email', 'external_id'] as const).filter((c) => given.has(c));
   const compared = ['email', 'status', ...kept];
-  const differs = (o: string, n: string) => `(${[...compared.map((c) => `${o}.${c}`), `${o}.source`].join(', ')}) IS DISTINCT FROM (${[...compared.map((c) => `${n}.${c}`), '$1::text'].join(', ')})`;
+  // status_changed_at: the file's when it gives one; else kept while the status stays, now when it changes (or is new).
+  const changedAt = (o: string, n: string) => `COALESCE(${n}.status_changed_at, CASE WHEN ${o}.status = ${n}.status THEN ${o}.status_changed_at END, now())`;
+  const differs = (o: string, n: string) =>
+    `(${[...compared.map((c) => `${o}.${c}`), `${o}.source`, `${o}.status_changed_at`].join(', ')}) IS DISTINCT FROM ` +
+    `(${[...compared.map((c) => `${n}.${c}`), '$1::text', changedAt(o, n)].join(', ')})`;
 
   const c = await s.query<ImportCounts>(
     `SELECT (SELECT count(*) FROM ${STAGE})::int AS rows,
@@ -196,14 +200,14 @@ async function merge(s: Session, header: DirectoryHeader, opts: ImportOptions): 
   );
   const cols = ['email', 'status', ...kept];
   await s.query(
-    `INSERT INTO people (${cols.join(', ')}, source)
-     SELECT ${cols.map((col) => `s.${col}`).join(', ')}, $1::text FROM ${STAGE} s
+    `INSERT INTO people (${cols.join(', ')}, source, status_changed_at)
+     SELECT ${cols.map((col) => `s.${col}`).join(', ')}, $1::text, ${changedAt('p', 's')} FROM ${STAGE} s
        LEFT JOIN people p ON p.email_key = s.email_key
       -- Only new and changed people: an unchanged row is not even tried (a no-change import writes nothing).
       WHERE p.email_key IS NULL OR ${differs('p', 's')}
      ON CONFLICT (email_key) DO UPDATE
         SET ${cols.map((col) => `${col} = EXCLUDED.${col}`).join(', ')}, source = EXCLUDED.source,
-            status_changed_at = CASE WHEN people.status = EXCLUDED.status THEN people.status_changed_at ELSE now() END,
+            status_changed_at = EXCLUDED.status_changed_at,
             updated_at = now()
       WHERE ${differs('people', 'EXCLUDED')}`,
     [opts.source],
