@@ -16,6 +16,7 @@ const STAGE = 'people_import_stage';
 /** The staging table's loaded columns, in the order stageLine encodes them. */
 const STAGE_COLUMNS = ['line', 'email', 'name', 'status', 'status_changed_at', 'department', 'manager_email', 'external_id'] as const;
 const FLUSH_BYTES = 1 << 20;
+const UNIQUE_VIOLATION = '23505';
 /** Bad rows kept for the report; the rest are counted. */
 export const BAD_ROWS_REPORTED = 1000;
 /** The source of an import without --source. */
@@ -85,7 +86,7 @@ export async function importPeople(db: Database, input: Readable, opts: ImportOp
       s.transaction(async () => {
         const staged = await stage(s, input);
         phases.staged = Math.round(performance.now() - started);
-        const bad = await withDuplicates(s, staged.bad, staged.badCount);
+        const bad = await indexOrDuplicates(s, staged.bad, staged.badCount);
         phases.checked = Math.round(performance.now() - started);
         const ignored = staged.header.ignored;
         if (bad.count > 0) {
@@ -135,8 +136,22 @@ async function stage(s: Session, input: Readable): Promise<{ header: DirectoryHe
   return { header, bad, badCount };
 }
 
-/** Adds the file's duplicate emails (every record after the first of an address) to the bad rows, in line order. */
-async function withDuplicates(s: Session, bad: BadRow[], badCount: number): Promise<{ rows: BadRow[]; count: number }> {
+/**
+ * Indexes the staged rows by email. When the unique index cannot be built, the
+ * file has duplicate emails: each record after the first of an address joins
+ * the bad rows, in line order. (Trying the index first spares a file without
+ * duplicates, the usual case, a sort of every row.)
+ */
+async function indexOrDuplicates(s: Session, bad: BadRow[], badCount: number): Promise<{ rows: BadRow[]; count: number }> {
+  await s.exec('SAVEPOINT people_stage_index');
+  try {
+    await s.exec(`CREATE UNIQUE INDEX ON ${STAGE} (email_key)`);
+    await s.exec('RELEASE SAVEPOINT people_stage_index');
+    return { rows: bad, count: badCount };
+  } catch (err) {
+    if ((err as { code?: string }).code !== UNIQUE_VIOLATION) throw err;
+    await s.exec('ROLLBACK TO SAVEPOINT people_stage_index');
+  }
   const r = await s.query<{ line: number; email: string; first_line: number; total: number }>(
     `SELECT line, email, first_line, count(*) OVER ()::int AS total
        FROM (SELECT line, email, min(line) OVER (PARTITION BY email_key) AS first_line FROM ${STAGE}) d
@@ -149,9 +164,9 @@ async function withDuplicates(s: Session, bad: BadRow[], badCount: number): Prom
   return { rows: [...bad, ...dupes].sort((a, b) => a.line - b.line).slice(0, BAD_ROWS_REPORTED), count };
 }
 
-/** The staged snapshot into `people`: counts, the guard, then departures and one upsert. */
+/** The staged snapshot into `people`: counts, departures, the guard, then one upsert. */
 async function merge(s: Session, header: DirectoryHeader, opts: ImportOptions): Promise<ImportOutcome> {
-  await s.exec(`CREATE UNIQUE INDEX ON ${STAGE} (email_key); ANALYZE ${STAGE}`);
+  await s.exec(`ANALYZE ${STAGE}`);
   // Imports of any source one after the other; readers go on reading.
   await s.exec('LOCK TABLE people IN SHARE ROW EXCLUSIVE MODE');
   // Columns the file does not have are left as they are; status is always the file's (active when not given).
@@ -164,20 +179,25 @@ async function merge(s: Session, header: DirectoryHeader, opts: ImportOptions): 
     `(${[...compared.map((c) => `${o}.${c}`), `${o}.source`, `${o}.status_changed_at`].join(', ')}) IS DISTINCT FROM ` +
     `(${[...compared.map((c) => `${n}.${c}`), '$1::text', changedAt(o, n)].join(', ')})`;
 
-  const c = await s.query<ImportCounts>(
+  const c = await s.query<Omit<ImportCounts, 'departed' | 'unchanged'>>(
     `SELECT (SELECT count(*) FROM ${STAGE})::int AS rows,
             count(*) FILTER (WHERE p.email_key IS NULL)::int AS added,
             count(*) FILTER (WHERE p.email_key IS NOT NULL AND ${differs('p', 's')})::int AS updated,
             count(*) FILTER (WHERE p.status = 'departed' AND s.status <> 'departed')::int AS returned,
             count(*) FILTER (WHERE p.email_key IS NOT NULL AND p.source IS DISTINCT FROM $1::text)::int AS claimed,
-            (SELECT count(*) FROM people x WHERE x.source = $1::text AND x.status <> 'departed'
-                AND NOT EXISTS (SELECT 1 FROM ${STAGE} y WHERE y.email_key = x.email_key))::int AS departed,
             (SELECT count(*) FROM people x WHERE x.source = $1::text AND x.status <> 'departed')::int AS present_before
        FROM ${STAGE} s LEFT JOIN people p ON p.email_key = s.email_key`,
     [opts.source],
   );
+  // Departures first: the statement counts them, and a held import rolls them back with everything else.
+  const gone = await s.query(
+    `UPDATE people p SET status = 'departed', status_changed_at = now(), updated_at = now()
+      WHERE p.source = $1::text AND p.status <> 'departed'
+        AND NOT EXISTS (SELECT 1 FROM ${STAGE} y WHERE y.email_key = p.email_key)`,
+    [opts.source],
+  );
   const row = c.rows[0]!;
-  const counts: ImportCounts = { ...row, unchanged: row.rows - row.added - row.updated };
+  const counts: ImportCounts = { ...row, departed: gone.rowCount, unchanged: row.rows - row.added - row.updated };
   const base = { source: opts.source, ignored_columns: header.ignored, ...counts };
   const held = guardHold({ candidates: counts.departed, present: counts.present_before }, opts.guard, opts.allowMassDeparture);
   if (held) {
@@ -192,12 +212,6 @@ async function merge(s: Session, header: DirectoryHeader, opts: ImportOptions): 
     });
   }
 
-  await s.query(
-    `UPDATE people p SET status = 'departed', status_changed_at = now(), updated_at = now()
-      WHERE p.source = $1::text AND p.status <> 'departed'
-        AND NOT EXISTS (SELECT 1 FROM ${STAGE} y WHERE y.email_key = p.email_key)`,
-    [opts.source],
-  );
   const cols = ['email', 'status', ...kept];
   await s.query(
     `INSERT INTO people (${cols.join(', ')}, source, status_changed_at)
