@@ -1,16 +1,19 @@
 // What a person reads: text with its control characters made visible, aligned
 // tables, CSV, ages. Scripts read --json, which carries the data as stored.
 import { stringify } from 'csv-stringify/sync';
+import stringWidth from 'string-width';
 
 const NAMED: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
 
 /**
- * C0 and C1 control characters, DEL, line and paragraph separators, and the
- * bidirectional overrides and isolates: what lets text from Tines (a user's
- * name) move the cursor, set a terminal's title, fake a line of output or
- * reorder what is shown.
+ * Control characters (C0, C1, DEL), line and paragraph separators, and every
+ * format character (Unicode category Cf: the bidirectional marks, overrides
+ * and isolates, zero-width spaces and joiners, the byte order mark, soft
+ * hyphens): what lets text from Tines (a user's name) move the cursor, set a
+ * terminal's title, fake a line of output, reorder what is shown or hide a
+ * difference between two names.
  */
-const INVISIBLE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+const INVISIBLE = /[\p{Cc}\p{Cf}\u2028\u2029]/gu;
 
 /**
  * `text` as it may be shown to a person: every control character written as an
@@ -18,10 +21,11 @@ const INVISIBLE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u
  * everywhere text is printed for a person; the data is not changed.
  */
 export function visible(text: string): string {
-  return text.replace(INVISIBLE, (c) => NAMED[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return text.replace(INVISIBLE, (c) => NAMED[c] ?? [...c].map((u) => (u.codePointAt(0)! > 0xffff ? `\\u{${u.codePointAt(0)!.toString(16)}}` : `\\u${u.codePointAt(0)!.toString(16).padStart(4, '0')}`)).join(''));
 }
 
-function cell(v: unknown): string {
+/** One value as a table cell (the text a person reads). */
+export function cell(v: unknown): string {
   if (v === null || v === undefined) return '';
   if (v instanceof Date) return v.toISOString();
   if (typeof v === 'object') return visible(JSON.stringify(v));
@@ -30,21 +34,34 @@ function cell(v: unknown): string {
 
 /** Aligned columns with a header row; every cell shown whole (`less -S` scrolls wide ones). */
 export function formatTable(rows: readonly Record<string, unknown>[], columns?: readonly string[]): string {
-  const cols = (columns ?? (rows[0] ? Object.keys(rows[0]) : [])).map(visible);
-  if (cols.length === 0) return '(no columns)';
   const keys = columns ?? (rows[0] ? Object.keys(rows[0]) : []);
-  const body = rows.map((r) => keys.map((c) => cell(r[c])));
-  const widths = cols.map((c, i) => Math.max(c.length, ...body.map((r) => r[i]!.length)));
-  const line = (cells: readonly string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
-  return [line(cols), line(widths.map((w) => '-'.repeat(w))), ...body.map(line)].join('\n');
+  return formatGrid(keys.map(visible), rows.map((r) => keys.map((c) => cell(r[c]))));
 }
 
-/** RFC 4180 CSV with a header row: values as stored (quoted, never escaped), timestamps in ISO 8601, JSON for objects. */
-export function formatCsv(rows: readonly Record<string, unknown>[], columns?: readonly string[]): string {
-  const cols = columns ?? (rows[0] ? Object.keys(rows[0]) : []);
-  const value = (v: unknown) =>
-    v === null || v === undefined ? '' : v instanceof Date ? v.toISOString() : typeof v === 'object' ? JSON.stringify(v) : typeof v === 'string' && PG_TEXT_TIMESTAMP.test(v) ? isoTimestamp(v) : String(v);
-  return stringify([cols, ...rows.map((r) => cols.map((c) => value(r[c])))], { record_delimiter: 'unix' });
+/** How many terminal columns `text` takes: a CJK character or an emoji two, a combining mark none. */
+export function displayWidth(text: string): number {
+  // Plain ASCII (most cells) is its length; string-width only for the rest.
+  return /^[\x20-\x7e]*$/.test(text) ? text.length : stringWidth(text);
+}
+
+/**
+ * Cells already made visible, aligned under their header by display width.
+ * The widths are found with a loop: a spread of every row into Math.max
+ * overflows the call stack past about 125,000 rows.
+ */
+export function formatGrid(header: readonly string[], body: readonly (readonly string[])[]): string {
+  if (header.length === 0) return '(no columns)';
+  const widths = header.map(displayWidth);
+  for (const row of body) {
+    for (let i = 0; i < widths.length; i++) {
+      const w = displayWidth(row[i] ?? '');
+      if (w > widths[i]!) widths[i] = w;
+    }
+  }
+  const line = (cells: readonly string[]) => cells.map((c, i) => c + ' '.repeat(widths[i]! - displayWidth(c))).join('  ').trimEnd();
+  const out = [line(header), line(widths.map((w) => '-'.repeat(w)))];
+  for (const row of body) out.push(line(row));
+  return out.join('\n');
 }
 
 /** "3 minutes ago"-style age of an ISO or PostgreSQL timestamp. */
@@ -87,10 +104,28 @@ export function jsonDocument(value: unknown): string {
   return JSON.stringify(value, (key, v: unknown) => (typeof v === 'string' && key.endsWith('_at') ? isoTimestamp(v) : v));
 }
 
-/** Rows of `query` for scripts: a column whose value is a timestamp in PostgreSQL's text form gets isoTimestamp's form; nothing else changes. */
-export function jsonRows(rows: readonly Record<string, unknown>[]): string {
-  return JSON.stringify(rows.map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, typeof v === 'string' && PG_TEXT_TIMESTAMP.test(v) ? isoTimestamp(v) : v]))));
+/** PostgreSQL type oids `query` converts for scripts (see scriptValue). */
+export const PG_TYPE = { bytea: 17, date: 1082, timestamp: 1114, timestamptz: 1184 } as const;
+
+/**
+ * One value of `query`'s --json or --format csv, by its column's type (never by
+ * what the text looks like): a timestamptz in isoTimestamp's form; a timestamp
+ * without time zone as ISO 8601 without a zone (`2026-01-01T10:00:00.000`: none
+ * is stored); everything else as the backend gave it (a date `2026-12-01`, a
+ * bytea `\x78`, both kept as PostgreSQL's text).
+ */
+export function scriptValue(v: unknown, typeId: number): unknown {
+  if (typeof v !== 'string') return v;
+  if (typeId === PG_TYPE.timestamptz) return isoTimestamp(v);
+  if (typeId === PG_TYPE.timestamp) return isoLocalTimestamp(v);
+  return v;
 }
 
-/** How PostgreSQL writes a timestamptz or timestamp as text (both backends return them so). */
-const PG_TEXT_TIMESTAMP = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[+-]\d{2}(?::\d{2}){0,2})?$/;
+const LOCAL_TIMESTAMP = /^(\d{4,}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2})(?:\.(\d+))?( BC)?$/;
+
+/** PostgreSQL's `2026-01-01 10:00:00.5` as `2026-01-01T10:00:00.500` (microseconds kept); `infinity` and BC dates as they are. */
+export function isoLocalTimestamp(text: string): string {
+  const m = LOCAL_TIMESTAMP.exec(text);
+  if (!m || m[4]) return text;
+  return `${m[1]}T${m[2]}.${(m[3] ?? '').padEnd(3, '0')}`;
+}

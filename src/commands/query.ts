@@ -1,7 +1,10 @@
 // `query "<SQL>" [--format table|json|csv] [--json]`: one read-only statement against the configured database.
-import { readOnly, type CommandContext } from './context.js';
-import { explainFailure } from './explain.js';
-import { formatCsv, formatTable, jsonRows } from './format.js';
+import { stringify } from 'csv-stringify/sync';
+import type { ResultField } from '../db/database.js';
+import { withoutLeadingComments } from '../daemon/local-gateway.js';
+import type { CommandContext } from './context.js';
+import { cell, formatGrid, scriptValue, visible } from './format.js';
+import { readResult, type ResultBatch } from './query-result.js';
 
 const FORMATS = ['table', 'json', 'csv'] as const;
 type Format = (typeof FORMATS)[number];
@@ -18,36 +21,111 @@ export async function queryCommand(ctx: CommandContext): Promise<number> {
   }
   const format: Format = ctx.flags.json ? 'json' : ((asked as Format | undefined) ?? 'table');
   const sql = ctx.positionals[0]!;
-  let rows: Record<string, unknown>[];
-  try {
-    rows = await readOnly(ctx, sql);
-  } catch (err) {
-    process.stderr.write(`query failed: ${explainFailure(err, ctx.config)}\n`);
-    return 1;
+  if (withoutLeadingComments(sql).replace(/[\s;]+/g, '') === '') {
+    process.stderr.write('tines-connector query: no statement given: pass one SQL statement, e.g. query "SELECT count(*) FROM tines_users"\n');
+    return 2;
   }
-  if (format === 'json') {
-    ctx.out(jsonRows(rows));
-    return 0;
-  }
-  const columns = rows.length > 0 ? undefined : await columnsOf(ctx, sql);
-  if (format === 'csv') process.stdout.write(formatCsv(rows, columns));
-  else ctx.out(`${formatTable(rows, columns)}\n(${rows.length} row${rows.length === 1 ? '' : 's'})`);
+  const printer = format === 'json' ? jsonPrinter() : format === 'csv' ? csvPrinter() : tablePrinter(ctx);
+  await readResult(ctx, sql, printer.batch);
+  await printer.end();
   return 0;
 }
 
+interface Printer {
+  batch(b: ResultBatch): Promise<void>;
+  end(): Promise<void>;
+}
+
+/** Writes to stdout, waiting while the reader (a pipe) has not taken the last batch. */
+async function write(text: string): Promise<void> {
+  if (text && !process.stdout.write(text)) await new Promise((resolve) => process.stdout.once('drain', resolve));
+}
+
+/** Names that appear more than once among the columns. */
+function duplicates(fields: readonly ResultField[]): string[] {
+  const seen = new Set<string>();
+  const twice = new Set<string>();
+  for (const f of fields) (seen.has(f.name) ? twice : seen).add(f.name);
+  return [...twice];
+}
+
 /**
- * The column names of a statement that returned no rows, so an empty table or
- * CSV still has its header: the statement as a subquery, LEFT JOINed to one
- * row, answers one row of nulls under its names (LIMIT 0: it is planned, not
- * run again). Only SELECT-like statements can be subqueries; for the rest (SHOW,
- * EXPLAIN always answer rows) and on any error, no names.
+ * One JSON array of objects, streamed. Two columns of one name cannot both be
+ * keys of an object: refused before anything is printed, naming the column
+ * (renaming one silently would give a script a key nobody wrote).
  */
-async function columnsOf(ctx: CommandContext, sql: string): Promise<string[] | undefined> {
-  const body = sql.replace(/[\s;]+$/, '');
-  try {
-    const [row] = await readOnly(ctx, `SELECT q.* FROM (SELECT 1) AS one LEFT JOIN (SELECT * FROM (\n${body}\n) AS q0 LIMIT 0) AS q ON true`);
-    return row ? Object.keys(row) : undefined;
-  } catch {
-    return undefined;
-  }
+function jsonPrinter(): Printer {
+  let started = false;
+  return {
+    async batch({ fields, rows }) {
+      if (!started) {
+        const twice = duplicates(fields);
+        if (twice.length > 0) {
+          throw new Error(
+            `the result has more than one column named ${twice.map((n) => JSON.stringify(n)).join(', ')}, and --json prints each row as an object: ` +
+              'give the columns distinct names (`AS`), or use --format csv or table, which print every column',
+          );
+        }
+      }
+      let text = '';
+      for (const row of rows) {
+        text += `${started ? ',' : '['}${JSON.stringify(Object.fromEntries(fields.map((f, i) => [f.name, scriptValue(row[i], f.typeId)])))}`;
+        started = true;
+      }
+      await write(text);
+    },
+    async end() {
+      await write(started ? ']\n' : '[]\n');
+    },
+  };
+}
+
+/** RFC 4180 CSV with a header row (every column), streamed: values by type (scriptValue), JSON for objects. */
+function csvPrinter(): Printer {
+  let header = false;
+  const value = (v: unknown, typeId: number) => {
+    const s = scriptValue(v, typeId);
+    return s === null || s === undefined ? '' : typeof s === 'object' ? JSON.stringify(s) : String(s);
+  };
+  return {
+    async batch({ fields, rows }) {
+      const records = rows.map((row) => fields.map((f, i) => value(row[i], f.typeId)));
+      if (!header) records.unshift(fields.map((f) => f.name));
+      header = true;
+      await write(records.length > 0 ? stringify(records, { record_delimiter: 'unix' }) : '');
+    },
+    async end() {},
+  };
+}
+
+/**
+ * Cells of a table held until the widths are known. A result too large to
+ * show as a table (more than TABLE_LIMIT_CHARS of text) fails cleanly, with
+ * the advice to use csv or json, which stream; it does not exhaust memory.
+ */
+const TABLE_LIMIT_CHARS = 64 * 1024 * 1024;
+
+function tablePrinter(ctx: CommandContext): Printer {
+  let header: string[] = [];
+  const body: string[][] = [];
+  let size = 0;
+  return {
+    async batch({ fields, rows }) {
+      header = fields.map((f) => visible(f.name));
+      for (const row of rows) {
+        const cells = row.map(cell);
+        for (const c of cells) size += c.length + 2;
+        if (size > TABLE_LIMIT_CHARS) {
+          throw new Error(
+            `the result is too large to show as a table (more than ${TABLE_LIMIT_CHARS / 1024 / 1024} MB of text after ${body.length} rows): ` +
+              'use --format csv or --format json, which stream rows of any number, or narrow the statement (LIMIT, fewer columns)',
+          );
+        }
+        body.push(cells);
+      }
+    },
+    async end() {
+      ctx.out(`${formatGrid(header, body)}\n(${body.length} row${body.length === 1 ? '' : 's'})`);
+    },
+  };
 }

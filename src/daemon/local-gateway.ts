@@ -9,7 +9,7 @@ import http from 'node:http';
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../log.js';
-import type { Database } from '../db/database.js';
+import type { Database, QueryOptions, QueryResult, ResultField } from '../db/database.js';
 import type { SyncOutcome } from '../sync/outcome.js';
 
 export const GATEWAY_SOCKET = 'tines-connector.sock';
@@ -19,9 +19,9 @@ export function gatewayPath(dataDir: string): string {
   return join(dataDir, GATEWAY_SOCKET);
 }
 
-/** Carries a read-only statement's rows out of its transaction, which then rolls back. */
+/** Carries a read-only statement's result out of its transaction, which then rolls back. */
 class RolledBack extends Error {
-  constructor(readonly rows: Record<string, unknown>[]) {
+  constructor(readonly result: QueryResult<unknown>) {
     super('rolled back');
   }
 }
@@ -32,6 +32,29 @@ class RolledBack extends Error {
  * leaves the session as it found it.
  */
 export async function readOnlyRows(db: Database, sql: string, params: readonly unknown[] = []): Promise<Record<string, unknown>[]> {
+  return (await readOnlyResult(db, sql, params)).rows as Record<string, unknown>[];
+}
+
+/** readOnlyRows with QueryOptions (`query`'s rows as arrays with their fields). */
+export async function readOnlyResult(db: Database, sql: string, params: readonly unknown[] = [], opts?: QueryOptions): Promise<QueryResult<unknown>> {
+  refuseAllButQueries(sql);
+  try {
+    await db.withSession((s) =>
+      s.transaction(async () => {
+        await s.query('SET TRANSACTION READ ONLY');
+        await s.query(`SET LOCAL statement_timeout = '120s'`);
+        throw new RolledBack(await s.query(sql, params, opts));
+      }),
+    );
+  } catch (err) {
+    if (err instanceof RolledBack) return err.result;
+    throw err;
+  }
+  throw new Error('unreachable: the read-only transaction did not roll back');
+}
+
+/** Throws unless `sql` is a query by its first word (see QUERY_WORDS). */
+export function refuseAllButQueries(sql: string): void {
   // A read-only transaction still lets COPY (or a DO block running one) write a file
   // or run a program on the database server, or write into the embedded database's
   // own files: only statements that are queries by their first word run here.
@@ -39,19 +62,6 @@ export async function readOnlyRows(db: Database, sql: string, params: readonly u
   if (!QUERY_WORDS.has(word)) {
     throw new Error(`only read-only queries run here (${[...QUERY_WORDS].join(', ').toUpperCase()}), not ${word ? word.toUpperCase() : 'this statement'}`);
   }
-  try {
-    await db.withSession((s) =>
-      s.transaction(async () => {
-        await s.query('SET TRANSACTION READ ONLY');
-        await s.query(`SET LOCAL statement_timeout = '120s'`);
-        throw new RolledBack((await s.query<Record<string, unknown>>(sql, params)).rows);
-      }),
-    );
-  } catch (err) {
-    if (err instanceof RolledBack) return err.rows;
-    throw err;
-  }
-  throw new Error('unreachable: the read-only transaction did not roll back');
 }
 
 /** First words of the statements `query` runs (after any opening parentheses). */
@@ -123,7 +133,7 @@ export async function startReadGateway(db: Database, dataDir: string, log: Logge
       else chunks.push(c);
     });
     req.on('end', () => {
-      let body: { sql?: unknown; params?: unknown; allowMassRemoval?: unknown; connectorName?: unknown };
+      let body: { sql?: unknown; params?: unknown; allowMassRemoval?: unknown; connectorName?: unknown; table?: unknown; textTypes?: unknown };
       try {
         body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as typeof body;
       } catch {
@@ -158,8 +168,11 @@ export async function startReadGateway(db: Database, dataDir: string, log: Logge
         return reply(422, { error: 'statements that change session settings are refused while the daemon holds the embedded database' });
       }
       const params = Array.isArray(body.params) ? body.params : [];
-      readOnlyRows(db, body.sql, params).then(
-        (rows) => reply(200, { rows }),
+      // `table`: rows as arrays with their fields (`query`), the types in textTypes as text.
+      const textTypes = Array.isArray(body.textTypes) ? body.textTypes.filter((t): t is number => Number.isInteger(t)) : undefined;
+      const opts: QueryOptions | undefined = body.table === true ? { rowMode: 'array', textTypes } : undefined;
+      readOnlyResult(db, body.sql, params, opts).then(
+        (r) => reply(200, opts ? { rows: r.rows, fields: r.fields } : { rows: r.rows }),
         (err: Error) => reply(422, { error: err.message }),
       );
     });
@@ -207,6 +220,11 @@ async function callGateway<T>(dataDir: string, path: string, payload: unknown): 
 /** Runs a read-only statement through a running daemon's gateway; undefined when none listens. */
 export async function queryThroughGateway(dataDir: string, sql: string, params: readonly unknown[] = []): Promise<Record<string, unknown>[] | undefined> {
   return (await callGateway<{ rows: Record<string, unknown>[] }>(dataDir, '/query', { sql, params }))?.rows;
+}
+
+/** A read-only statement's rows as arrays with their fields, through a running daemon's gateway; undefined when none listens. */
+export async function tableThroughGateway(dataDir: string, sql: string, textTypes: readonly number[]): Promise<{ rows: unknown[][]; fields: ResultField[] } | undefined> {
+  return callGateway<{ rows: unknown[][]; fields: ResultField[] }>(dataDir, '/query', { sql, params: [], table: true, textTypes });
 }
 
 /** Asks a running daemon to try its key on Tines now; undefined when none listens. */

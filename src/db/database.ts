@@ -11,6 +11,14 @@ export function embeddedClusterPath(dataDir: string): string {
 export interface QueryResult<R> {
   rows: R[];
   rowCount: number;
+  /** The result's columns in order (with `rowMode: 'array'`). */
+  fields?: ResultField[];
+}
+
+/** One column of a result: its name and its PostgreSQL type oid. */
+export interface ResultField {
+  name: string;
+  typeId: number;
 }
 
 export interface QueryOptions {
@@ -20,6 +28,10 @@ export interface QueryOptions {
    * statements ignore it.
    */
   name?: string;
+  /** Rows as arrays, every column kept (two of the same name too), with the result's fields. */
+  rowMode?: 'array';
+  /** Type oids whose values come back as PostgreSQL's text, unparsed (dates, timestamps, bytea for `query`). */
+  textTypes?: readonly number[];
 }
 
 export interface Queryable {

@@ -5,7 +5,7 @@ import { closeSync, linkSync, mkdirSync, openSync, readFileSync, rmSync, statSyn
 import { join, resolve } from 'node:path';
 import { PGlite, types } from '@electric-sql/pglite';
 import { DataDirBusyError } from '../errors.js';
-import { embeddedClusterPath, type Database, type QueryResult, type Session } from './database.js';
+import { embeddedClusterPath, type Database, type QueryOptions, type QueryResult, type Session } from './database.js';
 
 export { DataDirBusyError };
 
@@ -127,9 +127,14 @@ const parsers = {
 
 type PgliteQueryable = Pick<PGlite, 'query' | 'exec'>;
 
-async function run<R>(q: PgliteQueryable, text: string, params?: readonly unknown[], blob?: Blob): Promise<QueryResult<R>> {
-  const r = await q.query<R>(text, params as unknown[] | undefined, blob ? { blob } : undefined);
-  return { rows: r.rows, rowCount: r.affectedRows ?? r.rows.length };
+async function run<R>(q: PgliteQueryable, text: string, params?: readonly unknown[], blob?: Blob, opts?: QueryOptions): Promise<QueryResult<R>> {
+  const textTypes = opts?.textTypes;
+  const r = await q.query<R>(text, params as unknown[] | undefined, {
+    ...(blob ? { blob } : {}),
+    ...(opts?.rowMode ? { rowMode: opts.rowMode } : {}),
+    ...(textTypes ? { parsers: Object.fromEntries(textTypes.map((oid) => [oid, (v: string) => v])) } : {}),
+  });
+  return { rows: r.rows, rowCount: r.affectedRows ?? r.rows.length, ...(opts?.rowMode ? { fields: r.fields.map((f) => ({ name: f.name, typeId: f.dataTypeID })) } : {}) };
 }
 
 export class EmbeddedDatabase implements Database {
@@ -156,8 +161,8 @@ export class EmbeddedDatabase implements Database {
     }
   }
 
-  query<R>(text: string, params?: readonly unknown[]): Promise<QueryResult<R>> {
-    return run<R>(this.pg, text, params);
+  query<R>(text: string, params?: readonly unknown[], opts?: QueryOptions): Promise<QueryResult<R>> {
+    return run<R>(this.pg, text, params, undefined, opts);
   }
 
   async withSession<T>(fn: (session: Session) => Promise<T>): Promise<T> {
@@ -186,8 +191,8 @@ class EmbeddedSession implements Session {
     this.current = pg;
   }
 
-  query<R>(text: string, params?: readonly unknown[]): Promise<QueryResult<R>> {
-    return run<R>(this.current, text, params);
+  query<R>(text: string, params?: readonly unknown[], opts?: QueryOptions): Promise<QueryResult<R>> {
+    return run<R>(this.current, text, params, undefined, opts);
   }
 
   async exec(sql: string): Promise<void> {

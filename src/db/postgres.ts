@@ -15,6 +15,23 @@ const types = {
   }) as typeof pg.types.getTypeParser,
 };
 
+/** A query's config: the statement, its values, and the row mode and text types QueryOptions asks for. */
+function queryConfig(text: string, params: readonly unknown[] | undefined, opts: QueryOptions | undefined): pg.QueryConfig {
+  const textTypes = opts?.textTypes;
+  return {
+    name: opts?.name,
+    text,
+    values: params as unknown[] | undefined,
+    queryMode: 'extended',
+    ...(opts?.rowMode ? { rowMode: opts.rowMode } : {}),
+    ...(textTypes ? { types: { getTypeParser: ((oid: number, format?: string) => (textTypes.includes(oid) ? (v: string) => v : types.getTypeParser(oid, format as 'text'))) as typeof pg.types.getTypeParser } } : {}),
+  } as pg.QueryConfig;
+}
+
+function resultOf<R>(r: pg.QueryResult, opts: QueryOptions | undefined): QueryResult<R> {
+  return { rows: r.rows as R[], rowCount: r.rowCount ?? 0, ...(opts?.rowMode ? { fields: r.fields.map((f) => ({ name: f.name, typeId: f.dataTypeID })) } : {}) };
+}
+
 export function describeUrl(url: string): string {
   try {
     const u = new URL(url);
@@ -45,9 +62,9 @@ export class PostgresDatabase implements Database {
     this.pool.on('error', (err) => log.warn({ err: { message: err.message, code: (err as { code?: string }).code } }, 'idle database connection failed'));
   }
 
-  async query<R>(text: string, params?: readonly unknown[]): Promise<QueryResult<R>> {
-    const r = await this.pool.query({ text, values: params as unknown[] | undefined, queryMode: 'extended' } as pg.QueryConfig);
-    return { rows: r.rows as R[], rowCount: r.rowCount ?? 0 };
+  async query<R>(text: string, params?: readonly unknown[], opts?: QueryOptions): Promise<QueryResult<R>> {
+    // A pool's query carries no prepared statement name (it may land on any connection).
+    return resultOf<R>(await this.pool.query(queryConfig(text, params, { ...opts, name: undefined })), opts);
   }
 
   async withSession<T>(fn: (session: Session) => Promise<T>): Promise<T> {
@@ -83,8 +100,7 @@ class PgSession implements Session {
   constructor(private readonly client: pg.PoolClient) {}
 
   async query<R>(text: string, params?: readonly unknown[], opts?: QueryOptions): Promise<QueryResult<R>> {
-    const r = await this.client.query({ name: opts?.name, text, values: params as unknown[] | undefined, queryMode: 'extended' } as pg.QueryConfig);
-    return { rows: r.rows as R[], rowCount: r.rowCount ?? 0 };
+    return resultOf<R>(await this.client.query(queryConfig(text, params, opts)), opts);
   }
 
   async exec(sql: string): Promise<void> {
