@@ -11,6 +11,12 @@ describe('visible', () => {
     expect(visible('Zoë Łukasz 山田 — ok ✓')).toBe('Zoë Łukasz 山田 — ok ✓');
   });
 
+  it('escapes every format character (Cf): bidi marks, zero-width spaces and joiners, the BOM, soft hyphens, tags', () => {
+    expect(visible('a\u200eb\u200fc\u061cd\ufeffe\u200bf\u200dg\u00adh')).toBe('a\\u200eb\\u200fc\\u061cd\\ufeffe\\u200bf\\u200dg\\u00adh');
+    expect(visible('x\u{e0041}y')).toBe('x\\u{e0041}y');
+    expect(visible('👍🏽 é')).toBe('👍🏽 é');
+  });
+
   it('a table escapes cells and headers and cuts nothing', () => {
     const long = 'y'.repeat(300);
     const t = formatTable([{ 'na\nme': 'Eve\u001b[2J', long }]);
