@@ -8,7 +8,11 @@ import { parseCommandLine, type CommandSpec, type ParsedArgs } from './command-l
 import { ConfigError, loadConfig, loadSettings, type Settings } from './config.js';
 import { createContext } from './commands/context.js';
 import { explainFailure } from './commands/explain.js';
-import { createLogger, logDestination } from './log.js';
+import { visible } from './commands/format.js';
+import { CommandRefusal, errorMessage } from './errors.js';
+import { createLogger, logDestination, type Logger } from './log.js';
+import type { LogFormat } from './config.js';
+import { pino } from 'pino';
 
 /**
  * A reader that stops reading (`query … | head`) closes the pipe: the command
@@ -29,14 +33,43 @@ function configurationFor(command: CommandSpec): Settings {
   return command.needs === 'connector' ? loadConfig(process.env) : loadSettings(process.env);
 }
 
+/** LOG_FORMAT as the environment says, before (or without) a valid configuration. */
+function requestedLogFormat(): LogFormat | undefined {
+  const f = process.env.LOG_FORMAT?.trim().toLowerCase();
+  return f === 'json' || f === 'pretty' ? f : undefined;
+}
+
+/**
+ * A failure said once, the same way for every command and every kind (a bad
+ * flag, the configuration, the command itself): `tines-connector <cmd>: …` on
+ * stderr for a person; one JSON line (component `cli`) with LOG_FORMAT=json.
+ * The message is shown with its control characters escaped; Tines' text may be in it.
+ */
+function reportFailure(commandName: string | undefined, message: string, format: LogFormat | undefined, log?: Logger): void {
+  const prefix = `tines-connector${commandName ? ` ${commandName}` : ''}`;
+  if (format === 'json') {
+    const to = log ?? createLogger('info', pino.destination({ fd: 2, sync: true }));
+    to.child({ component: 'cli' }).error({ command: commandName }, `${commandName ? `${commandName} failed: ` : ''}${message}`);
+    return;
+  }
+  process.stderr.write(`${prefix}: ${message.split('\n').map(visible).join('\n')}\n`);
+}
+
 async function runCommand(command: CommandSpec, args: ParsedArgs): Promise<number> {
-  if (command.needs === 'nothing') return (await command.load())(args);
+  if (command.needs === 'nothing') {
+    try {
+      return await (await command.load())(args);
+    } catch (err) {
+      reportFailure(command.name, errorMessage(err), requestedLogFormat());
+      return err instanceof CommandRefusal ? err.exitCode : 1;
+    }
+  }
   let config: Settings;
   try {
     config = configurationFor(command);
   } catch (err) {
     if (err instanceof ConfigError) {
-      process.stderr.write(`tines-connector ${command.name}: ${err.message}\n`);
+      reportFailure(command.name, err.message, requestedLogFormat());
       return 2;
     }
     throw err;
@@ -52,10 +85,8 @@ async function runCommand(command: CommandSpec, args: ParsedArgs): Promise<numbe
     return await handler(ctx);
   } catch (err) {
     // Once, for a person; as a JSON line only when the logs are asked to be JSON.
-    const message = explainFailure(err, config);
-    if (config.logFormat === 'json') log.error({ command: command.name, err: { message, name: (err as Error)?.name } }, `${command.name} failed: ${message}`);
-    else process.stderr.write(`tines-connector ${command.name}: ${message}\n`);
-    return 1;
+    reportFailure(command.name, explainFailure(err, config), config.logFormat === 'json' ? 'json' : undefined, log);
+    return err instanceof CommandRefusal ? err.exitCode : 1;
   } finally {
     await ctx.close().catch(() => undefined);
   }
@@ -65,7 +96,9 @@ export async function main(argv: string[]): Promise<number> {
   endQuietlyOnClosedPipe();
   const parsed = parseCommandLine(argv);
   if (parsed.kind === 'print') {
-    (parsed.stream === 'stdout' ? process.stdout : process.stderr).write(`${parsed.text}\n`);
+    // A usage error is a failure like any other (one JSON line with LOG_FORMAT=json); help and version are answers.
+    if (parsed.stream === 'stderr' && requestedLogFormat() === 'json') reportFailure(undefined, parsed.text, 'json');
+    else (parsed.stream === 'stdout' ? process.stdout : process.stderr).write(`${parsed.text}\n`);
     return parsed.code;
   }
   return runCommand(parsed.command, parsed.args);

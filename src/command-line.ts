@@ -224,6 +224,22 @@ function looksLikeFlag(arg: string): boolean {
   return name.length > 0 && !/\s/.test(name);
 }
 
+/** `--syncs -1` as `--syncs=-1` when `-1` is not one of the command's flags. */
+function joinDashValues(args: readonly string[], flags: Readonly<Record<string, FlagSpec>>): string[] {
+  const known = new Set(Object.entries(flags).flatMap(([name, f]) => [`--${name}`, ...(f.short ? [`-${f.short}`] : [])]));
+  const takesValue = (a: string) => Object.entries(flags).some(([name, f]) => f.type === 'string' && (a === `--${name}` || (f.short !== undefined && a === `-${f.short}`)));
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    const next = args[i + 1];
+    if (takesValue(a) && next !== undefined && next.startsWith('-') && next !== '--' && !known.has(next.split('=')[0]!) && !HELP.has(next)) {
+      out.push(`${a.startsWith('--') ? a : `--${Object.entries(flags).find(([, f]) => `-${f.short}` === a)![0]}`}=${next}`);
+      i++;
+    } else out.push(a);
+  }
+  return out;
+}
+
 /** Reads argv (without node and the script) against the table. */
 export function parseCommandLine(argv: readonly string[], table: readonly CommandSpec[] = COMMANDS): Parsed {
   const [first, ...rest] = argv;
@@ -236,7 +252,10 @@ export function parseCommandLine(argv: readonly string[], table: readonly Comman
     if (table.some((c) => c.name.startsWith(`${about} `))) return { kind: 'print', stream: 'stdout', text: usage(table, about), code: 0 };
     return { kind: 'print', stream: 'stderr', text: `${PROGRAM}: unknown command "${about}"\n\n${usage(table)}`, code: 2 };
   }
-  if (VERSION_FLAGS.has(first)) return { kind: 'print', stream: 'stdout', text: `${PROGRAM} ${VERSION}`, code: 0 };
+  if (VERSION_FLAGS.has(first)) {
+    if (rest.length > 0) return { kind: 'print', stream: 'stderr', text: `${PROGRAM} ${first}: unexpected argument ${JSON.stringify(rest[0])}`, code: 2 };
+    return { kind: 'print', stream: 'stdout', text: `${PROGRAM} ${VERSION}`, code: 0 };
+  }
 
   // A subcommand (`connectors add`) before a command of that name alone.
   const second = rest[0];
@@ -257,6 +276,8 @@ export function parseCommandLine(argv: readonly string[], table: readonly Comman
     return { kind: 'print', stream: 'stdout', text: commandUsage(command), code: 0 };
   }
 
+  // A string flag's value that begins with `-` (`--syncs -1`) is its value, not a flag parseArgs calls ambiguous.
+  if (terminator < 0) args = joinDashValues(args, command.flags ?? {});
   // Arguments that only look like flags travel through parseArgs as placeholders.
   const stashed: string[] = [];
   if (terminator < 0) args = args.map((a) => (a.startsWith('-') && !looksLikeFlag(a) ? `\u0000${stashed.push(a) - 1}` : a));

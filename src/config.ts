@@ -243,7 +243,9 @@ function parseEnvironment(env: NodeJS.ProcessEnv, connectorRequired: boolean): S
     try {
       if (!readKeyFile(keyFile)) problems.push(`TINES_API_KEY_FILE ${keyFile} is empty`);
     } catch (err) {
-      problems.push(`TINES_API_KEY_FILE cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      const code = (err as NodeJS.ErrnoException).code;
+      const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'it is a directory' : (code ?? (err as Error).message);
+      problems.push(`TINES_API_KEY_FILE ${keyFile} cannot be read (${why})`);
     }
   }
 

@@ -114,3 +114,17 @@ export class DataDirBusyError extends Error {
 export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
+
+/**
+ * A command that stops on a bad use or bad input (`query ""`, `--format xml`):
+ * printed once like any failure, and the process exits with `exitCode` (2).
+ */
+export class CommandRefusal extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number = 2,
+  ) {
+    super(message);
+    this.name = 'CommandRefusal';
+  }
+}

@@ -44,8 +44,12 @@ describe('`reconnect` while a daemon holds the embedded database', () => {
     expect(await state()).toBe('reconnect_required');
     const r = await runCli(['reconnect'], env);
     expect(r.code, r.stdout + r.stderr).toBe(3);
-    expect(r.stdout).toMatch(/still refused/);
-    expect(r.stdout).toMatch(/done by the daemon that holds/);
+    // A failure: once, on stderr, in the shape of every command's; its line breaks are real ones.
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(/^tines-connector reconnect: still refused/);
+    expect(r.stderr).toMatch(/\n {2}\(done by the daemon that holds/);
+    expect(r.stderr).not.toContain('\\n');
+    expect(r.stderr.match(/still refused/g)).toHaveLength(1);
     expect(r.stderr).not.toMatch(/in use/);
   });
 
@@ -65,5 +69,7 @@ describe('`reconnect` while a daemon holds the embedded database', () => {
     const r = await runCli(['reconnect'], { ...env, TINES_API_KEY: 'another-key-in-this-shell' });
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(r.stdout).toMatch(/this shell's key is sha256:[0-9a-f]{16}, the daemon's is sha256:[0-9a-f]{16}/);
+    expect(r.stdout).toMatch(/\n {2}note: /);
+    expect(r.stdout).not.toContain('\\n');
   });
 });

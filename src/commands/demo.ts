@@ -1,15 +1,17 @@
 // `demo [--syncs N] [--data-dir DIR] [--schedule CRON]`: a simulated tenant on loopback, the real
 // daemon on the embedded database, and a story: joiners, leavers, renames, a
 // role change, a deactivation, a revoked key, a rotated key, a recovery.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { delimiter, dirname, join, relative } from 'node:path';
 import { Readable } from 'node:stream';
 import { ConfigError, loadConfig } from '../config.js';
 import { Daemon } from '../daemon/daemon.js';
 import { connectorReports } from '../db/insights.js';
 import { migrate } from '../db/migrate.js';
 import { openDatabase } from '../db/open.js';
+import { embeddedClusterPath } from '../db/database.js';
+import { CommandRefusal } from '../errors.js';
 import { FakeTines, generateUsers, type FakeUser } from '../fake/tines-server.js';
 import { fakeDirectory } from '../fake/directory.js';
 import { ownerReports } from '../db/owners.js';
@@ -119,9 +121,59 @@ function describeSync(n: number, o: SyncOutcome): string {
   return `sync ${n}: ${o.result} in ${o.durationMs} ms, ${c.usersSeen} users: ${parts.length ? parts.join(', ') : 'no change'}`;
 }
 
+const DEMO_CONNECTOR = 'demo';
+
+/**
+ * How this very program is run from where the user stands: `tines-connector`
+ * when that name on PATH is this program, else `node <path of this script>`
+ * (a checkout, where the bin is not on PATH).
+ */
+function selfCommand(): string {
+  const script = process.argv[1];
+  if (!script) return 'tines-connector';
+  const me = realpathSync(script);
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    try {
+      if (dir && realpathSync(join(dir, 'tines-connector')) === me) return 'tines-connector';
+    } catch {
+      // not there
+    }
+  }
+  const rel = relative(process.cwd(), me);
+  return `node ${rel.startsWith('..') ? me : rel}`;
+}
+
+/**
+ * Why the demo must not use `dataDir` (undefined: it may): a file, not a
+ * directory; or a database with a connector other than the demo's, or with a
+ * directory of people (the demo loads its own), which the demo would change.
+ */
+async function dataDirProblem(dataDir: string): Promise<string | undefined> {
+  if (!existsSync(dataDir)) return undefined;
+  if (!statSync(dataDir).isDirectory()) return `--data-dir ${dataDir} is a file, not a directory`;
+  if (!existsSync(embeddedClusterPath(dataDir))) return undefined;
+  const db = await openDatabase({ database: { dataDir } } as Parameters<typeof openDatabase>[0], createLogger('silent'));
+  try {
+    const installed = (await db.query<{ t: string | null }>(`SELECT to_regclass('connectors')::text AS t`)).rows[0]?.t;
+    if (!installed) return undefined;
+    const others = (await db.query<{ name: string }>('SELECT name FROM connectors WHERE name <> $1 ORDER BY name', [DEMO_CONNECTOR])).rows.map((r) => r.name);
+    const demoHere = (await db.query('SELECT 1 FROM connectors WHERE name = $1', [DEMO_CONNECTOR])).rows.length > 0;
+    const people = !demoHere && (await db.query<{ t: string | null }>(`SELECT to_regclass('people')::text AS t`)).rows[0]?.t ? (await db.query('SELECT 1 FROM people LIMIT 1')).rows.length > 0 : false;
+    if (others.length > 0 || people) {
+      const what = others.length > 0 ? `connector ${others.map((n) => `"${n}"`).join(', ')}` : 'a directory of people';
+      return `--data-dir ${dataDir} holds a real database (${what}): the demo would change its data; give the demo a directory of its own (or none: a temporary one)`;
+    }
+    return undefined;
+  } finally {
+    await db.close();
+  }
+}
+
 /** The demo's configuration for a tenant at `url`; throws ConfigError naming every bad option. */
 function demoConfig(url: string, keyFile: string, dataDir: string, schedule: string | undefined) {
   return loadConfig({
+    // Its own connector: a demo never touches another connector's rows.
+    CONNECTOR_NAME: DEMO_CONNECTOR,
     TINES_TENANT_DOMAIN: url,
     TINES_API_KEY_FILE: keyFile,
     DATA_DIR: dataDir,
@@ -143,18 +195,24 @@ export async function demoCommand(args: ParsedArgs, out: (s: string) => void = (
   writeFileSync(keyFile, `${firstKey}\n`);
   // Options are checked before anything starts, so a bad one leaves nothing running or behind.
   const problems: string[] = [];
-  if (!Number.isInteger(maxSyncs) && maxSyncs !== Infinity) problems.push(`--syncs must be a whole number, not "${syncsFlag}"`);
-  else if (maxSyncs < 1) problems.push('--syncs must be at least 1');
+  if ((!Number.isInteger(maxSyncs) && maxSyncs !== Infinity) || maxSyncs < 1) problems.push(`--syncs must be a positive whole number, not "${syncsFlag}"`);
   try {
     demoConfig('http://127.0.0.1:1', keyFile, flag('data-dir') ?? tmpdir(), flag('schedule'));
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     problems.push(...err.problems.map((p) => p.replace(/^SYNC_SCHEDULE /, '--schedule ')));
   }
+  const given = flag('data-dir');
+  try {
+    const problem = given === undefined ? undefined : await dataDirProblem(given);
+    if (problem) problems.push(problem);
+  } catch (err) {
+    rmSync(dirname(keyFile), { recursive: true, force: true });
+    throw err;
+  }
   if (problems.length > 0) {
     rmSync(dirname(keyFile), { recursive: true, force: true });
-    process.stderr.write(`tines-connector demo: ${problems.join('; ')}\n`);
-    return 2;
+    throw new CommandRefusal(problems.join('; '));
   }
   const dataDir = flag('data-dir') ?? mkdtempSync(join(tmpdir(), 'tines-connector-demo-'));
   const fake = await FakeTines.start({ users: demoTenant(), apiKey: firstKey });
@@ -223,8 +281,9 @@ async function demoRun(schedule: string | undefined, out: (s: string) => void, f
     const owners = await ownerReports(db).catch(() => new Map());
     out('');
     for (const r of reports) out(`${formatReport(r)}\n${formatOwners(owners.get(r.name))}`);
-    out(`\ndemo: data kept in ${dataDir}; try: DATA_DIR=${dataDir} tines-connector query "SELECT * FROM recent_changes LIMIT 10"`);
-    out(`      and: DATA_DIR=${dataDir} tines-connector query "SELECT email, person_status, reasons FROM privileged_orphans"`);
+    const self = selfCommand();
+    out(`\ndemo: data kept in ${dataDir}; try: DATA_DIR=${dataDir} ${self} query "SELECT * FROM recent_changes LIMIT 10"`);
+    out(`      and: DATA_DIR=${dataDir} ${self} query "SELECT email, person_status, reasons FROM privileged_orphans"`);
     await db.close();
   }
   return 0;

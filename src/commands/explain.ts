@@ -3,7 +3,7 @@
 // write says whose it must be. Anything else is the error's own message.
 import { statSync } from 'node:fs';
 import { userInfo } from 'node:os';
-import { dirname } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import type { Settings } from '../config.js';
 import { errorMessage } from '../errors.js';
 
@@ -44,9 +44,36 @@ function ownership(path: string): string {
   }
 }
 
-export function explainFailure(err: unknown, config: Pick<Settings, 'database'>): string {
+/** The PostgreSQL error code (SQLSTATE) of a pg error, or of one of its causes. */
+function sqlState(err: unknown, depth = 0): string | undefined {
+  if (!err || typeof err !== 'object' || depth > 5) return undefined;
+  const e = err as { code?: unknown; severity?: unknown; cause?: unknown };
+  if (typeof e.code === 'string' && /^[0-9A-Z]{5}$/.test(e.code) && typeof e.severity === 'string') return e.code;
+  return sqlState(e.cause, depth + 1);
+}
+
+export function explainFailure(err: unknown, config: Pick<Settings, 'database'> & Partial<Pick<Settings, 'healthPort'>>): string {
   const sys = systemError(err);
   const url = config.database.url;
+  if (sys?.code === 'EADDRINUSE') {
+    const port = (sys as { port?: number }).port;
+    const setting = port !== undefined && port === config.healthPort ? 'HEALTH_PORT' : port !== undefined && port === config.database.embeddedPgPort ? 'EMBEDDED_PG_PORT' : undefined;
+    return setting
+      ? `${setting} ${port} is already in use by another process: stop that process, or set ${setting} to a free port`
+      : `port ${port ?? '?'} is already in use by another process (check HEALTH_PORT): ${errorMessage(err)}`;
+  }
+  if (url) {
+    const state = sqlState(err);
+    const server = serverOf(url);
+    if (state === '3D000') return `${errorMessage(err)} on ${server}: check the database name in DATABASE_URL (the path after the host)`;
+    if (state === '28000' || state === '28P01') return `${errorMessage(err)} on ${server}: check the user and password in DATABASE_URL`;
+    if (/connection timeout|timeout expired/i.test(errorMessage(err))) {
+      return `PostgreSQL at ${server} did not answer in time (the connection was accepted, then nothing): check DATABASE_URL (is it PostgreSQL that listens on that port?), and that the server is not overloaded`;
+    }
+  }
+  if (sys && !url && (sys.code === 'EEXIST' || sys.code === 'ENOTDIR') && (sys.path === undefined || sys.path.startsWith(resolve(config.database.dataDir)) || sys.path.startsWith(config.database.dataDir))) {
+    return `DATA_DIR ${config.database.dataDir} is not a directory (${sys.path ?? config.database.dataDir} is a file): point DATA_DIR at a directory (it is created if missing)`;
+  }
   if (sys && url && ['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ETIMEDOUT'].includes(sys.code!)) {
     const why = sys.code === 'ECONNREFUSED' ? 'connection refused' : sys.code === 'ENOTFOUND' || sys.code === 'EAI_AGAIN' ? 'host not found' : 'no answer';
     return `cannot reach PostgreSQL at ${serverOf(url)} (${why}): check DATABASE_URL, and that the server runs and accepts connections from here`;

@@ -2,6 +2,7 @@
 // the organisation's directory, loaded as one source's full snapshot.
 import { DirectoryFileError } from '../people/directory-csv.js';
 import { BAD_ROWS_REPORTED, DEFAULT_SOURCE, importPeopleFile, type ImportOutcome } from '../people/import.js';
+import { CommandRefusal } from '../errors.js';
 import type { CommandContext } from './context.js';
 import { jsonDocument, visible } from './format.js';
 
@@ -32,8 +33,7 @@ export async function peopleImportCommand(ctx: CommandContext): Promise<number> 
   const file = ctx.positionals[0]!;
   const source = typeof ctx.flags.source === 'string' ? ctx.flags.source.trim() : DEFAULT_SOURCE;
   if (source === '') {
-    process.stderr.write('tines-connector people import: --source must not be empty\n');
-    return 2;
+    throw new CommandRefusal('--source must not be empty');
   }
   const db = await ctx.db();
   let outcome: ImportOutcome;
@@ -46,8 +46,7 @@ export async function peopleImportCommand(ctx: CommandContext): Promise<number> 
     });
   } catch (err) {
     if (!(err instanceof DirectoryFileError)) throw err;
-    process.stderr.write(`tines-connector people import: ${visible(err.message)}; nothing loaded\n`);
-    return 2;
+    throw new CommandRefusal(`${err.message}; nothing loaded`);
   }
   if (outcome.ignored_columns.length > 0) {
     process.stderr.write(`tines-connector people import: ignored columns ${visible(outcome.ignored_columns.map((c) => `"${c}"`).join(', '))} (not people columns)\n`);

@@ -2,6 +2,7 @@
 import { stringify } from 'csv-stringify/sync';
 import type { ResultField } from '../db/database.js';
 import { withoutLeadingComments } from '../daemon/local-gateway.js';
+import { CommandRefusal } from '../errors.js';
 import type { CommandContext } from './context.js';
 import { cell, formatGrid, scriptValue, visible } from './format.js';
 import { readResult, type ResultBatch } from './query-result.js';
@@ -12,18 +13,15 @@ type Format = (typeof FORMATS)[number];
 export async function queryCommand(ctx: CommandContext): Promise<number> {
   const asked = ctx.flags.format;
   if (asked !== undefined && !FORMATS.includes(asked as Format)) {
-    process.stderr.write(`tines-connector query: --format must be one of ${FORMATS.join(', ')}, not ${JSON.stringify(asked)}\n`);
-    return 2;
+    throw new CommandRefusal(`--format must be one of ${FORMATS.join(', ')}, not ${JSON.stringify(asked)}`);
   }
   if (ctx.flags.json && asked !== undefined && asked !== 'json') {
-    process.stderr.write(`tines-connector query: --json and --format ${String(asked)} contradict each other\n`);
-    return 2;
+    throw new CommandRefusal(`--json and --format ${String(asked)} contradict each other`);
   }
   const format: Format = ctx.flags.json ? 'json' : ((asked as Format | undefined) ?? 'table');
   const sql = ctx.positionals[0]!;
   if (withoutLeadingComments(sql).replace(/[\s;]+/g, '') === '') {
-    process.stderr.write('tines-connector query: no statement given: pass one SQL statement, e.g. query "SELECT count(*) FROM tines_users"\n');
-    return 2;
+    throw new CommandRefusal('no statement given: pass one SQL statement, e.g. query "SELECT count(*) FROM tines_users"');
   }
   const printer = format === 'json' ? jsonPrinter() : format === 'csv' ? csvPrinter() : tablePrinter(ctx);
   await readResult(ctx, sql, printer.batch);

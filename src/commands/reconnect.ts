@@ -4,7 +4,7 @@ import { readApiKey, type Config } from '../config.js';
 import { keyFingerprint, registerConnector, setConnectorStatus } from '../db/connectors.js';
 import type { Database } from '../db/database.js';
 import { reconnectThroughGateway, type ReconnectOutcome } from '../daemon/local-gateway.js';
-import { DataDirBusyError, errorMessage, TinesAuthError } from '../errors.js';
+import { CommandRefusal, DataDirBusyError, errorMessage, TinesAuthError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { registration } from '../sync/run-sync.js';
 import { createTinesClient } from '../tines/client.js';
@@ -31,9 +31,10 @@ export async function reconnect(config: Config, db: Database, log: Logger): Prom
   } catch (err) {
     if (err instanceof TinesAuthError) {
       await setConnectorStatus(db, connector.id, 'reconnect_required', err.message, { refusedFingerprint: fingerprint });
-      return { result: 'refused', fingerprint, message: `still refused: ${err.message}` };
+      return { result: 'refused', fingerprint, message: `still refused: ${visible(err.message)}` };
     }
-    return { result: 'unreachable', fingerprint, message: `reconnect could not reach Tines: ${errorMessage(err)} (is TINES_TENANT_DOMAIN right, and is the tenant reachable from here?)` };
+    // What came from Tines (or the network) is shown escaped; the message's own line breaks stay.
+    return { result: 'unreachable', fingerprint, message: `reconnect could not reach Tines: ${visible(errorMessage(err))} (is TINES_TENANT_DOMAIN right, and is the tenant reachable from here?)` };
   }
 }
 
@@ -59,10 +60,16 @@ export async function reconnectCommand(ctx: CommandContext<Config>): Promise<num
         ? `\n  note: this shell's key is ${mine}, the daemon's is ${outcome.fingerprint}: the daemon reads its key from its own environment ` +
           '(TINES_API_KEY_FILE is re-read before each call; a changed TINES_API_KEY needs a restart of the daemon)'
         : '';
-    ctx.out(visible(`${outcome.message}\n  (done by the daemon that holds ${ctx.config.database.dataDir})${keyNote}`));
-    return EXIT[outcome.result];
+    return answer(ctx, outcome, `\n  (done by the daemon that holds ${ctx.config.database.dataDir})${keyNote}`);
   }
-  const outcome = await reconnect(ctx.config, db, ctx.log);
-  ctx.out(visible(outcome.message));
-  return EXIT[outcome.result];
+  return answer(ctx, await reconnect(ctx.config, db, ctx.log));
+}
+
+/** Accepted: the answer on stdout. Refused or unreachable: a failure, said once on stderr like every command's. */
+function answer(ctx: CommandContext<Config>, outcome: ReconnectOutcome, more = ''): number {
+  if (outcome.result === 'accepted') {
+    ctx.out(`${outcome.message}${more}`);
+    return 0;
+  }
+  throw new CommandRefusal(`${outcome.message}${more}`, EXIT[outcome.result]);
 }

@@ -1,4 +1,5 @@
 // `sync [--allow-mass-removal] [--json]`: migrate, one sync now, print its summary.
+import { isatty } from 'node:tty';
 import { exitCodeFor, runSync, type SyncOutcome } from '../sync/run-sync.js';
 import { syncThroughGateway } from '../daemon/local-gateway.js';
 import { DataDirBusyError } from '../errors.js';
@@ -6,7 +7,12 @@ import { jsonDocument, visible } from './format.js';
 import type { Config } from '../config.js';
 import type { CommandContext } from './context.js';
 
-export function describeOutcome(o: SyncOutcome): string {
+/**
+ * The summary of a sync. `errorLogged`: the error has just been written to the
+ * same terminal by the sync's own log line (stderr), so the summary names its
+ * kind only instead of repeating it.
+ */
+export function describeOutcome(o: SyncOutcome, opts: { errorLogged?: boolean } = {}): string {
   const c = o.counts;
   const head =
     o.result === 'busy'
@@ -23,7 +29,8 @@ export function describeOutcome(o: SyncOutcome): string {
     );
     if (c.removalCandidates > 0) lines.push(`  missing from the listing: ${c.removalCandidates} (confirmation calls: ${c.confirmCalls})`);
   }
-  if (o.message) lines.push(`  ${o.errorKind ? `${o.errorKind}: ` : ''}${o.message}`);
+  if (o.message && opts.errorLogged && o.result !== 'succeeded') lines.push(`  ${o.errorKind ? `${o.errorKind}: ` : ''}see the error above`);
+  else if (o.message) lines.push(`  ${o.errorKind ? `${o.errorKind}: ` : ''}${o.message}`);
   if (o.errorKind === 'network') lines.push('  (is TINES_TENANT_DOMAIN right, and is the tenant reachable from here?)');
   return lines.map(visible).join('\n');
 }
@@ -50,7 +57,9 @@ export async function syncCommand(ctx: CommandContext<Config>): Promise<number> 
       { config: ctx.config, db, log: ctx.log },
       { trigger: 'manual', allowMassRemoval, signal: controller.signal },
     );
-    ctx.out(ctx.flags.json ? jsonDocument(outcome) : describeOutcome(outcome));
+    // A person at a terminal (text logs on stderr, the summary on stdout, both on screen) reads the error once.
+    const errorLogged = ctx.config.logFormat !== 'json' && isatty(1) && isatty(2) && ctx.log.isLevelEnabled('warn');
+    ctx.out(ctx.flags.json ? jsonDocument(outcome) : describeOutcome(outcome, { errorLogged }));
     return exitCodeFor(outcome);
   } finally {
     process.off('SIGINT', onSignal);
