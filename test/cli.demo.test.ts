@@ -1,7 +1,7 @@
 // The real `tines-connector demo`, bounded by --syncs and sped up by --schedule:
 // it tells the whole story (joiners, a leaver, a revoked key, a skipped sync,
 // a rotated key and the recovery) and ends with the report, exit 0.
-import { cpSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -24,7 +24,7 @@ describe('demo', () => {
       const r = await runCli(['demo', '--syncs', 'abc', '--schedule', 'bad cron'], childEnv({ TMPDIR: tmp }), { cwd: CHILD_CWD, timeoutMs: 15_000 });
       expect(r.signal, r.stderr).toBeNull();
       expect(r.code, r.stderr).toBe(2);
-      expect(r.stderr).toMatch(/--syncs must be a whole number, not "abc"/);
+      expect(r.stderr).toMatch(/--syncs must be a positive whole number, not "abc"/);
       expect(r.stderr).toMatch(/--schedule is not a valid 5- or 6-field cron expression/);
       expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
       expect(readdirSync(tmp)).toEqual([]);
@@ -61,6 +61,8 @@ describe('demo', () => {
     // The final report.
     const reportAt = lines.findIndex((l) => /users present/.test(l));
     expect(reportAt, context).toBeGreaterThan(lines.indexOf(syncLines[7]!));
+    // Not on PATH in a checkout: the hint runs the bin by its path.
+    expect(out).toMatch(/try: DATA_DIR=\S+ node \S*dist\/bin\/cli\.js query "SELECT \* FROM recent_changes LIMIT 10"/);
     expect(out).toMatch(/users present\s+243\b/); // 240 + 3 - 1 + 2 - 1
     expect(out).toMatch(/state\s+active/);
     expect(out).toMatch(/external\s+3 outside example\.com/);
@@ -91,4 +93,43 @@ describe('demo', () => {
       await db.close();
     }
   }, 60_000);
+
+  it('--syncs -1 and --data-dir FILE: exit 2 naming what is wrong, no stack trace', async () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'tines-connector-demo-opts-'));
+    try {
+      const file = join(tmp, 'f');
+      writeFileSync(file, 'not a directory');
+      const r = await runCli(['demo', '--syncs', '-1', '--data-dir', file], childEnv(), { cwd: CHILD_CWD, timeoutMs: 15_000 });
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(/--syncs must be a positive whole number, not "-1"/);
+      expect(r.stderr).toMatch(/--data-dir .*\/f is a file, not a directory/);
+      expect(r.stderr).not.toMatch(/ambiguous|EEXIST|\n\s+at /);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses a --data-dir that holds a real database (connector "tines"), and leaves it as it was', async () => {
+    const real = mkdtempSync(join(tmpdir(), 'tines-connector-demo-real-'));
+    try {
+      cpSync(inject('embeddedTemplate'), join(real, 'pgdata'), { recursive: true });
+      const seed = await EmbeddedDatabase.open(real);
+      await seed.query(`INSERT INTO connectors (name, tenant_domain, api_key_fingerprint) VALUES ('tines', 'acme.tines.com', 'sha256:real')`);
+      await seed.close();
+      const r = await runCli(['demo', '--syncs', '1', '--data-dir', real], childEnv(), { cwd: CHILD_CWD, timeoutMs: 30_000 });
+      expect(r.code, r.stdout + r.stderr).toBe(2);
+      expect(r.stderr).toMatch(/holds a real database \(connector "tines"\): the demo would change its data/);
+      expect(r.stdout).not.toMatch(/sync 1/);
+      const db = await EmbeddedDatabase.open(real);
+      try {
+        expect((await db.query('SELECT name, tenant_domain, api_key_fingerprint FROM connectors')).rows).toEqual([{ name: 'tines', tenant_domain: 'acme.tines.com', api_key_fingerprint: 'sha256:real' }]);
+        expect((await db.query<{ n: number }>('SELECT count(*)::int AS n FROM tines_users')).rows[0]!.n).toBe(0);
+      } finally {
+        await db.close();
+      }
+    } finally {
+      rmSync(real, { recursive: true, force: true });
+    }
+  }, 40_000);
 });

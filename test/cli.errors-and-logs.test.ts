@@ -3,10 +3,11 @@
 // setting to check; a DATA_DIR the process cannot write says whose it must be.
 // And the logs: LOG_FORMAT=json|pretty.
 import { spawn } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createServer, type Server } from 'node:net';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { FakeTines, generateUsers } from '../src/fake/tines-server.js';
 import { CLI, childCwd, childEnv, runCli, type CliResult } from './helpers/cli.js';
 import { freePort } from './helpers/daemon.js';
@@ -132,4 +133,95 @@ describe('errors and logs of one-shot commands', () => {
     expect(retry[0]!.match(/"component":/g)).toHaveLength(1);
     expect(JSON.parse(retry[0]!)).toMatchObject({ component: 'tines-client', connector: 'tines' });
   });
+});
+
+describe('every failure said once, naming the setting to check', () => {
+  const cli = (args: string[], env: Record<string, string>) => runCli(args, childEnv(env), { cwd: CHILD_CWD, timeoutMs: 30_000 });
+  let scratch: string;
+  beforeAll(() => {
+    scratch = mkdtempSync(join(tmpdir(), 'tines-connector-failures-'));
+  });
+  afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+  it('LOG_FORMAT=json: a usage error, a configuration error and a failed query are each one JSON line with component "cli"', async () => {
+    const usage = await cli(['status', '--bogus'], { LOG_FORMAT: 'json' });
+    const config = await cli(['sync'], { LOG_FORMAT: 'json', SYNC_SCHEDULE: '* * *' });
+    const query = await cli(['query', 'SELEC 1'], { LOG_FORMAT: 'json', DATA_DIR: join(scratch, 'none') });
+    for (const [r, code, what] of [[usage, 2, /Unknown option '--bogus'/], [config, 2, /SYNC_SCHEDULE/], [query, 1, /no embedded database/]] as const) {
+      expect(r.code, r.stderr).toBe(code);
+      const lines = r.stderr.trim().split('\n');
+      expect(lines, r.stderr).toHaveLength(1);
+      const line = JSON.parse(lines[0]!) as { level: string; component: string; msg: string };
+      expect(line).toMatchObject({ level: 'error', component: 'cli' });
+      expect(line.msg).toMatch(what);
+    }
+    // Text for a person: one prefix for every command, `query` too.
+    const text = await cli(['query', 'SELEC 1'], { DATA_DIR: join(scratch, 'none') });
+    expect(text.stderr).toMatch(/^tines-connector query: /);
+    expect(text.stderr).not.toMatch(/query failed/);
+  });
+
+  it('`reconnect` that cannot reach Tines: once, on stderr, exit 1', async () => {
+    const r = await cli(['reconnect'], { TINES_TENANT_DOMAIN: 'http://127.0.0.1:1', TINES_API_KEY: 'k', TINES_MAX_RETRIES: '0', DATA_DIR: join(scratch, 'reconnect'), LOG_LEVEL: 'silent' });
+    expect(r.code, r.stdout + r.stderr).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(/^tines-connector reconnect: reconnect could not reach Tines: .*TINES_TENANT_DOMAIN/);
+    expect(r.stderr.match(/could not reach Tines/g)).toHaveLength(1);
+  });
+
+  it('DATA_DIR that is a file; a TINES_API_KEY_FILE that does not exist: named, with the path', async () => {
+    const file = join(scratch, 'file');
+    writeFileSync(file, 'x');
+    const m = await cli(['migrate'], { DATA_DIR: file });
+    expect(m.code).toBe(1);
+    expect(m.stderr).toBe(`tines-connector migrate: DATA_DIR ${file} is not a directory (${file} is a file): point DATA_DIR at a directory (it is created if missing)\n`);
+    const k = await cli(['sync'], { TINES_TENANT_DOMAIN: 'http://127.0.0.1:1', TINES_API_KEY_FILE: join(scratch, 'missing-key'), DATA_DIR: join(scratch, 'k') });
+    expect(k.code).toBe(2);
+    expect(k.stderr).toContain(`TINES_API_KEY_FILE ${join(scratch, 'missing-key')} cannot be read (no such file)`);
+  });
+
+  it('`--version extra` exits 2', async () => {
+    const r = await cli(['--version', 'extra'], {});
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/unexpected argument "extra"/);
+    expect(r.stdout).toBe('');
+  });
+
+  it('HEALTH_PORT in use: `run` names HEALTH_PORT', async () => {
+    const port = await freePort();
+    const holder: Server = createServer();
+    await new Promise<void>((done) => holder.listen(port, done));
+    try {
+      const r = await cli(['run'], { HEALTH_PORT: String(port), TINES_TENANT_DOMAIN: 'http://127.0.0.1:1', TINES_API_KEY: 'k', SYNC_ON_START: 'false', DATA_DIR: join(scratch, 'health'), LOG_LEVEL: 'silent' });
+      expect(r.code, r.stdout + r.stderr).toBe(1);
+      expect(r.stderr).toMatch(new RegExp(`HEALTH_PORT ${port} is already in use by another process`));
+    } finally {
+      holder.close();
+    }
+  });
+
+  it('PostgreSQL: a database that does not exist, a role that does not exist, a server that accepts and never answers: each names DATABASE_URL', async () => {
+    const admin = new URL(inject('pgAdminUrl')!);
+    const noDb = new URL(admin);
+    noDb.pathname = '/tc_no_such_database';
+    const noRole = new URL(admin);
+    noRole.username = 'tc_no_such_role';
+    const a = await cli(['status'], { DATABASE_URL: noDb.toString() });
+    expect(a.code).toBe(1);
+    expect(a.stderr).toMatch(/database "tc_no_such_database" does not exist on .*: check the database name in DATABASE_URL/);
+    const b = await cli(['status'], { DATABASE_URL: noRole.toString() });
+    expect(b.code).toBe(1);
+    expect(b.stderr).toMatch(/tc_no_such_role.*check the user and password in DATABASE_URL/);
+    const silent: Server = createServer(() => undefined);
+    const port = await freePort();
+    await new Promise<void>((done) => silent.listen(port, '127.0.0.1', done));
+    try {
+      const c = await cli(['status'], { DATABASE_URL: `postgres://u@127.0.0.1:${port}/db` });
+      expect(c.code).toBe(1);
+      expect(c.stderr).toMatch(new RegExp(`PostgreSQL at 127\\.0\\.0\\.1:${port} did not answer in time.*check DATABASE_URL`));
+      expect(c.stderr.trim().split('\n')).toHaveLength(1);
+    } finally {
+      silent.close();
+    }
+  }, 40_000);
 });
