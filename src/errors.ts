@@ -105,7 +105,7 @@ export class DataDirBusyError extends Error {
       `the embedded database in ${dataDir} is in use by another tines-connector process (pid ${pid}). ` +
         'Only one process can open it at a time. Stop that process first (`sync`, `query`, `status` and `report` ' +
         'reach a running daemon by themselves), or point every process at a PostgreSQL server with DATABASE_URL. ' +
-        `If you are sure no tines-connector process uses it (on this host, or another sharing the volume), delete ${dataDir}/tines-connector.pid.`,
+        `If you are sure no tines-connector process uses it (on this host, or another sharing the volume), delete the lock file ${dataDir}/tines-connector.pid and try again`,
     );
     this.name = 'DataDirBusyError';
   }

@@ -88,6 +88,33 @@ describe('errors and logs of one-shot commands', () => {
     expect(r.stderr).not.toMatch(/^\s+at /m);
   });
 
+  it('`run` with a DATA_DIR it cannot write: exits 2 at once saying whose it must be, instead of retrying a raw EACCES forever', async () => {
+    const locked = join(scratch, 'locked-run');
+    mkdirSync(locked);
+    chmodSync(locked, 0o555);
+    const cwd = join(scratch, 'cwd-run');
+    mkdirSync(cwd, { mode: 0o755 });
+    const asRoot = process.getuid?.() === 0;
+    const r = await new Promise<CliResult>((done) => {
+      const env = childEnv({ DATA_DIR: join(locked, 'data'), TINES_TENANT_DOMAIN: 'http://127.0.0.1:1', TINES_API_KEY: 'k', HEALTH_PORT: '0', LOG_LEVEL: 'warn' });
+      const child = spawn(process.execPath, [CLI, 'run'], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], ...(asRoot ? { uid: 65534, gid: 65534 } : {}) });
+      let stdout = '';
+      let stderr = '';
+      const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      child.on('close', (code, signal) => {
+        clearTimeout(timer);
+        done({ code, signal, stdout, stderr });
+      });
+    });
+    const uid = asRoot ? 65534 : process.getuid!();
+    expect(r.signal, r.stdout + r.stderr).toBeNull();
+    expect(r.code, r.stdout + r.stderr).toBe(2);
+    expect(r.stderr).toMatch(new RegExp(`^tines-connector run: DATA_DIR ${locked}/data cannot be written by this process \\(uid ${uid}.*it must belong to uid ${uid}`));
+    expect(r.stdout + r.stderr).not.toMatch(/retrying with backoff/);
+  });
+
   it('LOG_FORMAT=pretty writes text lines, LOG_FORMAT=json (and the default off a terminal) JSON lines; a bad value exits 2', async () => {
     const env = (vars: Record<string, string>) =>
       childEnv({ TINES_TENANT_DOMAIN: fake.url, TINES_API_KEY: 'k', DATA_DIR: join(scratch, `logs-${Object.values(vars).join('-') || 'default'}`), LOG_LEVEL: 'info', ...vars });

@@ -52,6 +52,15 @@ function sqlState(err: unknown, depth = 0): string | undefined {
   return sqlState(e.cause, depth + 1);
 }
 
+/** A DATA_DIR this process cannot write, or that is a file: a setting to fix, not a database to wait for. */
+export function dataDirUnusable(err: unknown, config: Pick<Settings, 'database'>): boolean {
+  const sys = systemError(err);
+  if (!sys || config.database.url) return false;
+  const dir = resolve(config.database.dataDir);
+  const inDataDir = sys.path === undefined || sys.path.startsWith(dir) || dir.startsWith(sys.path);
+  return inDataDir && ['EACCES', 'EPERM', 'EROFS', 'EEXIST', 'ENOTDIR'].includes(sys.code!);
+}
+
 export function explainFailure(err: unknown, config: Pick<Settings, 'database'> & Partial<Pick<Settings, 'healthPort'>>): string {
   const sys = systemError(err);
   const url = config.database.url;

@@ -11,7 +11,8 @@ import { untilDatabaseReady } from '../daemon/database-wait.js';
 import { HealthServer } from '../daemon/health.js';
 import { startReadGateway } from '../daemon/local-gateway.js';
 import { VERSION } from '../version.js';
-import { errorMessage } from '../errors.js';
+import { CommandRefusal, errorMessage } from '../errors.js';
+import { dataDirUnusable, explainFailure } from './explain.js';
 import type { Logger } from '../log.js';
 import { registration } from '../sync/run-sync.js';
 import type { CommandContext } from './context.js';
@@ -71,8 +72,19 @@ export async function runCommand(ctx: CommandContext<Config>, opts: { stopSignal
   const ready = await untilDatabaseReady(
     () => openForRun(config, ctx.log, fingerprint),
     ({ db }) => db.close(),
-    { signal: stopping.signal, log, onWaiting: (reason) => health?.starting(reason) },
-  );
+    {
+      signal: stopping.signal,
+      log,
+      onWaiting: (reason) => health?.starting(reason),
+      explain: (err) => explainFailure(err, config),
+      // Waiting does not make a DATA_DIR writable (a volume is mounted before the process starts): exit 2, saying whose it must be.
+      permanent: (err) => dataDirUnusable(err, config),
+    },
+  ).catch(async (err: unknown) => {
+    await health?.close();
+    if (dataDirUnusable(err, config)) throw new CommandRefusal(explainFailure(err, config), 2);
+    throw err;
+  });
   if (!ready) {
     log.info({ signal: await signal }, 'stopped while waiting for the database');
     await health?.close();

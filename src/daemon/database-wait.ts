@@ -21,6 +21,10 @@ export interface DatabaseWaitOptions {
   log: Logger;
   /** Told why the database is not ready yet, after each failed attempt (the health server's /readyz says it). */
   onWaiting?: (reason: string) => void;
+  /** The failure said for a person (the setting to check); default: its message. */
+  explain?: (err: unknown) => string;
+  /** A failure waiting cannot mend (a DATA_DIR this process can never write): thrown at once instead of retried. */
+  permanent?: (err: unknown) => boolean;
 }
 
 /**
@@ -51,8 +55,9 @@ export async function untilDatabaseReady<T>(attempt: () => Promise<T>, release: 
       if (n > 1) log.info({ attempts: n }, 'database ready');
       return first.value;
     }
+    if (opts.permanent?.(first.err)) throw first.err;
     const delayMs = startRetryDelayMs(n);
-    const reason = errorMessage(first.err);
+    const reason = opts.explain ? opts.explain(first.err) : errorMessage(first.err);
     opts.onWaiting?.(`waiting for the database (attempt ${n} failed: ${reason}; next in ${Math.ceil(delayMs / 1000)} s)`);
     log.warn({ attempt: n, retryInMs: delayMs, err: { message: reason } }, `database not ready: ${reason}; retrying with backoff`);
     try {
