@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { FakeTines, generateUsers } from '../src/fake/tines-server.js';
 import { CLI, childCwd, childEnv, runCli, type CliResult } from './helpers/cli.js';
 import { freePort } from './helpers/daemon.js';
+import { createTestDb } from './helpers/backends.js';
 
 const CHILD_CWD = childCwd();
 
@@ -86,6 +87,24 @@ describe('errors and logs of one-shot commands', () => {
     expect(r.stderr).toMatch(new RegExp(`DATA_DIR ${locked}/data cannot be written by this process \\(uid ${uid}`));
     expect(r.stderr).toMatch(new RegExp(`it must belong to uid ${uid}`));
     expect(r.stderr).not.toMatch(/^\s+at /m);
+  });
+
+  it('`sync` refused at a terminal: the error is shown once (its log line), the summary says where it is; piped, the summary carries it', async () => {
+    const dataDir = join(scratch, 'tty-sync');
+    const env = childEnv({ TINES_TENANT_DOMAIN: fake.url, TINES_API_KEY: 'wrong', DATA_DIR: dataDir, LOG_LEVEL: 'info', TERM: 'dumb' });
+    // script(1) gives the child a terminal for stdout and stderr both, as a person has.
+    const r = await new Promise<CliResult>((done) => {
+      const child = spawn('script', ['-qec', `${JSON.stringify(process.execPath)} ${JSON.stringify(CLI)} sync`, '/dev/null'], { cwd: CHILD_CWD, env, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.on('close', (code, signal) => done({ code, signal, stdout, stderr: '' }));
+    });
+    expect(r.code, r.stdout).toBe(3);
+    expect(r.stdout.match(/Tines answered 401/g), r.stdout).toHaveLength(1);
+    expect(r.stdout).toMatch(/auth: see the error above/);
+    const piped = await runCli(['sync'], { ...env, LOG_LEVEL: 'silent' }, { cwd: CHILD_CWD });
+    expect(piped.code).toBe(3);
+    expect(piped.stdout).toMatch(/Tines (answered 401|was not called)/);
   });
 
   it('`run` with a DATA_DIR it cannot write: exits 2 at once saying whose it must be, instead of retrying a raw EACCES forever', async () => {
@@ -251,4 +270,17 @@ describe('every failure said once, naming the setting to check', () => {
       silent.close();
     }
   }, 40_000);
+
+  it('every log line of a command names its component (status`s unreadable-key warning was without one)', async () => {
+    const db = await createTestDb('embedded');
+    try {
+      const r = await cli(['status'], { ...db.env, LOG_FORMAT: 'json', TINES_TENANT_DOMAIN: 'http://127.0.0.1:1', TINES_API_KEY_FILE: join(scratch, 'no-key') });
+      expect(r.code, r.stderr).toBe(0);
+      const lines = r.stderr.trim().split('\n').map((l) => JSON.parse(l) as { component?: string; msg: string });
+      expect(lines.find((l) => /cannot read the API key/.test(l.msg))).toMatchObject({ component: 'status' });
+      for (const l of lines) expect(typeof l.component, l.msg).toBe('string');
+    } finally {
+      await db.dispose();
+    }
+  });
 });
