@@ -66,21 +66,6 @@ export class SyncAbortedError extends Error {
   }
 }
 
-/** The connector is reconnect_required and the key has not changed: Tines is not called. */
-export class ReconnectRequiredError extends Error {
-  constructor(
-    connectorName: string,
-    readonly reason: string | null,
-  ) {
-    super(
-      `connector "${connectorName}" needs a reconnect and its API key has not changed, so Tines was not called. ` +
-        `Reason: ${(reason ?? 'Tines refused the key').replace(/\.$/, '')}. Put a new Tenant-owner key in TINES_API_KEY or TINES_API_KEY_FILE ` +
-        '(the next sync then tries it), or run `tines-connector reconnect` once the key is valid again.',
-    );
-    this.name = 'ReconnectRequiredError';
-  }
-}
-
 /** The embedded database's directory is held by another process. */
 export class DataDirBusyError extends Error {
   constructor(dataDir: string, pid: number) {

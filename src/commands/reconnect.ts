@@ -1,8 +1,7 @@
 // `reconnect`: one authenticated call to Tines; on success the connector is active again.
 import { readApiKey } from '../config.js';
-import { keyFingerprint, registerConnector, setConnectorStatus } from '../db/connectors.js';
+import { keyFingerprint, recordKeyRefused, recordReconnected, registerConnector, registration } from '../db/connectors.js';
 import { errorMessage, TinesAuthError } from '../errors.js';
-import { registration } from '../sync/run-sync.js';
 import { createTinesClient } from '../tines/client.js';
 import type { CommandContext } from './context.js';
 
@@ -14,16 +13,15 @@ export async function reconnectCommand(ctx: CommandContext): Promise<number> {
   const client = createTinesClient(ctx.config, ctx.config.tines.baseUrl, apiKey, ctx.log);
   try {
     const { count } = await client.checkAccess();
-    await db.query('UPDATE connectors SET consecutive_failures = 0, updated_at = now() WHERE id = $1', [connector.id]);
-    const from = await setConnectorStatus(db, connector.id, 'active', null);
+    const from = await recordReconnected(db, connector.id);
     ctx.out(
       `Tines accepted the key ${fingerprint} for ${ctx.config.tines.tenantDomain}${count !== null ? ` (${count} users)` : ''}. ` +
-        `Connector "${ctx.config.connectorName}" is active${from && from !== 'active' ? ` again (was ${from})` : ''}; the next sync runs as scheduled.`,
+        `Connector "${ctx.config.connectorName}" is active${from ? ` again (was ${from})` : ''}; the next sync runs as scheduled.`,
     );
     return 0;
   } catch (err) {
     if (err instanceof TinesAuthError) {
-      await setConnectorStatus(db, connector.id, 'reconnect_required', err.message, { refusedFingerprint: fingerprint });
+      await recordKeyRefused(db, connector.id, err.message, fingerprint);
       ctx.out(`still refused: ${err.message}`);
       return 3;
     }

@@ -1,10 +1,9 @@
 // `run`: migrate, register, sync on start and on schedule until SIGTERM/SIGINT.
 import { readApiKey } from '../config.js';
-import { keyFingerprint, registerConnector } from '../db/connectors.js';
+import { keyFingerprint, registerConnector, registration } from '../db/connectors.js';
 import { Daemon } from '../daemon/daemon.js';
 import { startReadGateway } from '../daemon/local-gateway.js';
 import { errorMessage } from '../errors.js';
-import { registration } from '../sync/run-sync.js';
 import type { CommandContext } from './context.js';
 
 /** Resolves with the first SIGTERM/SIGINT; a second one exits at once. */

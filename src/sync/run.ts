@@ -1,12 +1,14 @@
-// One run of a sync, once the lock is held and the run row exists: the listing
-// into staging, the removal rules, and the transaction that applies the diff.
-import type { ConnectorRow } from '../db/connectors.js';
-import { recordSyncFailure, recordSyncSuccess, setConnectorStatus } from '../db/connectors.js';
-import type { Queryable, Session } from '../db/database.js';
-import { finishRun, updateRunProgress, ZERO_COUNTS, type RunCounts } from '../db/runs.js';
+// One run of a sync, once the entry (run-sync.ts) holds the lock and the run
+// row exists: the listing into staging, the removal rules, and the transaction
+// that applies the diff; or the record of its failure.
+import type { Config } from '../config.js';
+import type { ConnectorTarget } from '../connectors/target.js';
+import { recordKeyAccepted, recordKeyRefused, recordSyncFailure, recordSyncSuccess, type ConnectorRow } from '../db/connectors.js';
+import type { Database, Queryable, Session } from '../db/database.js';
+import { finishRun, updateRunProgress, ZERO_COUNTS, type RunCounts, type RunTrigger } from '../db/runs.js';
 import { errorMessage, SyncAbortedError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { TinesClient, UsersPage } from '../tines/client.js';
+import type { TinesClient, TinesClientOptions, UsersPage } from '../tines/client.js';
 import { perPageOf, type PageMeta } from '../tines/schema.js';
 import { confirmRemovals } from './confirm.js';
 import { guardHold, heldReason, type Candidates, type Held, type ListingFacts } from './removal-rules.js';
@@ -15,10 +17,26 @@ import { FirstLoad } from './first-load.js';
 import { errorKindOf, type SyncOutcome } from './outcome.js';
 import { ProgressReporter } from './progress.js';
 import { refreshStatistics } from './statistics.js';
-import type { SyncDeps, SyncRequest } from './run-sync.js';
-import type { ConnectorTarget } from '../connectors/target.js';
 import { rememberedListing, rememberPages, stageKnownPages, type RememberedListing } from './remembered-pages.js';
 import { createStaging, finalizeStaging, hasNoUsers, markSyncWriter, pageKey, preparePage, stagePage } from './staging.js';
+
+/** Everything one run needs, handed over by the entry once the lock is held and the run row exists. */
+export interface RunContext {
+  config: Config;
+  db: Database;
+  hooks?: Pick<TinesClientOptions, 'onResponse' | 'onRetry'>;
+  target: ConnectorTarget;
+  /** The session holding the sync's lock; staging and the run's transaction live on it. */
+  session: Session;
+  connector: ConnectorRow;
+  runId: number;
+  apiKey: string;
+  fingerprint: string;
+  request: { trigger: RunTrigger; allowMassRemoval?: boolean; signal?: AbortSignal };
+  log: Logger;
+  /** performance.now() when the sync began (the outcome's duration counts from there). */
+  started: number;
+}
 
 // The Tines client and axios are the heaviest modules a sync loads: they load
 // while the process connects to the database and takes its lock, not before.
@@ -51,19 +69,16 @@ export class SyncRun {
    */
   private outside: Queryable;
 
-  constructor(
-    private readonly deps: SyncDeps & { target: ConnectorTarget },
-    private readonly s: Session,
-    private readonly connector: ConnectorRow,
-    private readonly runId: number,
-    private readonly apiKey: string,
-    private readonly fingerprint: string,
-    private readonly req: SyncRequest,
-    private readonly log: Logger,
-    private readonly started: number,
-  ) {
-    this.progress = new ProgressReporter(log.child({ runId }));
-    this.outside = s;
+  private readonly s: Session;
+  private readonly connector: ConnectorRow;
+  private readonly runId: number;
+  private readonly req: RunContext['request'];
+  private readonly log: Logger;
+
+  constructor(private readonly ctx: RunContext) {
+    ({ session: this.s, connector: this.connector, runId: this.runId, request: this.req, log: this.log } = ctx);
+    this.progress = new ProgressReporter(ctx.log.child({ runId: ctx.runId }));
+    this.outside = ctx.session;
   }
 
   private checkAbort(): void {
@@ -72,9 +87,9 @@ export class SyncRun {
 
   async execute(): Promise<SyncOutcome> {
     const { s, connector, runId, req, log } = this;
-    const { config, db } = this.deps;
+    const { config, db } = this.ctx;
     log.info({ runId, trigger: req.trigger }, 'sync started');
-    const client = (await tinesClient).createTinesClient(config, this.deps.target.baseUrl, this.apiKey, this.log, this.deps.hooks);
+    const client = (await tinesClient).createTinesClient(config, this.ctx.target.baseUrl, this.ctx.apiKey, this.log, this.ctx.hooks);
     await createStaging(s);
     const remembered = await rememberedListing(s, connector.id, config.tines.pageSize);
     // On the server, a connector with no users yet loads straight into its tables.
@@ -136,7 +151,7 @@ export class SyncRun {
   /** A first sync on the server: the listing and everything it adds in one transaction (see first-load.ts). */
   private async firstLoad(client: TinesClient, externalWrites: number): Promise<SyncOutcome> {
     const { s, connector, runId } = this;
-    this.outside = this.deps.db;
+    this.outside = this.ctx.db;
     const result = await s.transaction(async () => {
       await markSyncWriter(s);
       // The transaction stays open through the listing, including Tines' Retry-After waits.
@@ -194,11 +209,11 @@ export class SyncRun {
     try {
       for await (const page of client.listUsers(this.req.signal, { knownPage })) {
         if (this.pagesFetched === 0 && connector.status === 'reconnect_required') {
-          await setConnectorStatus(this.outside, connector.id, 'active', null, { runId });
+          await recordKeyAccepted(this.outside, connector.id, runId);
           log.info('Tines accepted the new API key; the connector is active again');
         }
         this.pagesFetched++;
-        this.pagesTotal = pagesTotalOf(page.meta, this.deps.config.tines.pageSize, this.pagesFetched) ?? this.pagesTotal;
+        this.pagesTotal = pagesTotalOf(page.meta, this.ctx.config.tines.pageSize, this.pagesFetched) ?? this.pagesTotal;
         if (typeof page.meta.count === 'number') facts.countsSeen.add(page.meta.count);
         facts.finalCount = page.meta.count ?? undefined;
         const seqStart = this.usersStaged;
@@ -269,7 +284,7 @@ export class SyncRun {
       confirmCalls: o.confirm.calls,
     };
     // A listing that showed every user once can vouch for its pages next time.
-    await rememberPages(s, connector.id, runId, this.deps.config.tines.pageSize, {
+    await rememberPages(s, connector.id, runId, this.ctx.config.tines.pageSize, {
       clean: o.clean,
       complete: o.complete,
       externalWrites: o.externalWrites,
@@ -296,7 +311,7 @@ export class SyncRun {
       counts: runCounts,
       pagesFetched: this.pagesFetched,
       pagesTotal: this.pagesTotal,
-      durationMs: Math.round(performance.now() - this.started),
+      durationMs: Math.round(performance.now() - this.ctx.started),
       ...(held ? { errorKind: held.kind, message: held.message } : {}),
     };
     const line = {
@@ -318,7 +333,7 @@ export class SyncRun {
   /** Records a failed or aborted run. The session may be broken, so the pool writes it. */
   async fail(err: unknown): Promise<SyncOutcome> {
     const { connector, runId, log } = this;
-    const { db } = this.deps;
+    const { db, fingerprint } = this.ctx;
     const kind = errorKindOf(err);
     const status = kind === 'shutdown' ? 'aborted' : 'failed';
     const message = kind === 'database' ? `database error: ${errorMessage(err)}` : errorMessage(err);
@@ -327,7 +342,7 @@ export class SyncRun {
       await updateRunProgress(db, runId, this.pagesFetched, this.pagesTotal, this.usersStaged);
       await finishRun(db, runId, status, counts, { kind, message });
       if (kind === 'auth') {
-        await setConnectorStatus(db, connector.id, 'reconnect_required', message, { runId, refusedFingerprint: this.fingerprint });
+        await recordKeyRefused(db, connector.id, message, fingerprint, runId);
         await recordSyncFailure(db, connector.id, runId, message);
       } else if (kind !== 'shutdown') {
         if (await recordSyncFailure(db, connector.id, runId, message)) {
@@ -343,7 +358,7 @@ export class SyncRun {
       counts,
       pagesFetched: this.pagesFetched,
       pagesTotal: this.pagesTotal,
-      durationMs: Math.round(performance.now() - this.started),
+      durationMs: Math.round(performance.now() - this.ctx.started),
       errorKind: kind,
       message,
     };
