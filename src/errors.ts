@@ -10,7 +10,9 @@ export type ErrorKind =
   | 'inconsistent_listing'
   | 'removal_guard'
   | 'database'
-  | 'shutdown';
+  | 'shutdown'
+  /** Anything the connector did not foresee (a TypeError, a broken invariant): a bug, not the database. */
+  | 'internal';
 
 /** Tines refused the key: 401 (invalid or revoked) or 403 (no Tenant-owner rights). */
 export class TinesAuthError extends Error {
@@ -63,6 +65,14 @@ export class SyncAbortedError extends Error {
   constructor(message = 'sync aborted by shutdown') {
     super(message);
     this.name = 'SyncAbortedError';
+  }
+}
+
+/** The connector's row was deleted while its sync ran: the run applies nothing. */
+export class ConnectorDeletedError extends Error {
+  constructor(connectorName: string) {
+    super(`connector "${connectorName}" was deleted during its sync; nothing was applied`);
+    this.name = 'ConnectorDeletedError';
   }
 }
 

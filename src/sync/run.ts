@@ -6,7 +6,7 @@ import type { ConnectorTarget } from '../connectors/target.js';
 import { recordKeyAccepted, recordKeyRefused, recordSyncFailure, recordSyncSuccess, type ConnectorRow } from '../db/connectors.js';
 import type { Database, Queryable, Session } from '../db/database.js';
 import { finishRun, updateRunProgress, ZERO_COUNTS, type RunCounts, type RunTrigger } from '../db/runs.js';
-import { errorMessage, SyncAbortedError } from '../errors.js';
+import { ConnectorDeletedError, errorMessage, SyncAbortedError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { TinesClient, TinesClientOptions, UsersPage } from '../tines/client.js';
 import { perPageOf, type PageMeta } from '../tines/schema.js';
@@ -270,7 +270,7 @@ export class SyncRun {
     const { s, connector, runId } = this;
     // Key-share: a concurrent delete of the connector waits for this commit (and then takes these rows along).
     const exists = await s.query('SELECT 1 FROM connectors WHERE id = $1 FOR KEY SHARE', [connector.id]);
-    if (exists.rows.length === 0) throw new Error(`connector "${connector.name}" was deleted during its sync; nothing was applied`);
+    if (exists.rows.length === 0) throw new ConnectorDeletedError(connector.name);
     const counts: RunCounts = {
       usersSeen: o.distinct,
       usersAdded: d.usersAdded,
@@ -336,7 +336,7 @@ export class SyncRun {
     const { db, fingerprint } = this.ctx;
     const kind = errorKindOf(err);
     const status = kind === 'shutdown' ? 'aborted' : 'failed';
-    const message = kind === 'database' ? `database error: ${errorMessage(err)}` : errorMessage(err);
+    const message = kind === 'database' || kind === 'internal' ? `${kind} error: ${errorMessage(err)}` : errorMessage(err);
     const counts = { ...ZERO_COUNTS, usersSeen: this.usersStaged };
     try {
       await updateRunProgress(db, runId, this.pagesFetched, this.pagesTotal, this.usersStaged);
@@ -365,6 +365,7 @@ export class SyncRun {
     const line = { runId, trigger: this.req.trigger, status, errorKind: kind, durationMs: outcome.durationMs, pages: this.pagesFetched, usersSeen: this.usersStaged };
     if (kind === 'shutdown') log.warn(line, 'sync aborted by shutdown; nothing of it was applied');
     else if (kind === 'auth') log.error(line, `connector needs a reconnect: ${message}`);
+    else if (kind === 'internal') log.error({ ...line, err: { message, stack: err instanceof Error ? err.stack : undefined } }, `sync failed: ${message}`);
     else log.error(line, `sync failed: ${message}`);
     return outcome;
   }
