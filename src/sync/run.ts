@@ -304,7 +304,7 @@ export class SyncRun {
     const { counts: runCounts, usersTouched, held, wasStatus } = r;
     const status = held ? 'held' : 'succeeded';
     if (wasStatus) log.info({ from: wasStatus, to: 'active' }, `connector state: ${wasStatus} → active`);
-    await refreshStatistics(this.s, this.log, runCounts, usersTouched);
+    await refreshStatistics(this.ctx.db.backend, this.s, this.log, runCounts, usersTouched);
     const outcome: SyncOutcome = {
       result: status,
       runId,
