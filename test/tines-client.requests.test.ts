@@ -35,7 +35,7 @@ describe('what the client sends', () => {
 
   it('honours a base URL with a port (loopback http)', async () => {
     const scope = nock('http://127.0.0.1:9')
-      .get(`${USERS_PATH}/5`)
+      .get(`${USERS_PATH}/5`).query({ include: 'team_memberships' })
       .reply(200, { id: 5 });
     const user = await makeClient({ baseUrl: 'http://127.0.0.1:9' }).getUser(5);
     expect(user?.id).toBe(5);
@@ -140,7 +140,7 @@ describe('liberal parsing of users', () => {
 describe('getUser', () => {
   it('returns the user', async () => {
     nock(BASE, { reqheaders: { authorization: `Bearer ${KEY}` } })
-      .get(`${USERS_PATH}/42`)
+      .get(`${USERS_PATH}/42`).query({ include: 'team_memberships' })
       .reply(200, { id: 42, email: 'a@example.com' });
     const u = await makeClient().getUser(42);
     expect(u?.id).toBe(42);
@@ -150,7 +150,7 @@ describe('getUser', () => {
   it('returns null on 404, without retrying', async () => {
     let calls = 0;
     nock(BASE)
-      .get(`${USERS_PATH}/42`)
+      .get(`${USERS_PATH}/42`).query({ include: 'team_memberships' })
       .times(3)
       .reply(() => {
         calls++;
@@ -161,22 +161,22 @@ describe('getUser', () => {
   });
 
   it('accepts the user wrapped in a single key', async () => {
-    nock(BASE).get(`${USERS_PATH}/42`).reply(200, { user: { id: 42, is_active: true } });
+    nock(BASE).get(`${USERS_PATH}/42`).query({ include: 'team_memberships' }).reply(200, { user: { id: 42, is_active: true } });
     const u = await makeClient().getUser(42);
     expect(u?.id).toBe(42);
     expect(u?.isActive).toBe(true);
   });
 
   it('rejects an answer about another user as invalid_response', async () => {
-    nock(BASE).get(`${USERS_PATH}/42`).reply(200, { id: 43 });
+    nock(BASE).get(`${USERS_PATH}/42`).query({ include: 'team_memberships' }).reply(200, { id: 43 });
     const err = await caught(makeClient().getUser(42));
     expect(err).toBeInstanceOf(TinesRequestError);
     expect((err as TinesRequestError).kind).toBe('invalid_response');
   });
 
   it('rejects a non-JSON or invalid user body as invalid_response', async () => {
-    nock(BASE).get(`${USERS_PATH}/42`).reply(200, '<html>oops</html>');
-    nock(BASE).get(`${USERS_PATH}/43`).reply(200, { id: 'forty-three' });
+    nock(BASE).get(`${USERS_PATH}/42`).query({ include: 'team_memberships' }).reply(200, '<html>oops</html>');
+    nock(BASE).get(`${USERS_PATH}/43`).query({ include: 'team_memberships' }).reply(200, { id: 'forty-three' });
     for (const id of [42, 43]) {
       const err = await caught(makeClient().getUser(id));
       expect(err).toBeInstanceOf(TinesRequestError);
@@ -185,7 +185,7 @@ describe('getUser', () => {
   });
 
   it('raises TinesAuthError on 401', async () => {
-    nock(BASE).get(`${USERS_PATH}/42`).reply(401, { error: 'unauthorized' });
+    nock(BASE).get(`${USERS_PATH}/42`).query({ include: 'team_memberships' }).reply(401, { error: 'unauthorized' });
     const err = await caught(makeClient().getUser(42));
     expect(err).toBeInstanceOf(TinesAuthError);
     expect((err as TinesAuthError).status).toBe(401);
@@ -220,10 +220,10 @@ describe('callbacks', () => {
   it('onResponse sees every status (0 for a network failure) and onRetry every retry kind', async () => {
     const statuses: number[] = [];
     const retries: string[] = [];
-    nock(BASE).get(`${USERS_PATH}/1`).reply(503);
-    nock(BASE).get(`${USERS_PATH}/1`).replyWithError(Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }));
-    nock(BASE).get(`${USERS_PATH}/1`).reply(429, '', { 'Retry-After': '0' });
-    nock(BASE).get(`${USERS_PATH}/1`).reply(200, { id: 1 });
+    nock(BASE).get(`${USERS_PATH}/1`).query({ include: 'team_memberships' }).reply(503);
+    nock(BASE).get(`${USERS_PATH}/1`).query({ include: 'team_memberships' }).replyWithError(Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }));
+    nock(BASE).get(`${USERS_PATH}/1`).query({ include: 'team_memberships' }).reply(429, '', { 'Retry-After': '0' });
+    nock(BASE).get(`${USERS_PATH}/1`).query({ include: 'team_memberships' }).reply(200, { id: 1 });
     const origRandom = Math.random;
     Math.random = () => 0; // no backoff wait
     try {

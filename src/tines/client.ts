@@ -271,10 +271,10 @@ export class TinesClient {
     }
   }
 
-  /** GET /api/v1/admin/users/{id}: the user, or null when Tines answers 404. */
+  /** GET /api/v1/admin/users/{id} with its team memberships (as the listing asks): the user, or null when Tines answers 404. */
   async getUser(id: number, signal?: AbortSignal): Promise<TinesUser | null> {
     const path = `${USERS_PATH}/${id}`;
-    const res = await this.get(path, {}, signal);
+    const res = await this.get(path, { include: 'team_memberships' }, signal);
     if (res.status === 404) return null;
     const body = this.parseBody(res, path) as Record<string, unknown> | null;
     // Liberal: the object itself, or wrapped in a single key.
