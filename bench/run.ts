@@ -13,6 +13,7 @@ import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { copyValue, escapeCopy } from '../src/db/database.js';
+import { SQL_TYPE, USER_FIELDS } from '../src/tines/user-fields.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 // The shipped bin (the bundle), as operators run it.
@@ -79,9 +80,10 @@ async function walk(base: string, each?: (users: Record<string, unknown>[]) => v
   }
 }
 
-const USER_COLUMNS = 'tines_user_id, email, first_name, last_name, admin, is_active, tenant_permissions, scim_uid, tines_created_at, tines_updated_at, last_seen_at, raw';
+const USER_COLUMNS = ['tines_user_id', ...USER_FIELDS.map((f) => f.column), 'raw'].join(', ');
+const COPY_FLOOR_DDL = `tines_user_id bigint, ${USER_FIELDS.map((f) => `${f.column} ${SQL_TYPE[f.kind]}`).join(', ')}, raw jsonb`;
 function copyLine(u: Record<string, unknown>): string {
-  const v = [u.id, u.email, u.first_name, u.last_name, u.admin, u.is_active, u.tenant_permissions, u.scim_uid, u.created_at, u.updated_at, u.last_seen];
+  const v = [u.id, ...USER_FIELDS.map((f) => u[f.wire])];
   return `${v.map(copyValue).join('\t')}\t${escapeCopy(JSON.stringify(u))}\n`;
 }
 
@@ -191,7 +193,7 @@ async function main() {
       if (!out.write(list.map(copyLine).join(''))) await new Promise<void>((r) => out.once('drain', () => r()));
     });
     await new Promise<void>((r) => out.end(() => r()));
-    await db.query(`CREATE UNLOGGED TABLE copy_floor (${USER_COLUMNS.split(', ').map((c) => `${c} ${c === 'raw' ? 'jsonb' : c === 'tenant_permissions' ? 'text[]' : /_at$/.test(c) ? 'timestamptz' : c === 'tines_user_id' ? 'bigint' : /admin|is_active/.test(c) ? 'boolean' : 'text'}`).join(', ')})`);
+    await db.query(`CREATE UNLOGGED TABLE copy_floor (${COPY_FLOOR_DDL})`);
     const [, copyMs] = await timed(() => pipeline(createReadStream(copyFile), db.query(copyFrom(`COPY copy_floor (${USER_COLUMNS}) FROM STDIN`))));
     await db.query('DROP TABLE copy_floor');
     rmSync(copyFile);

@@ -6,9 +6,10 @@
 // is taken back and the diff adds it from the latest, so the run records what
 // staging would have (one user_added, with the latest values).
 import type { Session } from '../db/database.js';
-import { copyValue, CopyBuffer, escapeCopy } from '../db/database.js';
+import { CopyBuffer, escapeCopy } from '../db/database.js';
 import type { TinesUser } from '../tines/schema.js';
 import {
+  emailOf,
   finalizeStaging,
   type ListedPage,
   membershipRow,
@@ -101,7 +102,7 @@ export class FirstLoad {
   private encode(x: RawSighting, u: TinesUser, b: LoadBatch): void {
     const c = this.connectorId;
     const run = this.runId;
-    const email = copyValue(u.email);
+    const email = emailOf(u);
     b.users.push(`${c}\t${userRow(u, x)}\n`);
     b.events.push(`${c}\t${run}\tuser_added\t${u.id}\t${email}\t\\N\t{}\n`);
     for (const m of u.memberships ?? []) {

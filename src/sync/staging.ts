@@ -6,6 +6,7 @@ import { copyValue, escapeCopy, type Session } from '../db/database.js';
 import { TinesRequestError } from '../errors.js';
 import type { UsersPage } from '../tines/client.js';
 import { toTinesUser, type TinesMembership, type TinesUser } from '../tines/schema.js';
+import { SQL_TYPE, USER_FIELDS } from '../tines/user-fields.js';
 
 export const STAGE_SEEN = 'sync_stage_seen';
 export const STAGE_USERS = 'sync_stage_users';
@@ -24,30 +25,19 @@ export const STAGE_PAGES = 'sync_stage_pages';
 const DIGEST_VERSION = '1';
 
 /** A user's columns as both staging and tines_users hold them, in the order userRow encodes them. */
-export const USER_ROW_COLUMNS = [
-  'tines_user_id',
-  'email',
-  'first_name',
-  'last_name',
-  'admin',
-  'is_active',
-  'tenant_permissions',
-  'scim_uid',
-  'tines_created_at',
-  'tines_updated_at',
-  'last_seen_at',
-  'raw',
-  'raw_hash',
-] as const;
+export const USER_ROW_COLUMNS = ['tines_user_id', ...USER_FIELDS.map((f) => f.column), 'raw', 'raw_hash'] as const;
 const USER_COLUMNS = ['seq', ...USER_ROW_COLUMNS, 'has_memberships'] as const;
 
 /** USER_ROW_COLUMNS of one user, encoded for COPY (tab-separated, no line end). */
 export function userRow(u: TinesUser, x: RawSighting): string {
-  return (
-    `${u.id}\t${copyValue(u.email)}\t${copyValue(u.firstName)}\t${copyValue(u.lastName)}\t` +
-    `${copyValue(u.admin)}\t${copyValue(u.isActive)}\t${copyValue(u.tenantPermissions)}\t${copyValue(u.scimUid)}\t` +
-    `${copyValue(u.createdAt)}\t${copyValue(u.updatedAt)}\t${copyValue(u.lastSeen)}\t${escapeCopy(x.json)}\t${x.digest}`
-  );
+  let line = String(u.id);
+  for (const f of USER_FIELDS) line += `\t${copyValue(u.fields[f.column])}`;
+  return `${line}\t${escapeCopy(x.json)}\t${x.digest}`;
+}
+
+/** The user's email as COPY text (change events carry it). */
+export function emailOf(u: TinesUser): string {
+  return copyValue(u.fields.email);
 }
 /** A membership's columns as both staging and team_memberships hold them, in the order membershipRow encodes them. */
 export const MEMBERSHIP_ROW_COLUMNS = ['tines_user_id', 'team_id', 'team_name', 'role'] as const;
@@ -70,9 +60,8 @@ export async function createStaging(s: Session): Promise<void> {
   await s.exec(`
     CREATE TEMP TABLE ${STAGE_SEEN} (tines_user_id bigint NOT NULL, seq bigint NOT NULL);
     CREATE TEMP TABLE ${STAGE_USERS} (
-      seq bigint NOT NULL, tines_user_id bigint NOT NULL, email text, first_name text, last_name text,
-      admin boolean, is_active boolean, tenant_permissions text[], scim_uid text,
-      tines_created_at timestamptz, tines_updated_at timestamptz, last_seen_at timestamptz,
+      seq bigint NOT NULL, tines_user_id bigint NOT NULL,
+      ${USER_FIELDS.map((f) => `${f.column} ${SQL_TYPE[f.kind]}`).join(', ')},
       raw jsonb NOT NULL, raw_hash text NOT NULL, has_memberships boolean NOT NULL
     );
     CREATE TEMP TABLE ${STAGE_MEMBERSHIPS} (
