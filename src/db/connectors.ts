@@ -27,6 +27,10 @@ export interface ConnectorRow {
   last_success_at: string | null;
   inactive_after_days: number;
   org_email_domains: string[] | null;
+  /** The connector's first sync that found users: those users are its baseline, not joiners. */
+  baseline_run_id: number | null;
+  baseline_at: string | null;
+  baseline_users: number | null;
   created_at: string;
   updated_at: string;
 }
@@ -209,4 +213,17 @@ export async function recordReconnected(db: Queryable, connectorId: number): Pro
 /** A sync's first page came back with a key that was refused before: active again, before the run ends. */
 export async function recordKeyAccepted(db: Queryable, connectorId: number, runId: number): Promise<void> {
   await setConnectorStatus(db, connectorId, 'active', null, { runId });
+}
+
+/**
+ * The connector's first sync found its users (in that sync's transaction): they
+ * are the baseline, taken at this transaction's time (their first_seen_at). A
+ * sync that finds the connector without any user row again (an operator
+ * emptied it) takes a new one.
+ */
+export async function recordBaseline(db: Queryable, connectorId: number, runId: number, users: number): Promise<void> {
+  await db.query(
+    'UPDATE connectors SET baseline_run_id = $2, baseline_at = now(), baseline_users = $3 WHERE id = $1',
+    [connectorId, runId, users],
+  );
 }

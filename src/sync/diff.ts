@@ -40,6 +40,11 @@ const STAGED_VALUES = USER_FIELDS.map((f) => (f.absentKeepsStored ? `COALESCE(s.
 /** The stored row's values, as o_<column>. */
 const STORED_VALUES = [...ROW_FIELDS, 'raw', 'raw_hash', 'removed_at'].map((c) => `u.${c} AS o_${c}`).join(', ');
 
+/** `{"baseline": true}` when $3 says the run is the connector's first (its arrivals are the baseline, not joiners), else `{}`. */
+const BASELINE_DETAILS = `CASE WHEN $3::boolean THEN '{"baseline": true}'::jsonb ELSE '{}'::jsonb END`;
+/** The baseline marker as the first load encodes it for COPY. */
+export const BASELINE_DETAILS_JSON = '{"baseline":true}';
+
 // $1 connector id, $2 sync run id.
 const UPDATE_USERS = `
 WITH cur AS (
@@ -79,6 +84,7 @@ SELECT (SELECT count(*) FROM upd)::int AS touched,
        (SELECT count(*) FROM ev WHERE kind = 'user_updated')::int AS updated,
        (SELECT count(*) FROM ev WHERE kind = 'user_restored')::int AS restored`;
 
+// $1 connector id, $2 sync run id, $3 whether this is the connector's first sync.
 const INSERT_USERS = `
 WITH ins AS (
   INSERT INTO tines_users (connector_id, tines_user_id, ${ROW_FIELDS.join(', ')}, first_seen_at, raw, raw_hash)
@@ -88,12 +94,12 @@ WITH ins AS (
    ORDER BY s.tines_user_id
   RETURNING tines_user_id, email
 ), ev AS (
-  INSERT INTO change_events (connector_id, sync_run_id, occurred_at, kind, tines_user_id, email)
-  SELECT $1::bigint, $2::bigint, now(), 'user_added', tines_user_id, email FROM ins
+  INSERT INTO change_events (connector_id, sync_run_id, occurred_at, kind, tines_user_id, email, details)
+  SELECT $1::bigint, $2::bigint, now(), 'user_added', tines_user_id, email, ${BASELINE_DETAILS} FROM ins
 )
 SELECT count(*)::int AS added FROM ins`;
 
-/** Memberships of users whose object carried team_memberships: new, re-added and changed ones. */
+/** Memberships of users whose object carried team_memberships: new, re-added and changed ones. $3 as INSERT_USERS'. */
 const UPSERT_MEMBERSHIPS = `
 WITH m AS (
   SELECT sm.tines_user_id, sm.team_id, sm.team_name, sm.role,
@@ -116,7 +122,7 @@ WITH m AS (
          CASE WHEN m.is_added THEN 'membership_added' ELSE 'membership_updated' END,
          m.tines_user_id, u.email, m.team_id,
          CASE WHEN m.is_added
-              THEN jsonb_build_object('team_name', m.team_name, 'role', m.role)
+              THEN jsonb_build_object('team_name', m.team_name, 'role', m.role) || ${BASELINE_DETAILS}
               ELSE jsonb_build_object('team_name', m.team_name) || ${changeDetails(['role', 'team_name'], 'm.', 'm.o_')}
          END
     FROM m
@@ -184,16 +190,18 @@ export interface DiffCounts {
 /**
  * Applies the staged listing. With `removeUsers` false (a held run) no user is
  * removed; memberships of users whose object was seen still follow that object.
+ * With `baseline` (the connector's first sync) the arrivals' events say so.
  * Must run inside the caller's transaction.
  */
-export async function applyDiff(tx: Queryable, connectorId: number, runId: number, removeUsers: boolean): Promise<DiffCounts> {
+export async function applyDiff(tx: Queryable, connectorId: number, runId: number, opts: { removeUsers: boolean; baseline: boolean }): Promise<DiffCounts> {
   const p = [connectorId, runId];
+  const added = [connectorId, runId, opts.baseline];
   const upd = (await tx.query<{ touched: number; updated: number; restored: number }>(UPDATE_USERS, p)).rows[0]!;
-  const ins = (await tx.query<{ added: number }>(INSERT_USERS, p)).rows[0]!;
-  const mem = (await tx.query<{ added: number; updated: number }>(UPSERT_MEMBERSHIPS, p)).rows[0]!;
+  const ins = (await tx.query<{ added: number }>(INSERT_USERS, added)).rows[0]!;
+  const mem = (await tx.query<{ added: number; updated: number }>(UPSERT_MEMBERSHIPS, added)).rows[0]!;
   const memRemoved = (await tx.query<{ removed: number }>(REMOVE_MISSING_MEMBERSHIPS, p)).rows[0]!;
   let removed = { users: 0, memberships: 0 };
-  if (removeUsers) removed = (await tx.query<{ users: number; memberships: number }>(REMOVE_USERS, p)).rows[0]!;
+  if (opts.removeUsers) removed = (await tx.query<{ users: number; memberships: number }>(REMOVE_USERS, p)).rows[0]!;
   return {
     usersAdded: ins.added,
     usersUpdated: upd.updated,

@@ -8,6 +8,7 @@
 import type { Session } from '../db/database.js';
 import { CopyBuffer, escapeCopy } from '../db/database.js';
 import type { TinesUser } from '../tines/schema.js';
+import { BASELINE_DETAILS_JSON } from './diff.js';
 import {
   emailOf,
   finalizeStaging,
@@ -104,11 +105,12 @@ export class FirstLoad {
     const run = this.runId;
     const email = emailOf(u);
     b.users.push(`${c}\t${userRow(u, x)}\n`);
-    b.events.push(`${c}\t${run}\tuser_added\t${u.id}\t${email}\t\\N\t{}\n`);
+    // A first load is the connector's first sync: its arrivals are the baseline.
+    b.events.push(`${c}\t${run}\tuser_added\t${u.id}\t${email}\t\\N\t${BASELINE_DETAILS_JSON}\n`);
     for (const m of u.memberships ?? []) {
       b.memberships.push(`${c}\t${membershipRow(u, m)}\n`);
       b.events.push(
-        `${c}\t${run}\tmembership_added\t${u.id}\t${email}\t${m.teamId}\t${escapeCopy(JSON.stringify({ team_name: m.teamName, role: m.role }))}\n`,
+        `${c}\t${run}\tmembership_added\t${u.id}\t${email}\t${m.teamId}\t${escapeCopy(JSON.stringify({ team_name: m.teamName, role: m.role, baseline: true }))}\n`,
       );
     }
   }

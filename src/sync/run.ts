@@ -3,7 +3,7 @@
 // that applies the diff; or the record of its failure.
 import type { Config } from '../config.js';
 import type { ConnectorTarget } from '../connectors/target.js';
-import { recordKeyAccepted, recordKeyRefused, recordSyncFailure, recordSyncSuccess, type ConnectorRow } from '../db/connectors.js';
+import { recordBaseline, recordKeyAccepted, recordKeyRefused, recordSyncFailure, recordSyncSuccess, type ConnectorRow } from '../db/connectors.js';
 import type { Database, Queryable, Session } from '../db/database.js';
 import { finishRun, updateRunProgress, ZERO_COUNTS, type RunCounts, type RunTrigger } from '../db/runs.js';
 import { ConnectorDeletedError, errorMessage, SyncAbortedError } from '../errors.js';
@@ -68,6 +68,8 @@ export class SyncRun {
    * transaction (a first load), so they are seen at once.
    */
   private outside: Queryable;
+  /** The connector's first sync: the users it adds are the baseline (their events say so). */
+  private baseline = false;
 
   private readonly s: Session;
   private readonly connector: ConnectorRow;
@@ -92,9 +94,11 @@ export class SyncRun {
     const client = (await tinesClient).createTinesClient(config, this.ctx.target.baseUrl, this.ctx.apiKey, this.log, this.ctx.hooks);
     await createStaging(s);
     const remembered = await rememberedListing(s, connector.id, config.tines.pageSize);
-    // On the server, a connector with no users yet loads straight into its tables.
+    // A connector with no users yet: what this sync finds is its baseline, not joiners.
+    this.baseline = await hasNoUsers(s, connector.id);
+    // On the server, it loads straight into its tables.
     // (The embedded database runs on this very thread: nothing to overlap, so it stages.)
-    if (db.backend === 'postgres' && (await hasNoUsers(s, connector.id))) return this.firstLoad(client, remembered.externalWrites);
+    if (db.backend === 'postgres' && this.baseline) return this.firstLoad(client, remembered.externalWrites);
 
     if (remembered.verifyAll) log.info('the users were written outside a sync since the last one: every user is compared this time');
     const facts = await this.list(client, remembered, (page, seqStart) => {
@@ -133,7 +137,7 @@ export class SyncRun {
     // One transaction: the diff, its events, the run row and the connector row.
     const result = await s.transaction(async () => {
       await markSyncWriter(s);
-      const d = unchanged ? NO_CHANGES : await applyDiff(s, connector.id, runId, removeUsers);
+      const d = unchanged ? NO_CHANGES : await applyDiff(s, connector.id, runId, { removeUsers, baseline: this.baseline });
       return this.commit(d, {
         distinct,
         cand,
@@ -167,7 +171,7 @@ export class SyncRun {
       if (load.repeats > 0) {
         // Users listed twice (paging shifted): each is added once more from its latest sighting.
         const withdrawn = await load.withdrawRepeated();
-        const again = await applyDiff(s, connector.id, runId, false);
+        const again = await applyDiff(s, connector.id, runId, { removeUsers: false, baseline: true });
         d = {
           ...again,
           usersAdded: d.usersAdded - withdrawn.users + again.usersAdded,
@@ -291,6 +295,7 @@ export class SyncRun {
       unchanged: o.unchanged,
     });
     await finishRun(s, runId, o.held ? 'held' : 'succeeded', counts, o.held);
+    if (this.baseline && d.usersAdded > 0) await recordBaseline(s, connector.id, runId, d.usersAdded);
     const wasStatus = await recordSyncSuccess(s, connector.id, runId, !o.held);
     return { counts, usersTouched: d.usersTouched, held: o.held, wasStatus };
   }
