@@ -5,12 +5,12 @@ import type { Config } from '../config.js';
 import type { ConnectorTarget } from '../connectors/target.js';
 import { recordBaseline, recordKeyAccepted, recordKeyRefused, recordSyncFailure, recordSyncSuccess, type ConnectorRow } from '../db/connectors.js';
 import type { Database, Queryable, Session } from '../db/database.js';
-import { finishRun, updateRunProgress, ZERO_COUNTS, type RunCounts, type RunTrigger } from '../db/runs.js';
+import { finishRun, updateConfirmationProgress, updateRunProgress, ZERO_COUNTS, type RunCounts, type RunTrigger } from '../db/runs.js';
 import { ConnectorDeletedError, errorMessage, SyncAbortedError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { TinesClient, TinesClientOptions, UsersPage } from '../tines/client.js';
 import { perPageOf, type PageMeta } from '../tines/schema.js';
-import { confirmRemovals } from './confirm.js';
+import { confirmRemovals, type ConfirmResult } from './confirm.js';
 import { guardHold, heldReason, type Candidates, type Held, type ListingFacts } from './removal-rules.js';
 import { applyDiff, COUNT_CANDIDATES, type DiffCounts } from './diff.js';
 import { FirstLoad } from './first-load.js';
@@ -126,9 +126,7 @@ export class SyncRun {
       held = guardHold(cand, config.sync, req.allowMassRemoval === true);
       if (!held) {
         log.info({ candidates: cand.candidates }, 'confirming users missing from the listing with Tines');
-        confirm = await confirmRemovals(s, client, connector.id, this.usersStaged, req.signal, (calls) =>
-          this.progress.confirming(calls, cand.candidates),
-        );
+        confirm = await this.confirm(client, cand.candidates);
         removeUsers = true;
       }
     }
@@ -244,6 +242,29 @@ export class SyncRun {
     await writing;
     await updateRunProgress(this.outside, runId, this.pagesFetched, this.pagesTotal, this.usersStaged);
     return facts;
+  }
+
+  /**
+   * The removal confirmations, with their progress in the log and in the run
+   * row (confirmations_done of confirmations_total, at most twice a second).
+   */
+  private async confirm(client: TinesClient, total: number): Promise<ConfirmResult> {
+    const { s, runId } = this;
+    await updateConfirmationProgress(this.outside, runId, 0, total);
+    let writing: Promise<void> = Promise.resolve();
+    let lastWrite = performance.now();
+    const result = await confirmRemovals(s, client, this.connector.id, this.usersStaged, this.req.signal, (done) => {
+      this.progress.confirming(done, total);
+      const now = performance.now();
+      if (now - lastWrite < 500) return;
+      lastWrite = now;
+      // One write at a time, in order; a failed one surfaces after the calls.
+      writing = writing.then(() => updateConfirmationProgress(this.outside, runId, done, total));
+      writing.catch(() => undefined); // observed after the calls
+    });
+    await writing;
+    await updateConfirmationProgress(this.outside, runId, result.calls, total);
+    return result;
   }
 
   /** Writes one page, and keeps the run row current (at most twice a second). */
