@@ -68,6 +68,8 @@ export class SyncRun {
    * transaction (a first load), so they are seen at once.
    */
   private outside: Queryable;
+  /** Time spent confirming removals with Tines (for the summary line). */
+  private confirmMs = 0;
   /** The connector's first sync: the users it adds are the baseline (their events say so). */
   private baseline = false;
 
@@ -250,6 +252,7 @@ export class SyncRun {
    */
   private async confirm(client: TinesClient, total: number): Promise<ConfirmResult> {
     const { s, runId } = this;
+    const started = performance.now();
     await updateConfirmationProgress(this.outside, runId, 0, total);
     let writing: Promise<void> = Promise.resolve();
     let lastWrite = performance.now();
@@ -264,6 +267,7 @@ export class SyncRun {
     });
     await writing;
     await updateConfirmationProgress(this.outside, runId, result.calls, total);
+    this.confirmMs = Math.round(performance.now() - started);
     return result;
   }
 
@@ -350,6 +354,7 @@ export class SyncRun {
       usersShipped: this.usersShipped,
       usersTouched,
       stillPresent,
+      confirmMs: this.confirmMs,
     };
     if (held) log.warn({ ...line, errorKind: held.kind }, `sync held: ${held.message}`);
     else log.info(line, 'sync succeeded');
