@@ -68,10 +68,23 @@ export class SyncAbortedError extends Error {
   }
 }
 
-/** The connector's row was deleted while its sync ran: the run applies nothing. */
+/**
+ * The connector's row, registered earlier by this process, is gone: `delete --yes`
+ * removed it meanwhile. A daemon does not register it again; it stops syncing it.
+ * (`during: 'sync'`: it went while a sync ran, which then applies nothing.)
+ */
 export class ConnectorDeletedError extends Error {
-  constructor(connectorName: string) {
-    super(`connector "${connectorName}" was deleted during its sync; nothing was applied`);
+  constructor(
+    readonly connectorName: string,
+    readonly connectorId: number,
+    during?: 'sync',
+  ) {
+    super(
+      during === 'sync'
+        ? `connector "${connectorName}" (id ${connectorId}) was deleted during its sync; nothing was applied`
+        : `connector "${connectorName}" (id ${connectorId}) was deleted while this process served it; ` +
+            'it is not registered again until the process is restarted with it configured',
+    );
     this.name = 'ConnectorDeletedError';
   }
 }

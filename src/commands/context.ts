@@ -1,7 +1,8 @@
-// What every command gets: the frozen config, a logger (stderr, so stdout stays
-// the command's answer), stdout, and the database opened on first use.
+// What every command gets: the frozen configuration, a logger (stderr, so stdout
+// stays the command's answer), stdout, its parsed flags and positional
+// arguments (see command-line.ts), and the database opened on first use.
 import { existsSync } from 'node:fs';
-import type { Config } from '../config.js';
+import type { Settings } from '../config.js';
 import { embeddedClusterPath, type Database, type Queryable } from '../db/database.js';
 import { migrate, migrationState } from '../db/migrate.js';
 import { DataDirBusyError } from '../errors.js';
@@ -10,11 +11,14 @@ import { queryThroughGateway } from '../daemon/local-gateway.js';
 import { readOnlyRows } from '../db/read-only.js';
 import type { Logger } from '../log.js';
 
-export interface CommandContext {
-  config: Config;
+export interface CommandContext<C extends Settings = Settings> {
+  /** `Config` (with the environment's connector) for commands that need one, else `Settings`. */
+  config: C;
   log: Logger;
   out: (text: string) => void;
-  args: string[];
+  /** Flags by long name without dashes (`ctx.flags['allow-mass-removal']`), as the command's table entry declares them. */
+  flags: Readonly<Record<string, string | boolean | undefined>>;
+  positionals: readonly string[];
   /** Opens (once) and migrates the configured database. */
   db(): Promise<Database>;
   close(): Promise<void>;
@@ -27,12 +31,18 @@ export interface CommandContext {
  */
 export type MigrateOnOpen = boolean | 'if-installed';
 
-export function createContext(config: Config, log: Logger, args: string[], opts: { migrate?: MigrateOnOpen } = {}): CommandContext {
+export function createContext<C extends Settings>(
+  config: C,
+  log: Logger,
+  args: { flags: CommandContext['flags']; positionals: readonly string[] },
+  opts: { migrate?: MigrateOnOpen } = {},
+): CommandContext<C> {
   let opened: Promise<Database> | undefined;
   return {
     config,
     log,
-    args,
+    flags: args.flags,
+    positionals: args.positionals,
     out: (text) => process.stdout.write(text.endsWith('\n') ? text : `${text}\n`),
     db() {
       opened ??= (async () => {
@@ -96,12 +106,8 @@ export async function readAccess(ctx: CommandContext): Promise<{ q: Queryable; d
   }
 }
 
-export function hasFlag(args: readonly string[], flag: string): boolean {
-  return args.includes(flag);
-}
-
 /** The embedded database is configured (no DATABASE_URL) but DATA_DIR holds none: nothing has run there. */
-export function embeddedDatabaseMissing(config: Config): boolean {
+export function embeddedDatabaseMissing(config: Pick<Settings, 'database'>): boolean {
   return !config.database.url && !existsSync(embeddedClusterPath(config.database.dataDir));
 }
 

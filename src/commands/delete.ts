@@ -1,9 +1,9 @@
 // `delete --yes`: the connector and every row that belongs to it (ON DELETE CASCADE).
-import { embeddedDatabaseMissing, hasFlag, schemaInstalled, type CommandContext } from './context.js';
+import { embeddedDatabaseMissing, schemaInstalled, type CommandContext } from './context.js';
 
 export async function deleteCommand(ctx: CommandContext): Promise<number> {
   const name = ctx.config.connectorName;
-  if (!hasFlag(ctx.args, '--yes')) {
+  if (!ctx.flags.yes) {
     ctx.out(`This removes connector "${name}" and all its users, memberships, runs and events. Run \`tines-connector delete --yes\` to do it.`);
     return 2;
   }

@@ -2,7 +2,9 @@
 import { exitCodeFor, runSync, type SyncOutcome } from '../sync/run-sync.js';
 import { syncThroughGateway } from '../daemon/local-gateway.js';
 import { DataDirBusyError } from '../errors.js';
-import { hasFlag, type CommandContext } from './context.js';
+import { jsonDocument, visible } from './format.js';
+import type { Config } from '../config.js';
+import type { CommandContext } from './context.js';
 
 export function describeOutcome(o: SyncOutcome): string {
   const c = o.counts;
@@ -22,11 +24,12 @@ export function describeOutcome(o: SyncOutcome): string {
     if (c.removalCandidates > 0) lines.push(`  missing from the listing: ${c.removalCandidates} (confirmation calls: ${c.confirmCalls})`);
   }
   if (o.message) lines.push(`  ${o.errorKind ? `${o.errorKind}: ` : ''}${o.message}`);
-  return lines.join('\n');
+  if (o.errorKind === 'network') lines.push('  (is TINES_TENANT_DOMAIN right, and is the tenant reachable from here?)');
+  return lines.map(visible).join('\n');
 }
 
-export async function syncCommand(ctx: CommandContext): Promise<number> {
-  const allowMassRemoval = hasFlag(ctx.args, '--allow-mass-removal');
+export async function syncCommand(ctx: CommandContext<Config>): Promise<number> {
+  const allowMassRemoval = ctx.flags['allow-mass-removal'] === true;
   let db;
   try {
     db = await ctx.db();
@@ -35,7 +38,7 @@ export async function syncCommand(ctx: CommandContext): Promise<number> {
     if (!(err instanceof DataDirBusyError)) throw err;
     const outcome = await syncThroughGateway(ctx.config.database.dataDir, ctx.config.connectorName, allowMassRemoval);
     if (!outcome) throw err;
-    ctx.out(hasFlag(ctx.args, '--json') ? JSON.stringify(outcome) : `${describeOutcome(outcome)}\n  (run by the daemon that holds ${ctx.config.database.dataDir})`);
+    ctx.out(ctx.flags.json ? jsonDocument(outcome) : `${describeOutcome(outcome)}\n  (run by the daemon that holds ${ctx.config.database.dataDir})`);
     return exitCodeFor(outcome);
   }
   const controller = new AbortController();
@@ -47,7 +50,7 @@ export async function syncCommand(ctx: CommandContext): Promise<number> {
       { config: ctx.config, db, log: ctx.log },
       { trigger: 'manual', allowMassRemoval, signal: controller.signal },
     );
-    ctx.out(hasFlag(ctx.args, '--json') ? JSON.stringify(outcome) : describeOutcome(outcome));
+    ctx.out(ctx.flags.json ? jsonDocument(outcome) : describeOutcome(outcome));
     return exitCodeFor(outcome);
   } finally {
     process.off('SIGINT', onSignal);

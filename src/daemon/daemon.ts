@@ -1,16 +1,16 @@
 // The long-running service: a sync at start, then on the cron schedule, never
 // two at once; failures counted and retried with jittered backoff; an explicit
-// shutdown that aborts the sync in flight within a grace period.
-import type http from 'node:http';
+// shutdown that aborts the sync in flight within a grace period. Its database is
+// open and migrated before it starts (see database-wait.ts); the health server
+// is the caller's.
 import cron, { type ScheduledTask } from 'node-cron';
 import type { Config } from '../config.js';
 import type { Database } from '../db/database.js';
 import type { RunTrigger } from '../db/runs.js';
-import { errorMessage } from '../errors.js';
+import { ConnectorDeletedError, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import { notStarted } from '../sync/outcome.js';
 import { runSync, type SyncOutcome } from '../sync/run-sync.js';
-import { startHealthServer } from './health.js';
 import { Metrics } from './metrics.js';
 
 const RETRY_BASE_MS = 5_000;
@@ -20,36 +20,41 @@ export interface DaemonOptions {
   config: Config;
   db: Database;
   log: Logger;
+  /**
+   * The connector's row as `run` registered it at start. Syncs refresh that row
+   * and never create it again: once it is deleted (`delete --yes`), the daemon
+   * stops syncing it. Without it, each sync registers the connector itself.
+   */
+  registeredId?: number;
   /** Called after each sync (the demo prints them). */
   onSyncFinished?: (outcome: SyncOutcome) => void;
 }
 
 export class Daemon {
   private readonly log: Logger;
-  private readonly metrics: Metrics;
+  /** Counters and gauges for /metrics. */
+  readonly metrics: Metrics;
   private task: ScheduledTask | undefined;
-  private server: http.Server | undefined;
   private inFlight: Promise<void> | undefined;
   private controller: AbortController | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private failuresInARow = 0;
   private stopping = false;
+  /** Set when the connector was deleted under this daemon: no sync from then on. */
+  private connectorDeleted = false;
 
   constructor(private readonly opts: DaemonOptions) {
     this.log = opts.log.child({ component: 'daemon' });
     this.metrics = new Metrics(opts.db, opts.config.connectorName, opts.log.child({ component: 'metrics' }));
   }
 
-  get healthPort(): number | undefined {
-    const addr = this.server?.address();
-    return addr && typeof addr === 'object' ? addr.port : undefined;
+  /** Whether a sync runs now (the embedded database then answers /readyz late). */
+  get syncInFlight(): boolean {
+    return this.inFlight !== undefined;
   }
 
   async start(): Promise<void> {
-    const { config, db } = this.opts;
-    if (config.healthPort > 0) {
-      this.server = await startHealthServer(config.healthPort, db, this.metrics, this.opts.log.child({ component: 'health' }), () => this.inFlight !== undefined);
-    }
+    const { config } = this.opts;
     const cronLog = this.opts.log.child({ component: 'cron' });
     this.task = cron.schedule(config.sync.schedule, () => this.tick('schedule'), {
       name: `sync:${config.connectorName}`,
@@ -90,7 +95,7 @@ export class Daemon {
    * outcome, or undefined when it could not start; never rejects.
    */
   syncNow(trigger: RunTrigger, opts: { allowMassRemoval?: boolean } = {}): Promise<SyncOutcome | undefined> {
-    if (this.stopping) return Promise.resolve(undefined);
+    if (this.stopping || this.connectorDeleted) return Promise.resolve(undefined);
     if (this.inFlight) {
       this.log.info({ trigger }, 'previous sync still running; this one is skipped');
       return Promise.resolve(notStarted('busy', 'a sync of this connector is already running in this daemon', 0));
@@ -102,7 +107,7 @@ export class Daemon {
     const run = (async (): Promise<SyncOutcome | undefined> => {
       try {
         const outcome = await runSync(
-          { config: this.opts.config, db: this.opts.db, log: this.opts.log, hooks: this.metrics.hooks() },
+          { config: this.opts.config, db: this.opts.db, log: this.opts.log, hooks: this.metrics.hooks(), registeredId: this.opts.registeredId },
           { trigger, signal: controller.signal, allowMassRemoval: opts.allowMassRemoval },
         );
         if (outcome.result === 'busy') this.log.info({ trigger }, 'another replica is syncing this connector; tick skipped');
@@ -111,6 +116,10 @@ export class Daemon {
         this.opts.onSyncFinished?.(outcome);
         return outcome;
       } catch (err) {
+        if (err instanceof ConnectorDeletedError) {
+          this.stopServingDeletedConnector(err);
+          return undefined;
+        }
         // Before a run could be recorded: database unreachable, key file unreadable, ...
         this.metrics.tickFailed();
         this.failed(`sync could not start: ${errorMessage(err)}`, true);
@@ -122,6 +131,20 @@ export class Daemon {
     })();
     this.inFlight = run.then(() => undefined);
     return run;
+  }
+
+  /**
+   * The connector was deleted under this daemon: it is not registered again,
+   * the schedule stops, and this is said once. The process keeps running (health,
+   * gateway) until it is stopped; a restart with the connector configured registers it anew.
+   */
+  private stopServingDeletedConnector(err: ConnectorDeletedError): void {
+    if (this.connectorDeleted) return;
+    this.connectorDeleted = true;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    void this.task?.stop();
+    this.log.warn({ connector: err.connectorName, connectorId: err.connectorId }, `${err.message}: this daemon no longer syncs it`);
   }
 
   /** Counts a failure and, unless it waits on the operator, retries sooner than the schedule. */
@@ -145,7 +168,7 @@ export class Daemon {
 
   /**
    * Stops scheduling, aborts the sync in flight and waits for it up to the
-   * grace period, then closes the health server. The caller closes the database.
+   * grace period. The caller closes the health server and the database.
    * Returns false when the sync did not finish in time.
    */
   async stop(graceMs: number): Promise<boolean> {
@@ -163,13 +186,6 @@ export class Daemon {
       ]);
       clearTimeout(timer);
       if (!finished) this.log.error({ graceMs }, 'the sync in flight did not stop within the grace period');
-    }
-    if (this.server) {
-      const server = this.server;
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
     }
     return finished;
   }

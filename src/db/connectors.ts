@@ -9,6 +9,7 @@
 import { createHash } from 'node:crypto';
 import type { Config } from '../config.js';
 import { environmentTarget, type ConnectorTarget } from '../connectors/target.js';
+import { ConnectorDeletedError } from '../errors.js';
 import type { Queryable } from './database.js';
 
 export type ConnectorStatus = 'active' | 'reconnect_required' | 'failing';
@@ -62,9 +63,15 @@ export function registration(config: Config, fingerprint: string | null, target:
   };
 }
 
-/** Inserts or refreshes the connector's row from configuration; writes only when something differs. */
-export async function registerConnector(db: Queryable, r: Registration): Promise<ConnectorRow> {
+/**
+ * Inserts or refreshes the connector's row from configuration; writes only when
+ * something differs. With `registeredId`, the row this process registered
+ * before, it is only refreshed, never created again: a row deleted meanwhile
+ * (`delete --yes`) throws ConnectorDeletedError.
+ */
+export async function registerConnector(db: Queryable, r: Registration, opts: { registeredId?: number } = {}): Promise<ConnectorRow> {
   const domains = r.orgEmailDomains.length > 0 ? [...r.orgEmailDomains] : null;
+  if (opts.registeredId !== undefined) return refreshRegisteredConnector(db, r, domains, opts.registeredId);
   const res = await db.query<ConnectorRow>(
     `WITH up AS (
        INSERT INTO connectors AS c (name, tenant_domain, api_key_fingerprint, inactive_after_days, org_email_domains)
@@ -92,6 +99,30 @@ export async function registerConnector(db: Queryable, r: Registration): Promise
   const row = await getConnector(db, r.name);
   if (!row) throw new Error(`connector "${r.name}" vanished while it was being registered`);
   return row;
+}
+
+/** registerConnector for a row registered before: UPDATE only, by id. */
+async function refreshRegisteredConnector(db: Queryable, r: Registration, domains: string[] | null, id: number): Promise<ConnectorRow> {
+  const res = await db.query<ConnectorRow>(
+    `WITH up AS (
+       UPDATE connectors AS c
+          SET tenant_domain = $2,
+              api_key_fingerprint = COALESCE($3, c.api_key_fingerprint),
+              inactive_after_days = $4,
+              org_email_domains = $5,
+              updated_at = now()
+        WHERE c.id = $1
+          AND (c.tenant_domain, c.api_key_fingerprint, c.inactive_after_days, c.org_email_domains)
+              IS DISTINCT FROM ($2, COALESCE($3, c.api_key_fingerprint), $4, $5)
+       RETURNING c.*
+     )
+     SELECT * FROM up
+     UNION ALL
+     SELECT * FROM connectors WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM up)`,
+    [id, r.tenantDomain, r.fingerprint, r.inactiveAfterDays, domains],
+  );
+  if (!res.rows[0]) throw new ConnectorDeletedError(r.name, id);
+  return res.rows[0];
 }
 
 export async function getConnector(db: Queryable, name: string): Promise<ConnectorRow | undefined> {
@@ -198,8 +229,14 @@ export async function recordKeyRefused(db: Queryable, connectorId: number, reaso
  * as a failed sync, so the connector turns failing after a few and status and
  * alerts show why. Returns true when it just became failing.
  */
-export async function recordKeyUnreadable(db: Queryable, config: Config, target: ConnectorTarget, message: string): Promise<boolean> {
-  const connector = await registerConnector(db, registration(config, null, target));
+export async function recordKeyUnreadable(
+  db: Queryable,
+  config: Config,
+  target: ConnectorTarget,
+  message: string,
+  opts: { registeredId?: number } = {},
+): Promise<boolean> {
+  const connector = await registerConnector(db, registration(config, null, target), opts);
   return recordSyncFailure(db, connector.id, null, message);
 }
 

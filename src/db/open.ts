@@ -1,10 +1,15 @@
 // Picks the backend from configuration: DATABASE_URL → PostgreSQL server; unset → embedded.
-import type { Config } from '../config.js';
+import type { Settings } from '../config.js';
 import type { Logger } from '../log.js';
 import type { Database } from './database.js';
-import { PostgresDatabase } from './postgres.js';
+import { describeUrl, PostgresDatabase } from './postgres.js';
 
-export async function openDatabase(config: Config, log: Logger): Promise<Database> {
+/** Where the configured database is, safe to print (no password), before it is opened. */
+export function describeDatabase(config: Pick<Settings, 'database'>): string {
+  return config.database.url ? describeUrl(config.database.url) : `embedded PostgreSQL in ${config.database.dataDir}`;
+}
+
+export async function openDatabase(config: Pick<Settings, 'database'>, log: Logger): Promise<Database> {
   if (config.database.url) return new PostgresDatabase(config.database.url, log.child({ component: 'db' }));
   // Loaded only when used: the WebAssembly build is large.
   const { EmbeddedDatabase } = await import('./embedded.js');

@@ -7,7 +7,7 @@ import { environmentTarget, type ConnectorTarget } from '../connectors/target.js
 import { FAILING_AFTER, getConnector, keyFingerprint, reconnectPending, recordKeyUnreadable, registerConnector, registration } from '../db/connectors.js';
 import type { Database } from '../db/database.js';
 import { abortStaleRuns, startRun, type RunTrigger } from '../db/runs.js';
-import { errorMessage } from '../errors.js';
+import { ConnectorDeletedError, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import { notStarted, type SyncOutcome } from './outcome.js';
 import { SyncRun } from './run.js';
@@ -29,6 +29,8 @@ export interface SyncDeps {
   hooks?: SyncHooks;
   /** The connector to sync; the environment's by default. */
   target?: ConnectorTarget;
+  /** The connector's row as the daemon registered it at start: refreshed, never re-created (a deleted connector stays deleted). */
+  registeredId?: number;
 }
 
 export interface SyncRequest {
@@ -54,16 +56,17 @@ async function syncOnce(deps: SyncDeps, req: SyncRequest): Promise<SyncOutcome> 
     apiKey = await target.readKey();
   } catch (err) {
     try {
-      if (await recordKeyUnreadable(db, config, target, errorMessage(err))) {
+      if (await recordKeyUnreadable(db, config, target, errorMessage(err), { registeredId: deps.registeredId })) {
         log.error(`connector is now failing (${FAILING_AFTER} or more syncs in a row could not run): ${errorMessage(err)}`);
       }
     } catch (dbErr) {
+      if (dbErr instanceof ConnectorDeletedError) throw dbErr;
       log.warn({ err: { message: errorMessage(dbErr) } }, 'could not record the failure on the connector');
     }
     throw err;
   }
   const fingerprint = keyFingerprint(apiKey);
-  const registered = await registerConnector(db, registration(config, fingerprint, target));
+  const registered = await registerConnector(db, registration(config, fingerprint, target), { registeredId: deps.registeredId });
 
   return db.withSession(async (session) => {
     const lock = `tines-connector:sync:${registered.id}`;

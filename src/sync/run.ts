@@ -299,7 +299,7 @@ export class SyncRun {
     const { s, connector, runId } = this;
     // Key-share: a concurrent delete of the connector waits for this commit (and then takes these rows along).
     const exists = await s.query('SELECT 1 FROM connectors WHERE id = $1 FOR KEY SHARE', [connector.id]);
-    if (exists.rows.length === 0) throw new ConnectorDeletedError(connector.name);
+    if (exists.rows.length === 0) throw new ConnectorDeletedError(connector.name, connector.id, 'sync');
     const counts: RunCounts = {
       usersSeen: o.distinct,
       usersAdded: d.usersAdded,
