@@ -174,7 +174,7 @@ export async function recordSyncSuccess(db: Queryable, connectorId: number, runI
   await db.query(
     `UPDATE connectors
         SET consecutive_failures = 0,
-            -- The clock, not now(): a first load's transaction began when its listing did.
+            -- The clock, not now(): the run's transaction began before its diff was applied.
             -- Read once, so a success's last_sync_at and last_success_at are equal.
             last_sync_at = t.at,
             last_success_at = CASE WHEN $2 THEN t.at ELSE last_success_at END,

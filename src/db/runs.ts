@@ -72,7 +72,7 @@ export async function finishRun(
   counts: RunCounts,
   error?: { kind: ErrorKind; message: string },
 ): Promise<void> {
-  // clock_timestamp(), not now(): a first load finishes its run in the transaction its listing began.
+  // clock_timestamp(), not now(): the run's transaction began before its diff was applied.
   await db.query(
     `UPDATE sync_runs
         SET status = $2, finished_at = clock_timestamp(),

@@ -42,8 +42,6 @@ const STORED_VALUES = [...ROW_FIELDS, 'raw', 'raw_hash', 'removed_at'].map((c) =
 
 /** `{"baseline": true}` when $3 says the run is the connector's first (its arrivals are the baseline, not joiners), else `{}`. */
 const BASELINE_DETAILS = `CASE WHEN $3::boolean THEN '{"baseline": true}'::jsonb ELSE '{}'::jsonb END`;
-/** The baseline marker as the first load encodes it for COPY. */
-export const BASELINE_DETAILS_JSON = '{"baseline":true}';
 
 // $1 connector id, $2 sync run id.
 const UPDATE_USERS = `

@@ -4,7 +4,7 @@
 import type { Config } from '../config.js';
 import type { ConnectorTarget } from '../connectors/target.js';
 import { recordBaseline, recordKeyAccepted, recordKeyRefused, recordSyncFailure, recordSyncSuccess, type ConnectorRow } from '../db/connectors.js';
-import type { Database, Queryable, Session } from '../db/database.js';
+import type { Database, Session } from '../db/database.js';
 import { finishRun, updateConfirmationProgress, updateRunProgress, ZERO_COUNTS, type RunCounts, type RunTrigger } from '../db/runs.js';
 import { ConnectorDeletedError, errorMessage, SyncAbortedError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -13,12 +13,11 @@ import { perPageOf, type PageMeta } from '../tines/schema.js';
 import { confirmRemovals, type ConfirmResult } from './confirm.js';
 import { guardHold, heldReason, type Candidates, type Held, type ListingFacts } from './removal-rules.js';
 import { applyDiff, COUNT_CANDIDATES, type DiffCounts } from './diff.js';
-import { FirstLoad } from './first-load.js';
 import { errorKindOf, type SyncOutcome } from './outcome.js';
 import { ProgressReporter } from './progress.js';
 import { refreshStatistics } from './statistics.js';
-import { rememberedListing, rememberPages, stageKnownPages, type RememberedListing } from './remembered-pages.js';
-import { createStaging, finalizeStaging, hasNoUsers, markSyncWriter, pageKey, preparePage, stagePage } from './staging.js';
+import { RememberedListing } from './remembered-listing.js';
+import { createStaging, finalizeStaging, hasNoUsers, markSyncWriter, preparePage, stagePage } from './staging.js';
 
 /** Everything one run needs, handed over by the entry once the lock is held and the run row exists. */
 export interface RunContext {
@@ -62,14 +61,10 @@ export class SyncRun {
   private usersShipped = 0;
   private lastProgressWrite = 0;
   private readonly progress: ProgressReporter;
-  /**
-   * Where progress and the connector's status go while the listing runs: the
-   * run's own session, or the pool while that session is inside the run's
-   * transaction (a first load), so they are seen at once.
-   */
-  private outside: Queryable;
   /** Time spent confirming removals with Tines (for the summary line). */
   private confirmMs = 0;
+  /** Where the run's time went (for the summary line): the listing, staging's end and the candidates, the transaction. */
+  private readonly phaseMs = { list: 0, stage: 0, apply: 0 };
   /** The connector's first sync: the users it adds are the baseline (their events say so). */
   private baseline = false;
 
@@ -82,7 +77,6 @@ export class SyncRun {
   constructor(private readonly ctx: RunContext) {
     ({ session: this.s, connector: this.connector, runId: this.runId, request: this.req, log: this.log } = ctx);
     this.progress = new ProgressReporter(ctx.log.child({ runId: ctx.runId }));
-    this.outside = ctx.session;
   }
 
   private checkAbort(): void {
@@ -91,31 +85,26 @@ export class SyncRun {
 
   async execute(): Promise<SyncOutcome> {
     const { s, connector, runId, req, log } = this;
-    const { config, db } = this.ctx;
+    const { config } = this.ctx;
     log.info({ runId, trigger: req.trigger }, 'sync started');
     const client = (await tinesClient).createTinesClient(config, this.ctx.target.baseUrl, this.ctx.apiKey, this.log, this.ctx.hooks);
     await createStaging(s);
-    const remembered = await rememberedListing(s, connector.id, config.tines.pageSize);
+    const remembered = await RememberedListing.load(s, connector.id, config.tines.pageSize);
     // A connector with no users yet: what this sync finds is its baseline, not joiners.
     this.baseline = await hasNoUsers(s, connector.id);
-    // On the server, it loads straight into its tables.
-    // (The embedded database runs on this very thread: nothing to overlap, so it stages.)
-    if (db.backend === 'postgres' && this.baseline) return this.firstLoad(client, remembered.externalWrites);
-
     if (remembered.verifyAll) log.info('the users were written outside a sync since the last one: every user is compared this time');
     const facts = await this.list(client, remembered, (page, seqStart) => {
-      const prepared = preparePage(page, seqStart);
+      const prepared = preparePage(page, seqStart, page.digest !== undefined ? RememberedListing.keyOf(page.digest) : null);
       return async () => {
         this.usersShipped += await stagePage(s, connector.id, prepared, remembered.verifyAll);
       };
     });
-    // Every page as the last listing left it, and that listing left exactly its users present: nothing changed.
-    const unchanged =
-      this.pagesFetched > 0 && facts.knownPages.length === this.pagesFetched && remembered.pages.size === this.pagesFetched && remembered.complete;
+    this.phaseMs.list = Math.round(performance.now() - this.ctx.started);
+    const unchanged = remembered.unchanged(this.pagesFetched);
     let distinct = this.usersStaged;
     let duplicates = false;
     if (!unchanged) {
-      await stageKnownPages(s, connector.id, config.tines.pageSize, facts.knownPages);
+      await remembered.stageKnown(s);
       ({ distinct, duplicates } = await finalizeStaging(s));
     }
 
@@ -135,62 +124,23 @@ export class SyncRun {
     this.checkAbort();
 
     // One transaction: the diff, its events, the run row and the connector row.
+    const applyStarted = performance.now();
+    this.phaseMs.stage = Math.round(applyStarted - this.ctx.started) - this.phaseMs.list - this.confirmMs;
     const result = await s.transaction(async () => {
       await markSyncWriter(s);
       const d = unchanged ? NO_CHANGES : await applyDiff(s, connector.id, runId, { removeUsers, baseline: this.baseline });
-      return this.commit(d, {
+      return this.commit(d, remembered, {
         distinct,
         cand,
         confirm,
         held,
         clean: !duplicates,
         complete: !held && (cand.candidates === 0 || confirm.stillPresent === 0),
-        externalWrites: remembered.externalWrites,
         unchanged,
       });
     });
+    this.phaseMs.apply = Math.round(performance.now() - applyStarted);
     return this.finish(result, confirm.stillPresent);
-  }
-
-  /** A first sync on the server: the listing and everything it adds in one transaction (see first-load.ts). */
-  private async firstLoad(client: TinesClient, externalWrites: number): Promise<SyncOutcome> {
-    const { s, connector, runId } = this;
-    this.outside = this.ctx.db;
-    const result = await s.transaction(async () => {
-      await markSyncWriter(s);
-      // The transaction stays open through the listing, including Tines' Retry-After waits.
-      await s.query('SET LOCAL idle_in_transaction_session_timeout = 0');
-      const load = new FirstLoad(s, connector.id, runId);
-      const facts = await this.list(client, null, async (page, seqStart) => {
-        const batch = await load.add(page, seqStart);
-        return batch ? () => load.write(batch) : null;
-      });
-      await load.write(load.take());
-      this.usersShipped = this.usersStaged;
-      let d: DiffCounts = { ...NO_CHANGES, usersAdded: load.usersAdded, membershipsAdded: load.membershipsAdded };
-      if (load.repeats > 0) {
-        // Users listed twice (paging shifted): each is added once more from its latest sighting.
-        const withdrawn = await load.withdrawRepeated();
-        const again = await applyDiff(s, connector.id, runId, { removeUsers: false, baseline: true });
-        d = {
-          ...again,
-          usersAdded: d.usersAdded - withdrawn.users + again.usersAdded,
-          membershipsAdded: d.membershipsAdded - withdrawn.memberships + again.membershipsAdded,
-        };
-      }
-      const held = heldReason(facts, load.distinct);
-      return this.commit(d, {
-        distinct: load.distinct,
-        cand: { candidates: 0, present: load.distinct },
-        confirm: { stillPresent: 0, calls: 0 },
-        held,
-        clean: load.repeats === 0,
-        complete: !held,
-        externalWrites,
-        unchanged: false,
-      });
-    });
-    return this.finish(result, 0);
   }
 
   /**
@@ -200,20 +150,16 @@ export class SyncRun {
    */
   private async list(
     client: TinesClient,
-    remembered: RememberedListing | null,
-    take: (page: UsersPage, seqStart: number) => Promise<(() => Promise<void>) | null> | (() => Promise<void>),
+    remembered: RememberedListing,
+    take: (page: UsersPage, seqStart: number) => () => Promise<void>,
   ): Promise<ListingFacts> {
     const { connector, runId, log } = this;
-    const facts: ListingFacts = { countsSeen: new Set(), finalCount: undefined, knownPages: [] };
-    const knownPage = (page: number, digest: string) => {
-      const p = remembered?.pages.get(page);
-      return p && p.digest === pageKey(digest) ? p : undefined;
-    };
+    const facts: ListingFacts = { countsSeen: new Set(), finalCount: undefined };
     let writing: Promise<void> = Promise.resolve();
     try {
-      for await (const page of client.listUsers(this.req.signal, { knownPage })) {
+      for await (const page of client.listUsers(this.req.signal, { known: remembered.pages })) {
         if (this.pagesFetched === 0 && connector.status === 'reconnect_required') {
-          await recordKeyAccepted(this.outside, connector.id, runId);
+          await recordKeyAccepted(this.s, connector.id, runId);
           log.info('Tines accepted the new API key; the connector is active again');
         }
         this.pagesFetched++;
@@ -223,8 +169,8 @@ export class SyncRun {
         const seqStart = this.usersStaged;
         this.usersStaged += page.size;
         let write: (() => Promise<void>) | null = null;
-        if (page.known) facts.knownPages.push({ page: page.page, digest: pageKey(page.digest!), seqStart });
-        else write = await take(page, seqStart);
+        if (page.known) remembered.noteKnown(page.page, seqStart);
+        else write = take(page, seqStart);
         const progress = { pages: this.pagesFetched, total: this.pagesTotal, users: this.usersStaged };
         if (write) {
           // Only a new write waits for the one in flight: the pages in between are prepared meanwhile.
@@ -242,7 +188,7 @@ export class SyncRun {
       throw err;
     }
     await writing;
-    await updateRunProgress(this.outside, runId, this.pagesFetched, this.pagesTotal, this.usersStaged);
+    await updateRunProgress(this.s, runId, this.pagesFetched, this.pagesTotal, this.usersStaged);
     return facts;
   }
 
@@ -253,7 +199,7 @@ export class SyncRun {
   private async confirm(client: TinesClient, total: number): Promise<ConfirmResult> {
     const { s, runId } = this;
     const started = performance.now();
-    await updateConfirmationProgress(this.outside, runId, 0, total);
+    await updateConfirmationProgress(this.s, runId, 0, total);
     let writing: Promise<void> = Promise.resolve();
     let lastWrite = performance.now();
     const result = await confirmRemovals(s, client, this.connector.id, this.usersStaged, this.req.signal, (done) => {
@@ -262,11 +208,11 @@ export class SyncRun {
       if (now - lastWrite < 500) return;
       lastWrite = now;
       // One write at a time, in order; a failed one surfaces after the calls.
-      writing = writing.then(() => updateConfirmationProgress(this.outside, runId, done, total));
+      writing = writing.then(() => updateConfirmationProgress(this.s, runId, done, total));
       writing.catch(() => undefined); // observed after the calls
     });
     await writing;
-    await updateConfirmationProgress(this.outside, runId, result.calls, total);
+    await updateConfirmationProgress(this.s, runId, result.calls, total);
     this.confirmMs = Math.round(performance.now() - started);
     return result;
   }
@@ -277,7 +223,7 @@ export class SyncRun {
     const now = performance.now();
     if (now - this.lastProgressWrite >= 500) {
       this.lastProgressWrite = now;
-      await updateRunProgress(this.outside, this.runId, progress.pages, progress.total, progress.users);
+      await updateRunProgress(this.s, this.runId, progress.pages, progress.total, progress.users);
     }
     this.progress.page(progress.pages, progress.total, progress.users);
   }
@@ -285,6 +231,7 @@ export class SyncRun {
   /** The end of the run's transaction: the connector still exists, the pages are remembered, the run and connector rows written. */
   private async commit(
     d: DiffCounts,
+    remembered: RememberedListing,
     o: {
       distinct: number;
       cand: Candidates;
@@ -292,7 +239,6 @@ export class SyncRun {
       held: Held | undefined;
       clean: boolean;
       complete: boolean;
-      externalWrites: number;
       unchanged: boolean;
     },
   ): Promise<{ counts: RunCounts; usersTouched: number; held: Held | undefined; wasStatus: string | undefined }> {
@@ -313,12 +259,7 @@ export class SyncRun {
       confirmCalls: o.confirm.calls,
     };
     // A listing that showed every user once can vouch for its pages next time.
-    await rememberPages(s, connector.id, runId, this.ctx.config.tines.pageSize, {
-      clean: o.clean,
-      complete: o.complete,
-      externalWrites: o.externalWrites,
-      unchanged: o.unchanged,
-    });
+    await remembered.remember(s, runId, { clean: o.clean, complete: o.complete, unchanged: o.unchanged });
     await finishRun(s, runId, o.held ? 'held' : 'succeeded', counts, o.held);
     if (this.baseline && d.usersAdded > 0) await recordBaseline(s, connector.id, runId, d.usersAdded);
     const wasStatus = await recordSyncSuccess(s, connector.id, runId, !o.held);
@@ -355,6 +296,9 @@ export class SyncRun {
       usersTouched,
       stillPresent,
       confirmMs: this.confirmMs,
+      listMs: this.phaseMs.list,
+      stageMs: this.phaseMs.stage,
+      applyMs: this.phaseMs.apply,
     };
     if (held) log.warn({ ...line, errorKind: held.kind }, `sync held: ${held.message}`);
     else log.info(line, 'sync succeeded');

@@ -22,7 +22,7 @@ export const STAGE_PAGES = 'sync_stage_pages';
  * on every page that is not remembered. (A digest also stays as it was when Tines
  * only reorders a user's keys or arrays, which is no change.)
  */
-const DIGEST_VERSION = '1';
+export const DIGEST_VERSION = '1';
 
 /** A user's columns as both staging and tines_users hold them, in the order userRow encodes them. */
 export const USER_ROW_COLUMNS = ['tines_user_id', ...USER_FIELDS.map((f) => f.column), 'raw', 'raw_hash'] as const;
@@ -33,11 +33,6 @@ export function userRow(u: TinesUser, x: RawSighting): string {
   let line = String(u.id);
   for (const f of USER_FIELDS) line += `\t${copyValue(u.fields[f.column])}`;
   return `${line}\t${escapeCopy(x.json)}\t${x.digest}`;
-}
-
-/** The user's email as COPY text (change events carry it). */
-export function emailOf(u: TinesUser): string {
-  return copyValue(u.fields.email);
 }
 /** A membership's columns as both staging and team_memberships hold them, in the order membershipRow encodes them. */
 export const MEMBERSHIP_ROW_COLUMNS = ['tines_user_id', 'team_id', 'team_name', 'role'] as const;
@@ -121,7 +116,7 @@ SELECT p.ord::int AS ord
 
 export interface PreparedPage {
   page: number;
-  /** `DIGEST_VERSION:sha256:<digest>` of the page body, when known. */
+  /** The key the page is remembered under (RememberedListing.keyOf), when the listing is remembered. */
   pageDigest: string | null;
   /** The page's meta as sent, kept with the page when the listing is remembered. */
   meta: unknown;
@@ -130,18 +125,14 @@ export interface PreparedPage {
   seqStart: number;
 }
 
-/** What staging and a first load take of a listed page. */
+/** What staging takes of a listed page. */
 export type ListedPage = Pick<UsersPage, 'page' | 'ids' | 'raw' | 'digest' | 'meta'>;
 
-export function pageKey(bodyDigest: string): string {
-  return `${DIGEST_VERSION}:${bodyDigest}`;
-}
-
 /** The CPU half of staging a page (JSON text and digests), done while the database works on the previous one. */
-export function preparePage(page: ListedPage, seqStart: number): PreparedPage {
+export function preparePage(page: ListedPage, seqStart: number, pageDigest: string | null): PreparedPage {
   return {
     page: page.page,
-    pageDigest: page.digest !== undefined ? pageKey(page.digest) : null,
+    pageDigest,
     meta: page.meta,
     ids: page.ids,
     sightings: page.raw.map(sighting),
