@@ -102,19 +102,23 @@ async function runCli(env: Record<string, string>, label: string, command = 'syn
   const rssFile = join(tmpdir(), `bench-rss-${randomBytes(4).toString('hex')}`);
   const started = performance.now();
   let confirmMs = 0;
+  let phases = '';
   const code = await new Promise<number>((resolve) => {
     const child = spawn(process.execPath, ['--import', probe, cli, command], {
       env: { PATH: process.env.PATH ?? '', ...env, LOG_LEVEL: 'info', LOG_FORMAT: 'json', BENCH_RSS_FILE: rssFile },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     readline.createInterface({ input: child.stderr! }).on('line', (line) => {
-      let entry: { level?: number; msg?: string; confirmMs?: number } | undefined;
+      let entry: { level?: number; msg?: string; confirmMs?: number; listMs?: number; stageMs?: number; applyMs?: number } | undefined;
       try {
         entry = JSON.parse(line) as typeof entry;
       } catch {
         // not a log line
       }
-      if (typeof entry?.confirmMs === 'number') confirmMs = entry.confirmMs;
+      if (typeof entry?.confirmMs === 'number') {
+        confirmMs = entry.confirmMs;
+        phases = ` (listing ${entry.listMs} ms, staging's end ${entry.stageMs} ms, transaction ${entry.applyMs} ms)`;
+      }
       if (!entry || (entry.level ?? 0) >= 40) process.stderr.write(`${line}\n`);
     });
     child.on('exit', (c) => resolve(c ?? 1));
@@ -122,7 +126,7 @@ async function runCli(env: Record<string, string>, label: string, command = 'syn
   const ms = Math.round(performance.now() - started);
   const rssMb = Math.round(Number(readFileSync(rssFile, 'utf8')) / 1024);
   rmSync(rssFile, { force: true });
-  log(`${label}: exit ${code}, ${ms} ms, peak RSS ${rssMb} MB${confirmMs ? `, confirmation calls ${confirmMs} ms` : ''}`);
+  log(`${label}: exit ${code}, ${ms} ms, peak RSS ${rssMb} MB${confirmMs ? `, confirmation calls ${confirmMs} ms` : ''}${phases}`);
   if (code !== 0) throw new Error(`${label} exited ${code}`);
   return { ms, rssMb, confirmMs };
 }

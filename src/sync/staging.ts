@@ -25,26 +25,26 @@ export const STAGE_PAGES = 'sync_stage_pages';
 export const DIGEST_VERSION = '1';
 
 /** A user's columns as both staging and tines_users hold them, in the order userRow encodes them. */
-export const USER_ROW_COLUMNS = ['tines_user_id', ...USER_FIELDS.map((f) => f.column), 'raw', 'raw_hash'] as const;
+const USER_ROW_COLUMNS = ['tines_user_id', ...USER_FIELDS.map((f) => f.column), 'raw', 'raw_hash'] as const;
 const USER_COLUMNS = ['seq', ...USER_ROW_COLUMNS, 'has_memberships'] as const;
 
 /** USER_ROW_COLUMNS of one user, encoded for COPY (tab-separated, no line end). */
-export function userRow(u: TinesUser, x: RawSighting): string {
+function userRow(u: TinesUser, x: RawSighting): string {
   let line = String(u.id);
   for (const f of USER_FIELDS) line += `\t${copyValue(u.fields[f.column])}`;
   return `${line}\t${escapeCopy(x.json)}\t${x.digest}`;
 }
 /** A membership's columns as both staging and team_memberships hold them, in the order membershipRow encodes them. */
-export const MEMBERSHIP_ROW_COLUMNS = ['tines_user_id', 'team_id', 'team_name', 'role'] as const;
+const MEMBERSHIP_ROW_COLUMNS = ['tines_user_id', 'team_id', 'team_name', 'role'] as const;
 const MEMBERSHIP_COLUMNS = ['seq', ...MEMBERSHIP_ROW_COLUMNS] as const;
 
 /** MEMBERSHIP_ROW_COLUMNS of one membership, encoded for COPY (tab-separated, no line end). */
-export function membershipRow(u: TinesUser, m: TinesMembership): string {
+function membershipRow(u: TinesUser, m: TinesMembership): string {
   return `${u.id}\t${m.teamId}\t${copyValue(m.teamName)}\t${copyValue(m.role)}`;
 }
 
 /** A sighting normalised for its row; a user the schema accepted but cannot be stored fails the page. */
-export function normalise(x: RawSighting): TinesUser {
+function normalise(x: RawSighting): TinesUser {
   const u = toTinesUser(x.raw);
   if (typeof u === 'string') throw new TinesRequestError('invalid_response', `user ${String(x.raw.id)}: ${u}`);
   return u;
@@ -114,7 +114,7 @@ SELECT p.ord::int AS ord
   ) u ON true
  WHERE $8 OR u.raw_hash IS NULL OR u.removed_at IS NOT NULL OR u.raw_hash <> p.h`;
 
-export interface PreparedPage {
+interface PreparedPage {
   page: number;
   /** The key the page is remembered under (RememberedListing.keyOf), when the listing is remembered. */
   pageDigest: string | null;
@@ -126,7 +126,7 @@ export interface PreparedPage {
 }
 
 /** What staging takes of a listed page. */
-export type ListedPage = Pick<UsersPage, 'page' | 'ids' | 'raw' | 'digest' | 'meta'>;
+type ListedPage = Pick<UsersPage, 'page' | 'ids' | 'raw' | 'digest' | 'meta'>;
 
 /** The CPU half of staging a page (JSON text and digests), done while the database works on the previous one. */
 export function preparePage(page: ListedPage, seqStart: number, pageDigest: string | null): PreparedPage {
