@@ -5,7 +5,8 @@
 // aborting the process; SHOW and EXPLAIN (which a cursor cannot hold) and a
 // statement through a running daemon's gateway come as one batch.
 import type { ResultField } from '../db/database.js';
-import { refuseAllButQueries, tableThroughGateway, withoutLeadingComments } from '../daemon/local-gateway.js';
+import { tableThroughGateway } from '../daemon/local-gateway.js';
+import { readOnlyRefusal, sqlCode } from '../db/read-only.js';
 import { readAccess, type CommandContext } from './context.js';
 
 /**
@@ -44,9 +45,10 @@ export async function readResult(ctx: CommandContext, sql: string, onBatch: (bat
     await onBatch({ fields: r.fields, rows: r.rows });
     return;
   }
-  refuseAllButQueries(sql);
+  const refused = readOnlyRefusal(sql);
+  if (refused) throw new Error(refused);
   const statement = sql.replace(/[\s;]+$/, '');
-  const word = /^\(*\s*([a-z]+)/i.exec(withoutLeadingComments(statement))?.[1]?.toLowerCase() ?? '';
+  const word = /^[\s(]*([a-z]+)/i.exec(sqlCode(statement))?.[1]?.toLowerCase() ?? '';
   const opts = { rowMode: 'array', textTypes: TEXT_TYPES } as const;
   try {
     await db.withSession((s) =>

@@ -1,7 +1,7 @@
 // `query "<SQL>" [--format table|json|csv] [--json]`: one read-only statement against the configured database.
 import { stringify } from 'csv-stringify/sync';
 import type { ResultField } from '../db/database.js';
-import { withoutLeadingComments } from '../daemon/local-gateway.js';
+import { sqlCode } from '../db/read-only.js';
 import { CommandRefusal } from '../errors.js';
 import type { CommandContext } from './context.js';
 import { cell, formatGrid, scriptValue, visible } from './format.js';
@@ -20,7 +20,7 @@ export async function queryCommand(ctx: CommandContext): Promise<number> {
   }
   const format: Format = ctx.flags.json ? 'json' : ((asked as Format | undefined) ?? 'table');
   const sql = ctx.positionals[0]!;
-  if (withoutLeadingComments(sql).replace(/[\s;]+/g, '') === '') {
+  if (sqlCode(sql).replace(/[\s;]+/g, '') === '') {
     throw new CommandRefusal('no statement given: pass one SQL statement, e.g. query "SELECT count(*) FROM tines_users"');
   }
   const printer = format === 'json' ? jsonPrinter() : format === 'csv' ? csvPrinter() : tablePrinter(ctx);

@@ -2,7 +2,7 @@
 // connector registered, retried with backoff while the database does not
 // answer; then syncs on start and on schedule until SIGTERM/SIGINT.
 import { readApiKey, type Config } from '../config.js';
-import { keyFingerprint, registerConnector } from '../db/connectors.js';
+import { keyFingerprint, registerConnector, registration } from '../db/connectors.js';
 import type { Database } from '../db/database.js';
 import { migrate } from '../db/migrate.js';
 import { describeDatabase, openDatabase } from '../db/open.js';
@@ -14,7 +14,6 @@ import { VERSION } from '../version.js';
 import { CommandRefusal, errorMessage } from '../errors.js';
 import { dataDirUnusable, explainFailure } from './explain.js';
 import type { Logger } from '../log.js';
-import { registration } from '../sync/run-sync.js';
 import type { CommandContext } from './context.js';
 import { reconnect } from './reconnect.js';
 
