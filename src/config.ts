@@ -211,8 +211,21 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
   return parseEnvironment(env, false);
 }
 
+/**
+ * Variables only the commands that sync read (the schedule, the Tines client's
+ * limits, the daemon's ports and grace): a command that only reads, migrates or
+ * deletes rows does not stop on them. `run`, `sync` and `reconnect` still
+ * refuse every bad one, all at once.
+ */
+const SYNC_ONLY = new Set(['SYNC_SCHEDULE', 'SYNC_TIMEZONE', 'SYNC_ON_START', 'TINES_PAGE_SIZE', 'TINES_REQUESTS_PER_MINUTE', 'TINES_TIMEOUT_MS', 'TINES_MAX_RETRIES', 'HEALTH_PORT', 'SHUTDOWN_TIMEOUT_MS', 'EMBEDDED_PG_PORT']);
+
 function parseEnvironment(env: NodeJS.ProcessEnv, connectorRequired: boolean): Settings {
-  const parsed = schema.safeParse(env);
+  let parsed = schema.safeParse(env);
+  if (!connectorRequired && !parsed.success) {
+    // Parsed again without the bad variables this command does not use: their defaults stand in.
+    const unused = parsed.error.issues.map((i) => String(i.path[0])).filter((name) => SYNC_ONLY.has(name));
+    if (unused.length > 0) parsed = schema.safeParse(Object.fromEntries(Object.entries(env).filter(([name]) => !unused.includes(name))));
+  }
   const problems: string[] = [];
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {

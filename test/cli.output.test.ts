@@ -62,6 +62,11 @@ describe.each(backends())('cli output (%s)', (backend) => {
       expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(args[0] === 'delete' ? 2 : 0);
       expect(r.stderr, args.join(' ')).not.toMatch(/TINES_/);
     }
+    // A schedule or a Tines limit only syncing reads does not stop a command that only reads.
+    for (const args of [['status'], ['query', 'SELECT 1 AS one']]) {
+      const r = await cli(args, { ...dbOnly, SYNC_SCHEDULE: '* * *', TINES_PAGE_SIZE: 'abc' });
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(0);
+    }
     for (const args of [['run'], ['sync'], ['reconnect']]) {
       const r = await cli(args, { ...dbOnly, TINES_PAGE_SIZE: '0' });
       expect(r.code, args[0]).toBe(2);

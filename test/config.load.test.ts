@@ -1,7 +1,7 @@
 // Pins loadConfig: defaults, tenant normalisation, cron, ranges, aggregated errors.
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, normalizeTenant, type Config } from '../src/config.js';
+import { ConfigError, loadConfig, loadSettings, normalizeTenant, type Config } from '../src/config.js';
 import { problemsOf } from './helpers/config.js';
 
 const BASE = { TINES_TENANT_DOMAIN: 'acme-1234.tines.com', TINES_API_KEY: 'tk_test_key_123' } as const;
@@ -234,6 +234,22 @@ describe('errors are reported together', () => {
     }
     expect(ce.problems).toHaveLength(names.length);
     expect(ce.message).not.toContain('hunter2');
+  });
+
+  it('loadSettings (commands that only read) does not stop on the variables only syncing reads; it still names every bad one it uses', () => {
+    const syncOnly = { SYNC_SCHEDULE: '* * *', TINES_PAGE_SIZE: 'abc', SYNC_ON_START: 'perhaps', HEALTH_PORT: '70000', TINES_MAX_RETRIES: '-1' };
+    const settings = loadSettings({ ...syncOnly, DATA_DIR: '/srv/data' });
+    expect(settings.database.dataDir).toBe('/srv/data');
+    expect(settings.sync.schedule).toBe('*/15 * * * *'); // the default stands in; nothing reads it
+    let err: unknown;
+    try {
+      loadSettings({ ...syncOnly, LOG_LEVEL: 'loud', DATABASE_URL: 'mysql://x' });
+    } catch (e) {
+      err = e;
+    }
+    expect((err as ConfigError).problems.map((p) => p.split(' ')[0]).sort()).toEqual(['DATABASE_URL', 'LOG_LEVEL']);
+    // The commands that sync still refuse every one of them at once.
+    expect(problemsOf({ ...BASE, ...syncOnly }).map((p) => p.split(' ')[0]).sort()).toEqual(['HEALTH_PORT', 'SYNC_ON_START', 'SYNC_SCHEDULE', 'TINES_MAX_RETRIES', 'TINES_PAGE_SIZE']);
   });
 
   it('reports bad ORG_EMAIL_DOMAINS entries together with other bad variables', () => {
