@@ -3,11 +3,15 @@
 // timestamp without zone in ISO form, text that only looks like a timestamp
 // untouched, bytea as \x hex); a table of more than 125,000 rows; display width
 // for wide characters; no statement exits 2; a result larger than the heap
-// streams as CSV instead of aborting the process.
+// streams as CSV instead of aborting the process; through a running daemon,
+// the same columns and values, and a bounded result.
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GATEWAY_MAX_ROWS } from '../src/daemon/local-gateway.js';
+import { FakeTines, generateUsers } from '../src/fake/tines-server.js';
 import { backends, createTestDb, type TestDb } from './helpers/backends.js';
 import { CLI, childCwd, childEnv, runCli } from './helpers/cli.js';
+import { daemonEnv, killAllDaemons, runCli as runDaemonCli, spawnDaemon } from './helpers/daemon.js';
 
 const CHILD_CWD = childCwd();
 
@@ -79,4 +83,38 @@ describe.each(backends())('query results (%s)', (backend) => {
     expect(lines).toBe(1_500_001);
     expect(bytes).toBeGreaterThan(150_000_000);
   }, 240_000);
+});
+
+describe('query through a running daemon (it holds the embedded database)', () => {
+  let fake: FakeTines;
+  let testDb: TestDb;
+  let env: Record<string, string>;
+
+  beforeAll(async () => {
+    fake = await FakeTines.start({ users: generateUsers(5, { seed: 2 }), apiKey: 'k' });
+    testDb = await createTestDb('embedded');
+    env = daemonEnv(fake, testDb, { TINES_API_KEY: 'k', SYNC_SCHEDULE: '0 0 1 1 *' });
+    const daemon = await spawnDaemon(env, { label: 'daemon (query)' });
+    await daemon.waitForLog((l) => l.msg === 'sync succeeded' && l.trigger === 'start', { timeoutMs: 30_000 });
+  });
+  afterAll(async () => {
+    await killAllDaemons();
+    await fake?.close();
+    await testDb?.dispose();
+  });
+
+  it('every column, values by type, as on the database itself', async () => {
+    const r = await runDaemonCli(['query', `SELECT 1 AS a, 2 AS a, date '2026-12-01' AS d, 'x'::bytea AS b`, '--format', 'csv'], { ...env, TZ: 'Asia/Tokyo' });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toBe('a,a,d,b\n1,2,2026-12-01,\\x78\n');
+  });
+
+  it('a result larger than the daemon hands over at once fails cleanly; the daemon stays up', async () => {
+    const r = await runDaemonCli(['query', `SELECT g FROM generate_series(1, ${GATEWAY_MAX_ROWS + 1}) g`, '--format', 'csv'], env);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(new RegExp(`^tines-connector query: the result has more than ${GATEWAY_MAX_ROWS} rows.*query the database directly`));
+    const after = await runDaemonCli(['query', `SELECT count(*) AS n FROM generate_series(1, ${GATEWAY_MAX_ROWS}) g`, '--json'], env);
+    expect(after.code, after.stderr).toBe(0);
+    expect(JSON.parse(after.stdout)).toEqual([{ n: GATEWAY_MAX_ROWS }]);
+  });
 });

@@ -3,10 +3,11 @@
 // database this process opens, a SELECT-like statement is read through a
 // cursor, so a result larger than memory streams (csv, json) instead of
 // aborting the process; SHOW and EXPLAIN (which a cursor cannot hold) and a
-// statement through a running daemon's gateway come as one batch.
+// statement through a running daemon's gateway (at most GATEWAY_MAX_ROWS rows)
+// come as one batch.
 import type { ResultField } from '../db/database.js';
 import { tableThroughGateway } from '../daemon/local-gateway.js';
-import { readOnlyRefusal, sqlCode } from '../db/read-only.js';
+import { cursorCanHold, readOnlyRefusal } from '../db/read-only.js';
 import { readAccess, type CommandContext } from './context.js';
 
 /**
@@ -18,9 +19,6 @@ export const TEXT_TYPES: readonly number[] = [17, 1001, 1082, 1182, 1083, 1183, 
 
 /** Rows fetched per round trip of the cursor. */
 const BATCH_ROWS = 2000;
-
-/** Statements a cursor can hold (DECLARE … CURSOR FOR takes a SELECT or VALUES, and WITH and TABLE are SELECTs). */
-const CURSOR_WORDS = new Set(['select', 'with', 'values', 'table']);
 
 export interface ResultBatch {
   /** The same in every batch. */
@@ -48,14 +46,13 @@ export async function readResult(ctx: CommandContext, sql: string, onBatch: (bat
   const refused = readOnlyRefusal(sql);
   if (refused) throw new Error(refused);
   const statement = sql.replace(/[\s;]+$/, '');
-  const word = /^[\s(]*([a-z]+)/i.exec(sqlCode(statement))?.[1]?.toLowerCase() ?? '';
   const opts = { rowMode: 'array', textTypes: TEXT_TYPES } as const;
   try {
     await db.withSession((s) =>
       s.transaction(async () => {
         await s.query('SET TRANSACTION READ ONLY');
         await s.query(`SET LOCAL statement_timeout = '120s'`);
-        if (!CURSOR_WORDS.has(word)) {
+        if (!cursorCanHold(statement)) {
           const r = await s.query<unknown[]>(statement, [], opts);
           await onBatch({ fields: r.fields ?? [], rows: r.rows });
           throw new Done();

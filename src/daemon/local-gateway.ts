@@ -15,6 +15,8 @@ import type { SyncOutcome } from '../sync/outcome.js';
 
 export const GATEWAY_SOCKET = 'tines-connector.sock';
 const MAX_BODY_BYTES = 1 << 20;
+/** The most rows `query` gets through the gateway: the daemon holds them (and their JSON) in memory at once. */
+export const GATEWAY_MAX_ROWS = 200_000;
 
 export function gatewayPath(dataDir: string): string {
   return join(dataDir, GATEWAY_SOCKET);
@@ -91,7 +93,7 @@ export async function startReadGateway(db: Database, dataDir: string, log: Logge
       const params = Array.isArray(body.params) ? body.params : [];
       // `table`: rows as arrays with their fields (`query`), the types in textTypes as text.
       const textTypes = Array.isArray(body.textTypes) ? body.textTypes.filter((t): t is number => Number.isInteger(t)) : undefined;
-      const opts: QueryOptions | undefined = body.table === true ? { rowMode: 'array', textTypes } : undefined;
+      const opts: (QueryOptions & { maxRows?: number }) | undefined = body.table === true ? { rowMode: 'array', textTypes, maxRows: GATEWAY_MAX_ROWS } : undefined;
       readOnlyResult(db, body.sql, params, opts).then(
         (r) => reply(200, opts ? { rows: r.rows, fields: r.fields } : { rows: r.rows }),
         (err: Error) => reply(422, { error: err.message }),

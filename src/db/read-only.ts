@@ -124,16 +124,36 @@ export async function readOnlyRows(db: Database, sql: string, params: readonly u
   return (await readOnlyResult(db, sql, params)).rows as Record<string, unknown>[];
 }
 
-/** readOnlyRows with QueryOptions (`query`: rows as arrays with their fields, some types as text). */
-export async function readOnlyResult(db: Database, sql: string, params: readonly unknown[] = [], opts?: QueryOptions): Promise<QueryResult<unknown>> {
+/** Statements a cursor can hold (DECLARE … CURSOR FOR takes a SELECT or VALUES; WITH and TABLE are SELECTs). */
+export function cursorCanHold(sql: string): boolean {
+  return ['select', 'with', 'values', 'table'].includes(/^[\s(]*([a-z]+)/i.exec(sqlCode(sql))?.[1]?.toLowerCase() ?? '');
+}
+
+/**
+ * readOnlyRows with QueryOptions (`query`: rows as arrays with their fields,
+ * some types as text). With `maxRows`, a statement a cursor can hold is read
+ * through one and fails cleanly past that many rows, instead of holding a
+ * result of any size in memory (the daemon's gateway).
+ */
+export async function readOnlyResult(db: Database, sql: string, params: readonly unknown[] = [], opts?: QueryOptions & { maxRows?: number }): Promise<QueryResult<unknown>> {
   const refused = readOnlyRefusal(sql);
   if (refused) throw new Error(refused);
+  const { maxRows, ...queryOpts } = opts ?? {};
   try {
     await db.withSession((s) =>
       s.transaction(async () => {
         await s.query('SET TRANSACTION READ ONLY');
         await s.query(`SET LOCAL statement_timeout = '120s'`);
-        throw new RolledBack(await s.query(sql, params, opts));
+        if (maxRows === undefined || params.length > 0 || !cursorCanHold(sql)) throw new RolledBack(await s.query(sql, params, queryOpts));
+        await s.query(`DECLARE tines_connector_read NO SCROLL CURSOR FOR ${sql.replace(/[\s;]+$/, '')}`);
+        const r = await s.query(`FETCH ${maxRows + 1} FROM tines_connector_read`, [], queryOpts);
+        if (r.rows.length > maxRows) {
+          throw new Error(
+            `the result has more than ${maxRows} rows, more than the running daemon hands over at once: ` +
+              'narrow the statement (LIMIT, WHERE), or stop the daemon (or use DATABASE_URL) and query the database directly, which streams',
+          );
+        }
+        throw new RolledBack(r);
       }),
     );
   } catch (err) {
