@@ -258,7 +258,7 @@ function parseEnvironment(env: NodeJS.ProcessEnv, connectorRequired: boolean): S
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'it is a directory' : (code ?? (err as Error).message);
-      problems.push(`TINES_API_KEY_FILE ${keyFile} cannot be read (${why})`);
+      problems.push(`TINES_API_KEY_FILE ${keyFile} cannot be read (${why}${code && code !== why ? `, ${code}` : ''})`);
     }
   }
 

@@ -223,7 +223,7 @@ describe('every failure said once, naming the setting to check', () => {
     expect(m.stderr).toBe(`tines-connector migrate: DATA_DIR ${file} is not a directory (${file} is a file): point DATA_DIR at a directory (it is created if missing)\n`);
     const k = await cli(['sync'], { TINES_TENANT_DOMAIN: 'http://127.0.0.1:1', TINES_API_KEY_FILE: join(scratch, 'missing-key'), DATA_DIR: join(scratch, 'k') });
     expect(k.code).toBe(2);
-    expect(k.stderr).toContain(`TINES_API_KEY_FILE ${join(scratch, 'missing-key')} cannot be read (no such file)`);
+    expect(k.stderr).toContain(`TINES_API_KEY_FILE ${join(scratch, 'missing-key')} cannot be read (no such file, ENOENT)`);
   });
 
   it('`--version extra` exits 2', async () => {
