@@ -97,3 +97,27 @@ export class DataDirBusyError extends Error {
 export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
+
+/** Bad input for a connector (name, domain, schedule, key): each field with what is wrong. */
+export class ConnectorInputError extends Error {
+  constructor(readonly fields: Readonly<Record<string, string>>) {
+    super(`invalid connector: ${Object.entries(fields).map(([f, m]) => `${f} ${m}`).join('; ')}`);
+    this.name = 'ConnectorInputError';
+  }
+}
+
+/** A connector of that name already exists. */
+export class ConnectorNameTakenError extends Error {
+  constructor(readonly connectorName: string, why = 'already exists') {
+    super(`a connector named "${connectorName}" ${why}`);
+    this.name = 'ConnectorNameTakenError';
+  }
+}
+
+/** No connector of that name (or it was removed meanwhile). */
+export class ConnectorNotFoundError extends Error {
+  constructor(readonly connectorName: string, what = 'connector') {
+    super(`no ${what} named "${connectorName}"`);
+    this.name = 'ConnectorNotFoundError';
+  }
+}

@@ -52,7 +52,9 @@ export async function registerConnector(db: Queryable, r: Registration): Promise
               inactive_after_days = EXCLUDED.inactive_after_days,
               org_email_domains = EXCLUDED.org_email_domains,
               updated_at = now()
-        WHERE (c.tenant_domain, c.api_key_fingerprint, c.inactive_after_days, c.org_email_domains)
+        -- A registered connector of that name is not the environment's to rewrite (the sync refuses it).
+        WHERE c.source = 'env'
+          AND (c.tenant_domain, c.api_key_fingerprint, c.inactive_after_days, c.org_email_domains)
               IS DISTINCT FROM
               (EXCLUDED.tenant_domain, COALESCE(EXCLUDED.api_key_fingerprint, c.api_key_fingerprint),
                EXCLUDED.inactive_after_days, EXCLUDED.org_email_domains)

@@ -2,10 +2,11 @@
 // and the run's record; the run itself is in sync-run.ts.
 import type { Config } from '../config.js';
 import { environmentTarget, type ConnectorTarget } from '../connectors/target.js';
-import { FAILING_AFTER, getConnector, keyFingerprint, recordSyncFailure, registerConnector } from '../db/connectors.js';
+import { isSealProblem } from '../connectors/registry.js';
+import { FAILING_AFTER, getConnector, keyFingerprint, recordSyncFailure, registerConnector, setConnectorStatus, type ConnectorRow } from '../db/connectors.js';
 import type { Database } from '../db/database.js';
 import { abortStaleRuns, startRun, type RunTrigger } from '../db/runs.js';
-import { errorMessage, ReconnectRequiredError } from '../errors.js';
+import { ConnectorNotFoundError, errorMessage, ReconnectRequiredError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { notStarted, type SyncOutcome } from './outcome.js';
 import { dropStaging } from './staging.js';
@@ -46,6 +47,21 @@ export function registration(config: Config, fingerprint: string | null, target:
   };
 }
 
+/**
+ * The target's row: the environment's connector is registered (or refreshed)
+ * from configuration; a registered one must exist, and is never re-created (a
+ * sync of a connector removed meanwhile leaves no row behind).
+ */
+async function connectorRowOf(db: Database, config: Config, target: ConnectorTarget, fingerprint: string | null): Promise<ConnectorRow> {
+  const row = target.source === 'env' ? await registerConnector(db, registration(config, fingerprint, target)) : await getConnector(db, target.name);
+  if (!row) throw new ConnectorNotFoundError(target.name, 'registered connector (it was removed)');
+  const source = (row as ConnectorRow & { source?: string }).source ?? 'env';
+  if (source !== target.source) {
+    throw new Error(`connector "${target.name}" is a ${source === 'registry' ? 'registered' : "the environment's"} connector in the database, not ${target.source === 'env' ? "the environment's" : 'a registered one'}: give CONNECTOR_NAME another name`);
+  }
+  return row;
+}
+
 export async function runSync(deps: SyncDeps, req: SyncRequest): Promise<SyncOutcome> {
   const outcome = await runSyncInner(deps, req);
   deps.hooks?.onOutcome?.(outcome);
@@ -64,8 +80,13 @@ async function runSyncInner(deps: SyncDeps, req: SyncRequest): Promise<SyncOutco
     // No run can start (a secret mount gone), but it counts as a failed sync, so
     // the connector turns failing after a few and status and alerts show why.
     try {
-      const connector = await registerConnector(db, registration(config, null, target));
-      if (await recordSyncFailure(db, connector.id, null, errorMessage(err))) {
+      const connector = await connectorRowOf(db, config, target, null);
+      const justFailing = await recordSyncFailure(db, connector.id, null, errorMessage(err));
+      // A sealed key that does not open (no or another master key) is no passing fault: failing now, with why.
+      if (isSealProblem(err)) {
+        const from = await setConnectorStatus(db, connector.id, 'failing', errorMessage(err));
+        if (from !== undefined && from !== 'failing') log.error(`connector is now failing: ${errorMessage(err)}`);
+      } else if (justFailing) {
         log.error(`connector is now failing (${FAILING_AFTER} or more syncs in a row could not run): ${errorMessage(err)}`);
       }
     } catch (dbErr) {
@@ -74,7 +95,7 @@ async function runSyncInner(deps: SyncDeps, req: SyncRequest): Promise<SyncOutco
     throw err;
   }
   const fingerprint = keyFingerprint(apiKey);
-  const registered = await registerConnector(db, registration(config, fingerprint, target));
+  const registered = await connectorRowOf(db, config, target, fingerprint);
 
   return db.withSession(async (s) => {
     const lock = `tines-connector:sync:${registered.id}`;
