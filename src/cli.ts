@@ -29,6 +29,10 @@ const COMMANDS: Record<string, { load: () => Promise<Handler>; help: string; log
     load: async () => (await import('./commands/report.js')).reportCommand,
     help: 'report [--json]                         insights: joiners, leavers, idle, privileged, external',
   },
+  connectors: {
+    load: async () => (await import('./commands/connectors.js')).connectorsCommand,
+    help: 'connectors add|list|show|set-key|remove|rekey   registered connectors: other Tines tenants (see README)',
+  },
   query: { load: async () => (await import('./commands/query.js')).queryCommand, help: 'query "<SQL>" [--json]                  one read-only statement' },
 };
 
@@ -63,7 +67,7 @@ export async function main(argv: string[]): Promise<number> {
   const log = createLogger(config.logLevel, pino.destination({ fd: command.logsTo === 'stdout' ? 1 : 2, sync: true }));
   // `migrate` reports what it applies, so opening the database must not apply it first.
   // Commands that look (or delete) never install the schema in a database that has none.
-  const looksOnly = name === 'status' || name === 'report' || name === 'query' || name === 'delete';
+  const looksOnly = name === 'status' || name === 'report' || name === 'query' || name === 'delete' || (name === 'connectors' && ['list', 'show', 'remove'].includes(args[0] ?? ''));
   const ctx = createContext(config, log, args, { migrate: name === 'migrate' ? false : looksOnly ? 'if-installed' : true });
   try {
     return await (await command.load())(ctx);

@@ -99,6 +99,16 @@ export function hasFlag(args: readonly string[], flag: string): boolean {
   return args.includes(flag);
 }
 
+/** `--connector NAME` (or `--connector=NAME`): the connector a per-connector command is about; undefined when not given. */
+export function connectorArg(args: readonly string[]): string | undefined {
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--connector') return args[i + 1] ?? '';
+    if (a.startsWith('--connector=')) return a.slice('--connector='.length);
+  }
+  return undefined;
+}
+
 /** The embedded database is configured (no DATABASE_URL) but DATA_DIR holds none: nothing has run there. */
 export function embeddedDatabaseMissing(config: Config): boolean {
   return !config.database.url && !existsSync(embeddedClusterPath(config.database.dataDir));

@@ -1,10 +1,11 @@
 // `delete --yes`: the connector and every row that belongs to it (ON DELETE CASCADE).
-import { embeddedDatabaseMissing, hasFlag, schemaInstalled, type CommandContext } from './context.js';
+import { connectorArg, embeddedDatabaseMissing, hasFlag, schemaInstalled, type CommandContext } from './context.js';
 
 export async function deleteCommand(ctx: CommandContext): Promise<number> {
-  const name = ctx.config.connectorName;
+  const given = connectorArg(ctx.args);
+  const name = given ?? ctx.config.connectorName;
   if (!hasFlag(ctx.args, '--yes')) {
-    ctx.out(`This removes connector "${name}" and all its users, memberships, runs and events. Run \`tines-connector delete --yes\` to do it.`);
+    ctx.out(`This removes connector "${name}" and all its users, memberships, runs and events. Run \`tines-connector delete${given ? ` --connector ${name}` : ''} --yes\` to do it.`);
     return 2;
   }
   if (embeddedDatabaseMissing(ctx.config)) {

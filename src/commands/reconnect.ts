@@ -4,9 +4,43 @@ import { keyFingerprint, registerConnector, setConnectorStatus } from '../db/con
 import { errorMessage, TinesAuthError } from '../errors.js';
 import { registration } from '../sync/run-sync.js';
 import { createTinesClient } from '../tines/client.js';
-import type { CommandContext } from './context.js';
+import { reconnectTarget } from '../connectors/connect.js';
+import { targetByName } from '../connectors/registry.js';
+import { ConnectorNotFoundError } from '../errors.js';
+import { refusal } from './connectors.js';
+import { connectorArg, type CommandContext } from './context.js';
+
+/** `reconnect --connector NAME` for a registered connector: its sealed key, tried once. */
+async function reconnectRegistered(ctx: CommandContext, name: string): Promise<number> {
+  const db = await ctx.db();
+  let target;
+  try {
+    target = await targetByName(db, ctx.config, name);
+  } catch (err) {
+    if (!(err instanceof ConnectorNotFoundError)) throw err;
+    process.stderr.write(`tines-connector reconnect: ${err.message}\n`);
+    return 2;
+  }
+  try {
+    const { count, from, fingerprint } = await reconnectTarget({ config: ctx.config, db, log: ctx.log }, target);
+    ctx.out(
+      `Tines accepted the key ${fingerprint} for ${target.tenantDomain}${count !== null ? ` (${count} users)` : ''}. ` +
+        `Connector "${name}" is active${from && from !== 'active' ? ` again (was ${from})` : ''}; the next sync runs as scheduled.`,
+    );
+    return 0;
+  } catch (err) {
+    if (err instanceof TinesAuthError) {
+      ctx.out(`still refused: ${refusal(err)}; give it a new key with \`tines-connector connectors set-key ${name} --key-stdin\``);
+      return 3;
+    }
+    ctx.out(`reconnect could not reach Tines: ${errorMessage(err)}`);
+    return 1;
+  }
+}
 
 export async function reconnectCommand(ctx: CommandContext): Promise<number> {
+  const named = connectorArg(ctx.args);
+  if (named !== undefined && named !== ctx.config.connectorName) return reconnectRegistered(ctx, named);
   const db = await ctx.db();
   const apiKey = readApiKey(ctx.config);
   const fingerprint = keyFingerprint(apiKey);

@@ -1,6 +1,6 @@
 // `report [--json]`: the insights summary per connector.
 import { connectorReports, type ConnectorReport } from '../db/insights.js';
-import { hasFlag, readAccess, requireSchema, type CommandContext } from './context.js';
+import { connectorArg, hasFlag, readAccess, requireSchema, type CommandContext } from './context.js';
 import { ago } from './format.js';
 
 function describeChange(c: ConnectorReport['recent_changes'][number]): string {
@@ -34,7 +34,12 @@ export function formatReport(r: ConnectorReport): string {
 export async function reportCommand(ctx: CommandContext): Promise<number> {
   const { q, via } = await readAccess(ctx);
   await requireSchema(q, via);
-  const reports = await connectorReports(q);
+  const only = connectorArg(ctx.args);
+  const reports = (await connectorReports(q)).filter((r) => only === undefined || r.name === only);
+  if (only !== undefined && reports.length === 0) {
+    process.stderr.write(`tines-connector report: no connector named "${only}"\n`);
+    return 2;
+  }
   if (hasFlag(ctx.args, '--json')) {
     ctx.out(JSON.stringify({ database: via, generated_at: new Date().toISOString(), connectors: reports }));
     return 0;

@@ -4,13 +4,18 @@
 import { keyFingerprint } from '../db/connectors.js';
 import { connectorStatuses } from '../db/status.js';
 import { readApiKey } from '../config.js';
-import { hasFlag, readAccess, requireSchema, type CommandContext } from './context.js';
+import { connectorArg, hasFlag, readAccess, requireSchema, type CommandContext } from './context.js';
 import { ago } from './format.js';
 
 export async function statusCommand(ctx: CommandContext): Promise<number> {
   const { q, via } = await readAccess(ctx);
   await requireSchema(q, via);
-  const rows = await connectorStatuses(q);
+  const only = connectorArg(ctx.args);
+  const rows = (await connectorStatuses(q)).filter((c) => only === undefined || c.name === only);
+  if (only !== undefined && rows.length === 0) {
+    process.stderr.write(`tines-connector status: no connector named "${only}"\n`);
+    return 2;
+  }
   const name = ctx.config.connectorName;
   const mine = rows.find((c) => c.name === name);
   let keyInForce: string | null = null;
@@ -29,7 +34,7 @@ export async function statusCommand(ctx: CommandContext): Promise<number> {
   if (ctx.config.orgEmailDomains.length === 0) {
     lines.push('note: ORG_EMAIL_DOMAINS is not set, so external_users is empty (set it to list accounts outside your domains)');
   }
-  if (!mine) lines.push(`note: connector "${name}" (${configured.tenant_domain}) is not registered here yet; the first sync or run registers it`);
+  if (!mine && only === undefined) lines.push(`note: connector "${name}" (${configured.tenant_domain}) is not registered here yet; the first sync or run registers it`);
   for (const c of rows) {
     const keyNote = c === mine && keyInForce && keyInForce !== c.api_key_fingerprint ? ` (the configured key is ${keyInForce}; the next sync uses it)` : '';
     const domainNote = c === mine && c.tenant_domain !== configured.tenant_domain ? ` (configured now: ${configured.tenant_domain})` : '';

@@ -2,7 +2,9 @@
 import { exitCodeFor, runSync, type SyncOutcome } from '../sync/run-sync.js';
 import { syncThroughGateway } from '../daemon/local-gateway.js';
 import { DataDirBusyError } from '../errors.js';
-import { hasFlag, type CommandContext } from './context.js';
+import { targetByName } from '../connectors/registry.js';
+import { ConnectorNotFoundError } from '../errors.js';
+import { connectorArg, hasFlag, type CommandContext } from './context.js';
 
 export function describeOutcome(o: SyncOutcome): string {
   const c = o.counts;
@@ -27,16 +29,25 @@ export function describeOutcome(o: SyncOutcome): string {
 
 export async function syncCommand(ctx: CommandContext): Promise<number> {
   const allowMassRemoval = hasFlag(ctx.args, '--allow-mass-removal');
+  const name = connectorArg(ctx.args) ?? ctx.config.connectorName;
   let db;
   try {
     db = await ctx.db();
   } catch (err) {
     // The embedded database is held by a running daemon: it runs the sync for us.
     if (!(err instanceof DataDirBusyError)) throw err;
-    const outcome = await syncThroughGateway(ctx.config.database.dataDir, ctx.config.connectorName, allowMassRemoval);
+    const outcome = await syncThroughGateway(ctx.config.database.dataDir, name, allowMassRemoval);
     if (!outcome) throw err;
     ctx.out(hasFlag(ctx.args, '--json') ? JSON.stringify(outcome) : `${describeOutcome(outcome)}\n  (run by the daemon that holds ${ctx.config.database.dataDir})`);
     return exitCodeFor(outcome);
+  }
+  let target;
+  try {
+    target = await targetByName(db, ctx.config, name);
+  } catch (err) {
+    if (!(err instanceof ConnectorNotFoundError)) throw err;
+    process.stderr.write(`tines-connector sync: ${err.message} (see \`tines-connector connectors list\`)\n`);
+    return 2;
   }
   const controller = new AbortController();
   const onSignal = () => controller.abort();
@@ -44,7 +55,7 @@ export async function syncCommand(ctx: CommandContext): Promise<number> {
   process.once('SIGTERM', onSignal);
   try {
     const outcome = await runSync(
-      { config: ctx.config, db, log: ctx.log },
+      { config: ctx.config, db, log: ctx.log, target },
       { trigger: 'manual', allowMassRemoval, signal: controller.signal },
     );
     ctx.out(hasFlag(ctx.args, '--json') ? JSON.stringify(outcome) : describeOutcome(outcome));
