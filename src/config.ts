@@ -15,6 +15,8 @@ export class ConfigError extends Error {
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+const LOG_FORMATS = ['json', 'pretty'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
 
 /** Empty strings count as unset, as in `FOO=` lines of an env file. */
 const optionalString = z.preprocess(
@@ -75,7 +77,8 @@ export function isValidCron(v: string): boolean {
 }
 
 const schema = z.object({
-  TINES_TENANT_DOMAIN: optionalString.pipe(z.string({ error: 'is required (e.g. acme-1234.tines.com)' })),
+  // Required by the commands that serve the environment's connector (run, sync, reconnect): see loadConfig.
+  TINES_TENANT_DOMAIN: optionalString,
   TINES_API_KEY: optionalString,
   TINES_API_KEY_FILE: optionalString,
   CONNECTOR_NAME: optionalString.pipe(connectorNameSchema.default('tines')),
@@ -145,6 +148,8 @@ const schema = z.object({
   SYNC_CONCURRENCY: int(4, 1, 1000),
   SYNC_SPREAD_SECONDS: int(60, 0, 86_400),
   RUNS_RETENTION_DAYS: int(90, 1, 36_500),
+  // Unset: pretty text when the log goes to a terminal, JSON lines otherwise (see log.ts).
+  LOG_FORMAT: optionalString.pipe(z.enum(LOG_FORMATS, { error: `must be one of ${LOG_FORMATS.join(', ')}` }).optional()),
 });
 
 /** Shortest ADMIN_TOKEN accepted: a guessable token would open every tenant's key to the network. */
@@ -153,11 +158,17 @@ const ADMIN_TOKEN_MIN = 16;
 /** Every environment variable the connector reads. */
 export const ENV_VARIABLES: readonly string[] = Object.keys(schema.shape);
 
-export interface Config {
+/**
+ * Every setting. The environment's connector (its tenant and key) is there only
+ * when TINES_TENANT_DOMAIN is set: commands that only read, migrate or delete
+ * rows need nothing of Tines.
+ */
+export interface Settings {
   readonly connectorName: string;
   readonly tines: {
-    readonly baseUrl: string;
-    readonly tenantDomain: string;
+    /** The environment's connector: both set, or neither. */
+    readonly baseUrl?: string;
+    readonly tenantDomain?: string;
     /** Non-enumerable. Use readApiKey(config) so a mounted key file is re-read. */
     readonly apiKey?: string;
     readonly apiKeyFile?: string;
@@ -196,6 +207,13 @@ export interface Config {
   readonly inactiveAfterDays: number;
   readonly orgEmailDomains: readonly string[];
   readonly logLevel: (typeof LOG_LEVELS)[number];
+  /** Unset: chosen by where the log goes (see log.ts). */
+  readonly logFormat?: LogFormat;
+}
+
+/** The settings with the environment's connector: what `run`, `sync` and `reconnect` need. */
+export interface Config extends Settings {
+  readonly tines: Settings['tines'] & { readonly baseUrl: string; readonly tenantDomain: string };
 }
 
 function hide<T extends object>(obj: T, key: string, value: unknown): T {
@@ -208,8 +226,25 @@ function deepFreeze<T>(obj: T): T {
   return Object.freeze(obj);
 }
 
-/** Parses the environment; throws ConfigError naming every bad variable at once. */
+/**
+ * Parses the environment for a command that serves the environment's connector:
+ * TINES_TENANT_DOMAIN and a key are required. Throws ConfigError naming every
+ * bad variable at once.
+ */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  return parseEnvironment(env, true) as Config;
+}
+
+/**
+ * Parses the environment for a command that needs only the database settings:
+ * the Tines variables are checked when set, and required by none. Throws
+ * ConfigError naming every bad variable at once.
+ */
+export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
+  return parseEnvironment(env, false);
+}
+
+function parseEnvironment(env: NodeJS.ProcessEnv, connectorRequired: boolean): Settings {
   const parsed = schema.safeParse(env);
   const problems: string[] = [];
   if (!parsed.success) {
@@ -228,13 +263,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     } catch (err) {
       problems.push(`TINES_TENANT_DOMAIN ${(err as Error).message}`);
     }
+  } else if (connectorRequired) {
+    problems.push('TINES_TENANT_DOMAIN is required (e.g. acme-1234.tines.com)');
   }
 
   const key = env.TINES_API_KEY?.trim() || undefined;
   const keyFile = env.TINES_API_KEY_FILE?.trim() || undefined;
   if (key && keyFile) problems.push('TINES_API_KEY and TINES_API_KEY_FILE are both set: set only one');
-  else if (!key && !keyFile) problems.push('TINES_API_KEY is required (or TINES_API_KEY_FILE, a file holding the key)');
-  else if (keyFile) {
+  else if (!key && !keyFile) {
+    if (connectorRequired) problems.push('TINES_API_KEY is required (or TINES_API_KEY_FILE, a file holding the key)');
+  } else if (keyFile && connectorRequired) {
     try {
       if (!readKeyFile(keyFile)) problems.push(`TINES_API_KEY_FILE ${keyFile} is empty`);
     } catch (err) {
@@ -278,12 +316,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     problems.push(`ADMIN_TOKEN must be at least ${ADMIN_TOKEN_MIN} characters (e.g. \`openssl rand -hex 24\`)`);
   }
 
-  if (problems.length > 0 || !e || !tenant) throw new ConfigError(problems);
+  if (problems.length > 0 || !e) throw new ConfigError(problems);
 
   const tines = hide(
     {
-      baseUrl: tenant.baseUrl,
-      tenantDomain: tenant.tenantDomain,
+      ...(tenant ? { baseUrl: tenant.baseUrl, tenantDomain: tenant.tenantDomain } : {}),
       ...(keyFile ? { apiKeyFile: resolve(keyFile) } : {}),
       pageSize: e.TINES_PAGE_SIZE,
       requestsPerMinute: e.TINES_REQUESTS_PER_MINUTE,
@@ -301,7 +338,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     'url',
     e.DATABASE_URL,
   );
-  const config: Config = {
+  const config: Settings = {
     connectorName: e.CONNECTOR_NAME,
     tines,
     database,
@@ -323,6 +360,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     inactiveAfterDays: e.INACTIVE_AFTER_DAYS,
     orgEmailDomains: e.ORG_EMAIL_DOMAINS,
     logLevel: e.LOG_LEVEL,
+    ...(e.LOG_FORMAT ? { logFormat: e.LOG_FORMAT } : {}),
   };
   return deepFreeze(config);
 }
@@ -332,7 +370,7 @@ function readKeyFile(path: string): string {
 }
 
 /** The key in force now: a key file is re-read on every call, so rotation needs no restart. */
-export function readApiKey(config: Config): string {
+export function readApiKey(config: Settings): string {
   if (config.tines.apiKeyFile) {
     let key: string;
     try {
@@ -343,5 +381,6 @@ export function readApiKey(config: Config): string {
     if (!key) throw new Error(`TINES_API_KEY_FILE ${config.tines.apiKeyFile} is empty`);
     return key;
   }
-  return config.tines.apiKey ?? '';
+  if (!config.tines.apiKey) throw new Error('TINES_API_KEY is not set (nor TINES_API_KEY_FILE)');
+  return config.tines.apiKey;
 }

@@ -1,5 +1,8 @@
-// pino JSON lines on stdout; one child logger per component.
+// pino JSON lines (or pino-pretty text for a person at a terminal); one child
+// logger per component, and one `component` key per line.
+import { isatty } from 'node:tty';
 import { pino, type Logger } from 'pino';
+import type { LogFormat } from './config.js';
 
 export type { Logger };
 
@@ -32,7 +35,37 @@ export function createLogger(level: string = process.env.LOG_LEVEL ?? 'info', de
       timestamp: pino.stdTimeFunctions.isoTime,
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
       formatters: { level: (label) => ({ level: label }) },
+      onChild: oneComponent,
     },
     destination ?? pino.destination({ fd: 1, sync: true }),
   );
+}
+
+const COMPONENT = /,"component":"(?:[^"\\]|\\.)*"/g;
+
+/**
+ * A component's child of another component's logger (the Tines client under a
+ * sync) names only its own component: pino writes every binding of every
+ * ancestor, so the line would otherwise carry two `component` keys. (onChild is
+ * inherited by every child.)
+ */
+function oneComponent(child: Logger): void {
+  const bound = child as unknown as Record<symbol, string>;
+  const chindings = bound[pino.symbols.chindingsSym] ?? '';
+  const found = chindings.match(COMPONENT);
+  if (found && found.length > 1) {
+    const last = found[found.length - 1]!;
+    bound[pino.symbols.chindingsSym] = `${chindings.replace(COMPONENT, '')}${last}`;
+  }
+}
+
+/**
+ * Where log lines go, as LOG_FORMAT says: JSON lines, or text through
+ * pino-pretty (loaded only then). Unset: text when `fd` is a terminal, JSON
+ * lines otherwise (a container's log, a pipe, a file).
+ */
+export async function logDestination(format: LogFormat | undefined, fd: 1 | 2): Promise<pino.DestinationStream> {
+  if ((format ?? (isatty(fd) ? 'pretty' : 'json')) === 'json') return pino.destination({ fd, sync: true });
+  const { default: pretty } = await import('pino-pretty');
+  return pretty({ destination: fd, sync: true, colorize: isatty(fd), ignore: 'pid,hostname,service', translateTime: 'SYS:HH:MM:ss.l' });
 }

@@ -5,24 +5,14 @@
 // 0 saved, 1 Tines unreachable, 3 key refused, 2 bad input or name taken.
 // While a daemon holds the embedded database, changes go through its socket.
 import { readFileSync } from 'node:fs';
-import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { callAdminSocket, type AdminAnswer } from '../connectors/admin-client.js';
 import { addConnector, newConnectorSchema, newKeySchema, parseOrThrow, setConnectorKey } from '../connectors/connect.js';
-import { findConnector, listConnectors, recentRuns, rekeyAll, removeConnector, type RegisteredConnector } from '../connectors/registry.js';
+import { currentMasterKey, findConnector, listConnectors, recentRuns, rekeyAll, removeConnector, type RegisteredConnector } from '../connectors/registry.js';
 import { MasterKeyMissingError } from '../connectors/sealing.js';
 import type { Database } from '../db/database.js';
 import { ConnectorInputError, ConnectorNameTakenError, ConnectorNotFoundError, DataDirBusyError, errorMessage, TinesAuthError, TinesRequestError } from '../errors.js';
 import { readAccess, requireSchema, type CommandContext } from './context.js';
 import { ago, formatTable } from './format.js';
-
-export const CONNECTORS_USAGE = [
-  'connectors add --name N --domain D (--key-file F | --key-stdin) [--schedule CRON]',
-  'connectors list [--json]',
-  'connectors show NAME [--json]',
-  'connectors set-key NAME (--key-file F | --key-stdin)',
-  'connectors remove NAME --yes',
-  'connectors rekey',
-];
 
 class UsageError extends Error {}
 
@@ -85,30 +75,18 @@ async function readKeyFromStdin(): Promise<string> {
   }
 }
 
-async function readKey(values: { 'key-file'?: string; 'key-stdin'?: boolean }): Promise<string> {
+async function readKey(values: CommandContext['flags']): Promise<string> {
   if (values['key-file'] && values['key-stdin']) throw new UsageError('give the key with --key-file F or --key-stdin, not both');
-  if (values['key-file']) {
+  const file = values['key-file'];
+  if (typeof file === 'string') {
     try {
-      return readFileSync(values['key-file'], 'utf8').trim();
+      return readFileSync(file, 'utf8').trim();
     } catch (err) {
-      throw new UsageError(`cannot read --key-file ${values['key-file']}: ${(err as NodeJS.ErrnoException).code ?? errorMessage(err)}`);
+      throw new UsageError(`cannot read --key-file ${file}: ${(err as NodeJS.ErrnoException).code ?? errorMessage(err)}`);
     }
   }
-  if (values['key-stdin']) return readKeyFromStdin();
+  if (values['key-stdin'] === true) return readKeyFromStdin();
   throw new UsageError('give the API key with --key-file F or --key-stdin (never as an argument: it would be in shell history and `ps`)');
-}
-
-type Values = Record<string, string | boolean | undefined>;
-
-function parse<V extends Values>(args: string[], options: NonNullable<ParseArgsConfig['options']>, positionals: number): { values: V; positionals: string[] } {
-  let parsed;
-  try {
-    parsed = parseArgs({ args, options, strict: true, allowPositionals: positionals > 0 }) as { values: V; positionals: string[] };
-  } catch (err) {
-    throw new UsageError(errorMessage(err).replace(/\. To specify a positional argument.*$/s, ''));
-  }
-  if (parsed.positionals.length > positionals) throw new UsageError(`unexpected argument "${parsed.positionals[positionals]}"`);
-  return parsed;
 }
 
 /**
@@ -141,8 +119,8 @@ function describe(c: RegisteredConnector): string {
   return `"${c.name}" (${c.tenant_domain}, key ${c.api_key_fingerprint ?? 'unknown'})`;
 }
 
-async function add(ctx: CommandContext, args: string[]): Promise<number> {
-  const { values } = parse<{ name?: string; domain?: string; 'key-file'?: string; 'key-stdin'?: boolean; schedule?: string }>(args, { name: { type: 'string' }, domain: { type: 'string' }, 'key-file': { type: 'string' }, 'key-stdin': { type: 'boolean' }, schedule: { type: 'string' } }, 0);
+async function add(ctx: CommandContext): Promise<number> {
+  const values = ctx.flags;
   const missing = (['name', 'domain'] as const).filter((k) => !values[k]);
   if (missing.length) throw new UsageError(`missing ${missing.map((k) => `--${k}`).join(' and ')}`);
   const input = parseOrThrow(newConnectorSchema, { name: values.name, tenant_domain: values.domain, api_key: await readKey(values), schedule: values.schedule });
@@ -160,9 +138,9 @@ async function add(ctx: CommandContext, args: string[]): Promise<number> {
   return 0;
 }
 
-async function setKey(ctx: CommandContext, args: string[]): Promise<number> {
-  const { values, positionals } = parse<{ 'key-file'?: string; 'key-stdin'?: boolean }>(args, { 'key-file': { type: 'string' }, 'key-stdin': { type: 'boolean' } }, 1);
-  const name = positionals[0];
+async function setKey(ctx: CommandContext): Promise<number> {
+  const values = ctx.flags;
+  const name = ctx.positionals[0];
   if (!name) throw new UsageError('name the connector: connectors set-key NAME (--key-file F | --key-stdin)');
   const { api_key } = parseOrThrow(newKeySchema, { api_key: await readKey(values) });
   const ok = (c: RegisteredConnector, users: unknown, was: unknown) =>
@@ -175,11 +153,11 @@ async function setKey(ctx: CommandContext, args: string[]): Promise<number> {
   return 0;
 }
 
-async function remove(ctx: CommandContext, args: string[]): Promise<number> {
-  const { values, positionals } = parse<{ yes?: boolean }>(args, { yes: { type: 'boolean' } }, 1);
-  const name = positionals[0];
+async function remove(ctx: CommandContext): Promise<number> {
+  const values = ctx.flags;
+  const name = ctx.positionals[0];
   if (!name) throw new UsageError('name the connector: connectors remove NAME --yes');
-  if (!values.yes) {
+  if (values.yes !== true) {
     ctx.out(`This removes connector "${name}" and all its users, memberships, runs and events. Run \`tines-connector connectors remove ${name} --yes\` to do it.`);
     return 2;
   }
@@ -197,8 +175,7 @@ async function remove(ctx: CommandContext, args: string[]): Promise<number> {
   return 0;
 }
 
-async function rekey(ctx: CommandContext, args: string[]): Promise<number> {
-  parse(args, {}, 0);
+async function rekey(ctx: CommandContext): Promise<number> {
   const db = await writable(ctx);
   const result = db
     ? await rekeyAll(db, ctx.config)
@@ -208,7 +185,7 @@ async function rekey(ctx: CommandContext, args: string[]): Promise<number> {
         if (answer!.status >= 300) throw new Error(answer!.body.error?.message ?? `the daemon answered ${answer!.status}`);
         return answer!.body as unknown as Awaited<ReturnType<typeof rekeyAll>>;
       })();
-  const key = ctx.config.registry.masterKeys[0]!;
+  const key = currentMasterKey(ctx.config);
   ctx.out(
     [
       `resealed under master key ${key.id}: ${result.resealed.length}${result.resealed.length ? ` (${result.resealed.join(', ')})` : ''}`,
@@ -220,12 +197,12 @@ async function rekey(ctx: CommandContext, args: string[]): Promise<number> {
   return result.failed.length ? 1 : 0;
 }
 
-async function list(ctx: CommandContext, args: string[]): Promise<number> {
-  const { values } = parse<{ json?: boolean }>(args, { json: { type: 'boolean' } }, 0);
+async function list(ctx: CommandContext): Promise<number> {
+  const values = ctx.flags;
   const { q, via } = await readAccess(ctx);
   await requireSchema(q, via);
   const rows = await listConnectors(q);
-  if (values.json) {
+  if (values.json === true) {
     ctx.out(JSON.stringify({ database: via, connectors: rows }));
     return 0;
   }
@@ -249,16 +226,16 @@ async function list(ctx: CommandContext, args: string[]): Promise<number> {
   return 0;
 }
 
-async function show(ctx: CommandContext, args: string[]): Promise<number> {
-  const { values, positionals } = parse<{ json?: boolean }>(args, { json: { type: 'boolean' } }, 1);
-  const name = positionals[0];
+async function show(ctx: CommandContext): Promise<number> {
+  const values = ctx.flags;
+  const name = ctx.positionals[0];
   if (!name) throw new UsageError('name the connector: connectors show NAME');
   const { q, via } = await readAccess(ctx);
   await requireSchema(q, via);
   const c = await findConnector(q, name);
   if (!c) throw new ConnectorNotFoundError(name);
   const runs = await recentRuns(q, c.id);
-  if (values.json) {
+  if (values.json === true) {
     ctx.out(JSON.stringify({ connector: c, runs }));
     return 0;
   }
@@ -280,23 +257,29 @@ async function show(ctx: CommandContext, args: string[]): Promise<number> {
   return 0;
 }
 
-const SUBCOMMANDS: Record<string, (ctx: CommandContext, args: string[]) => Promise<number>> = { add, list, show, 'set-key': setKey, remove, rekey };
-
-export async function connectorsCommand(ctx: CommandContext): Promise<number> {
-  const [sub, ...args] = ctx.args;
-  const run = sub ? SUBCOMMANDS[sub] : undefined;
-  if (!run) {
-    process.stderr.write(`${sub ? `unknown subcommand "${sub}"\n\n` : ''}usage:\n${CONNECTORS_USAGE.map((u) => `  tines-connector ${u}`).join('\n')}\n`);
-    return 2;
-  }
-  try {
-    return await run(ctx, args);
-  } catch (err) {
-    const code = exitCodeOf(err);
-    if (code === 1 && !(err instanceof TinesRequestError)) throw err;
-    const message = err instanceof TinesRequestError ? `Tines could not be reached; nothing saved: ${err.message}` : err instanceof TinesAuthError ? `Tines refused the key (${err.status}); nothing saved: ${refusal(err)}` : errorMessage(err);
-    ctx.log.debug({ err: { name: (err as Error).name } }, 'connectors command refused');
-    process.stderr.write(`tines-connector connectors ${sub}: ${message}\n`);
-    return code;
-  }
+/** Runs a subcommand; the refusals it expects become exit codes with one line on stderr, anything else goes to the CLI. */
+function guarded(sub: string, run: (ctx: CommandContext) => Promise<number>): (ctx: CommandContext) => Promise<number> {
+  return async (ctx) => {
+    try {
+      return await run(ctx);
+    } catch (err) {
+      const code = exitCodeOf(err);
+      if (code === 1 && !(err instanceof TinesRequestError)) throw err;
+      const message =
+        err instanceof TinesRequestError
+          ? `Tines could not be reached; nothing saved: ${err.message}`
+          : err instanceof TinesAuthError
+            ? `Tines refused the key (${err.status}); nothing saved: ${refusal(err)}`
+            : errorMessage(err);
+      process.stderr.write(`tines-connector connectors ${sub}: ${message}\n`);
+      return code;
+    }
+  };
 }
+
+export const connectorsAdd = guarded('add', add);
+export const connectorsList = guarded('list', list);
+export const connectorsShow = guarded('show', show);
+export const connectorsSetKey = guarded('set-key', setKey);
+export const connectorsRemove = guarded('remove', remove);
+export const connectorsRekey = guarded('rekey', rekey);

@@ -1,7 +1,8 @@
-// What every command gets: the frozen config, a logger (stderr, so stdout stays
-// the command's answer), stdout, and the database opened on first use.
+// What every command gets: the frozen configuration, a logger (stderr, so stdout
+// stays the command's answer), stdout, its parsed flags and positional
+// arguments (see command-line.ts), and the database opened on first use.
 import { existsSync } from 'node:fs';
-import type { Config } from '../config.js';
+import type { Settings } from '../config.js';
 import { embeddedClusterPath, type Database, type Queryable } from '../db/database.js';
 import { migrate, migrationState } from '../db/migrate.js';
 import { DataDirBusyError } from '../errors.js';
@@ -9,11 +10,14 @@ import { openDatabase } from '../db/open.js';
 import { queryThroughGateway, readOnlyRows } from '../daemon/local-gateway.js';
 import type { Logger } from '../log.js';
 
-export interface CommandContext {
-  config: Config;
+export interface CommandContext<C extends Settings = Settings> {
+  /** `Config` (with the environment's connector) for commands that need one, else `Settings`. */
+  config: C;
   log: Logger;
   out: (text: string) => void;
-  args: string[];
+  /** Flags by long name without dashes (`ctx.flags['allow-mass-removal']`), as the command's table entry declares them. */
+  flags: Readonly<Record<string, string | boolean | undefined>>;
+  positionals: readonly string[];
   /** Opens (once) and migrates the configured database. */
   db(): Promise<Database>;
   close(): Promise<void>;
@@ -26,12 +30,18 @@ export interface CommandContext {
  */
 export type MigrateOnOpen = boolean | 'if-installed';
 
-export function createContext(config: Config, log: Logger, args: string[], opts: { migrate?: MigrateOnOpen } = {}): CommandContext {
+export function createContext<C extends Settings>(
+  config: C,
+  log: Logger,
+  args: { flags: CommandContext['flags']; positionals: readonly string[] },
+  opts: { migrate?: MigrateOnOpen } = {},
+): CommandContext<C> {
   let opened: Promise<Database> | undefined;
   return {
     config,
     log,
-    args,
+    flags: args.flags,
+    positionals: args.positionals,
     out: (text) => process.stdout.write(text.endsWith('\n') ? text : `${text}\n`),
     db() {
       opened ??= (async () => {
@@ -95,22 +105,8 @@ export async function readAccess(ctx: CommandContext): Promise<{ q: Queryable; d
   }
 }
 
-export function hasFlag(args: readonly string[], flag: string): boolean {
-  return args.includes(flag);
-}
-
-/** `--connector NAME` (or `--connector=NAME`): the connector a per-connector command is about; undefined when not given. */
-export function connectorArg(args: readonly string[]): string | undefined {
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    if (a === '--connector') return args[i + 1] ?? '';
-    if (a.startsWith('--connector=')) return a.slice('--connector='.length);
-  }
-  return undefined;
-}
-
 /** The embedded database is configured (no DATABASE_URL) but DATA_DIR holds none: nothing has run there. */
-export function embeddedDatabaseMissing(config: Config): boolean {
+export function embeddedDatabaseMissing(config: Pick<Settings, 'database'>): boolean {
   return !config.database.url && !existsSync(embeddedClusterPath(config.database.dataDir));
 }
 

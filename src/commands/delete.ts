@@ -1,10 +1,10 @@
 // `delete --yes`: the connector and every row that belongs to it (ON DELETE CASCADE).
-import { connectorArg, embeddedDatabaseMissing, hasFlag, schemaInstalled, type CommandContext } from './context.js';
+import { embeddedDatabaseMissing, schemaInstalled, type CommandContext } from './context.js';
 
 export async function deleteCommand(ctx: CommandContext): Promise<number> {
-  const given = connectorArg(ctx.args);
+  const given = typeof ctx.flags.connector === 'string' ? ctx.flags.connector : undefined;
   const name = given ?? ctx.config.connectorName;
-  if (!hasFlag(ctx.args, '--yes')) {
+  if (!ctx.flags.yes) {
     ctx.out(`This removes connector "${name}" and all its users, memberships, runs and events. Run \`tines-connector delete${given ? ` --connector ${name}` : ''} --yes\` to do it.`);
     return 2;
   }

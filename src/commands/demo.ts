@@ -11,7 +11,9 @@ import { migrate } from '../db/migrate.js';
 import { openDatabase } from '../db/open.js';
 import { FakeTines, generateUsers, type FakeUser } from '../fake/tines-server.js';
 import { createLogger } from '../log.js';
+import type { ParsedArgs } from '../command-line.js';
 import type { SyncOutcome } from '../sync/run-sync.js';
+import { visible } from './format.js';
 import { formatReport } from './report.js';
 
 const DAY = 86_400_000;
@@ -111,11 +113,6 @@ function describeSync(n: number, o: SyncOutcome): string {
   return `sync ${n}: ${o.result} in ${o.durationMs} ms, ${c.usersSeen} users: ${parts.length ? parts.join(', ') : 'no change'}`;
 }
 
-function flag(args: readonly string[], name: string): string | undefined {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : undefined;
-}
-
 /** The demo's configuration for a tenant at `url`; throws ConfigError naming every bad option. */
 function demoConfig(url: string, keyFile: string, dataDir: string, schedule: string | undefined) {
   return loadConfig({
@@ -131,8 +128,9 @@ function demoConfig(url: string, keyFile: string, dataDir: string, schedule: str
   });
 }
 
-export async function demoCommand(args: readonly string[], out: (s: string) => void = (s) => process.stdout.write(`${s}\n`)): Promise<number> {
-  const syncsFlag = flag(args, '--syncs');
+export async function demoCommand(args: ParsedArgs, out: (s: string) => void = (s) => process.stdout.write(`${s}\n`)): Promise<number> {
+  const flag = (name: string) => (typeof args.flags[name] === 'string' ? (args.flags[name] as string) : undefined);
+  const syncsFlag = flag('syncs');
   const maxSyncs = syncsFlag === undefined ? Infinity : Number(syncsFlag);
   const keyFile = join(mkdtempSync(join(tmpdir(), 'tines-connector-demo-key-')), 'api-key');
   const firstKey = 'demo-key-original';
@@ -142,7 +140,7 @@ export async function demoCommand(args: readonly string[], out: (s: string) => v
   if (!Number.isInteger(maxSyncs) && maxSyncs !== Infinity) problems.push(`--syncs must be a whole number, not "${syncsFlag}"`);
   else if (maxSyncs < 1) problems.push('--syncs must be at least 1');
   try {
-    demoConfig('http://127.0.0.1:1', keyFile, flag(args, '--data-dir') ?? tmpdir(), flag(args, '--schedule'));
+    demoConfig('http://127.0.0.1:1', keyFile, flag('data-dir') ?? tmpdir(), flag('schedule'));
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     problems.push(...err.problems.map((p) => p.replace(/^SYNC_SCHEDULE /, '--schedule ')));
@@ -152,18 +150,18 @@ export async function demoCommand(args: readonly string[], out: (s: string) => v
     process.stderr.write(`tines-connector demo: ${problems.join('; ')}\n`);
     return 2;
   }
-  const dataDir = flag(args, '--data-dir') ?? mkdtempSync(join(tmpdir(), 'tines-connector-demo-'));
+  const dataDir = flag('data-dir') ?? mkdtempSync(join(tmpdir(), 'tines-connector-demo-'));
   const fake = await FakeTines.start({ users: demoTenant(), apiKey: firstKey });
   try {
-    return await demoRun(args, out, fake, keyFile, dataDir, maxSyncs);
+    return await demoRun(flag('schedule'), out, fake, keyFile, dataDir, maxSyncs);
   } finally {
     await fake.close();
     rmSync(dirname(keyFile), { recursive: true, force: true });
   }
 }
 
-async function demoRun(args: readonly string[], out: (s: string) => void, fake: FakeTines, keyFile: string, dataDir: string, maxSyncs: number): Promise<number> {
-  const config = demoConfig(fake.url, keyFile, dataDir, flag(args, '--schedule'));
+async function demoRun(schedule: string | undefined, out: (s: string) => void, fake: FakeTines, keyFile: string, dataDir: string, maxSyncs: number): Promise<number> {
+  const config = demoConfig(fake.url, keyFile, dataDir, schedule);
   const log = createLogger(config.logLevel, undefined);
   out(`demo: a simulated Tines tenant of ${fake.users.size} users at ${fake.url}`);
   out(`demo: the real daemon, embedded database in ${dataDir}, syncing on "${config.sync.schedule}" (Ctrl-C stops)`);
@@ -181,7 +179,7 @@ async function demoRun(args: readonly string[], out: (s: string) => void, fake: 
     log,
     onSyncFinished: (o) => {
       n++;
-      out(describeSync(n, o));
+      out(visible(describeSync(n, o)));
       if (o.errorKind === 'auth') {
         out('        an operator would now: create a new Tenant-owner key in Tines, put it in TINES_API_KEY_FILE');
         out('        (picked up at the next tick), or run `tines-connector reconnect` once the key is valid.');
@@ -212,7 +210,7 @@ async function demoRun(args: readonly string[], out: (s: string) => void, fake: 
     const reports = await connectorReports(db).catch(() => []);
     out('');
     for (const r of reports) out(formatReport(r));
-    out(`\ndemo: data kept in ${dataDir}; try: DATA_DIR=${dataDir} TINES_TENANT_DOMAIN=${fake.url} TINES_API_KEY=x tines-connector query "SELECT * FROM recent_changes LIMIT 10"`);
+    out(`\ndemo: data kept in ${dataDir}; try: DATA_DIR=${dataDir} tines-connector query "SELECT * FROM recent_changes LIMIT 10"`);
     await db.close();
   }
   return 0;

@@ -1,22 +1,32 @@
-// `query "<SQL>" [--json]`: one read-only statement against the configured database.
-import { hasFlag, readOnly, type CommandContext } from './context.js';
-import { formatTable } from './format.js';
+// `query "<SQL>" [--format table|json|csv] [--json]`: one read-only statement against the configured database.
+import { readOnly, type CommandContext } from './context.js';
+import { explainFailure } from './explain.js';
+import { formatCsv, formatTable, jsonRows } from './format.js';
+
+const FORMATS = ['table', 'json', 'csv'] as const;
+type Format = (typeof FORMATS)[number];
 
 export async function queryCommand(ctx: CommandContext): Promise<number> {
-  // The statement is the argument that is not a flag (it may itself begin with a `--` comment).
-  const sql = ctx.args.find((a) => a !== '--json');
-  if (!sql) {
-    ctx.out('usage: tines-connector query "<SQL>" [--json]');
+  const asked = ctx.flags.format;
+  if (asked !== undefined && !FORMATS.includes(asked as Format)) {
+    process.stderr.write(`tines-connector query: --format must be one of ${FORMATS.join(', ')}, not ${JSON.stringify(asked)}\n`);
     return 2;
   }
+  if (ctx.flags.json && asked !== undefined && asked !== 'json') {
+    process.stderr.write(`tines-connector query: --json and --format ${String(asked)} contradict each other\n`);
+    return 2;
+  }
+  const format: Format = ctx.flags.json ? 'json' : ((asked as Format | undefined) ?? 'table');
+  const sql = ctx.positionals[0]!;
   let rows: Record<string, unknown>[];
   try {
     rows = await readOnly(ctx, sql);
   } catch (err) {
-    process.stderr.write(`query failed: ${(err as Error).message}\n`);
+    process.stderr.write(`query failed: ${explainFailure(err, ctx.config)}\n`);
     return 1;
   }
-  if (hasFlag(ctx.args, '--json')) ctx.out(JSON.stringify(rows));
+  if (format === 'json') ctx.out(jsonRows(rows));
+  else if (format === 'csv') process.stdout.write(formatCsv(rows));
   else ctx.out(`${formatTable(rows)}\n(${rows.length} row${rows.length === 1 ? '' : 's'})`);
   return 0;
 }

@@ -1,17 +1,52 @@
 // `reconnect`: one authenticated call to Tines; on success the connector is active again.
-import { readApiKey } from '../config.js';
+// With the embedded database held by a running daemon, the daemon does it (with its key).
+import { readApiKey, type Config } from '../config.js';
 import { keyFingerprint, registerConnector, setConnectorStatus } from '../db/connectors.js';
-import { errorMessage, TinesAuthError } from '../errors.js';
+import type { Database } from '../db/database.js';
+import { reconnectThroughGateway, type ReconnectOutcome } from '../daemon/local-gateway.js';
+import { DataDirBusyError, errorMessage, TinesAuthError } from '../errors.js';
+import type { Logger } from '../log.js';
 import { registration } from '../sync/run-sync.js';
 import { createTinesClient } from '../tines/client.js';
 import { reconnectTarget } from '../connectors/connect.js';
 import { targetByName } from '../connectors/registry.js';
 import { ConnectorNotFoundError } from '../errors.js';
+import type { Settings } from '../config.js';
 import { refusal } from './connectors.js';
-import { connectorArg, type CommandContext } from './context.js';
+import type { CommandContext } from './context.js';
+import { visible } from './format.js';
+import { connectorNameOf } from './sync.js';
+
+/** The key in force, tried once against Tines; the connector's state records the answer. */
+export async function reconnect(config: Config, db: Database, log: Logger): Promise<ReconnectOutcome> {
+  const apiKey = readApiKey(config);
+  const fingerprint = keyFingerprint(apiKey);
+  const connector = await registerConnector(db, registration(config, fingerprint));
+  const client = createTinesClient(config, config.tines.baseUrl, apiKey, log);
+  try {
+    const { count } = await client.checkAccess();
+    await db.query('UPDATE connectors SET consecutive_failures = 0, updated_at = now() WHERE id = $1', [connector.id]);
+    const from = await setConnectorStatus(db, connector.id, 'active', null);
+    return {
+      result: 'accepted',
+      fingerprint,
+      message:
+        `Tines accepted the key ${fingerprint} for ${config.tines.tenantDomain}${count !== null ? ` (${count} users)` : ''}. ` +
+        `Connector "${config.connectorName}" is active${from && from !== 'active' ? ` again (was ${from})` : ''}; the next sync runs as scheduled.`,
+    };
+  } catch (err) {
+    if (err instanceof TinesAuthError) {
+      await setConnectorStatus(db, connector.id, 'reconnect_required', err.message, { refusedFingerprint: fingerprint });
+      return { result: 'refused', fingerprint, message: `still refused: ${err.message}` };
+    }
+    return { result: 'unreachable', fingerprint, message: `reconnect could not reach Tines: ${errorMessage(err)} (is TINES_TENANT_DOMAIN right, and is the tenant reachable from here?)` };
+  }
+}
+
+const EXIT: Record<ReconnectOutcome['result'], number> = { accepted: 0, unreachable: 1, refused: 3 };
 
 /** `reconnect --connector NAME` for a registered connector: its sealed key, tried once. */
-async function reconnectRegistered(ctx: CommandContext, name: string): Promise<number> {
+async function reconnectRegistered(ctx: CommandContext<Settings>, name: string): Promise<number> {
   const db = await ctx.db();
   let target;
   try {
@@ -30,38 +65,44 @@ async function reconnectRegistered(ctx: CommandContext, name: string): Promise<n
     return 0;
   } catch (err) {
     if (err instanceof TinesAuthError) {
-      ctx.out(`still refused: ${refusal(err)}; give it a new key with \`tines-connector connectors set-key ${name} --key-stdin\``);
+      ctx.out(visible(`still refused: ${refusal(err)}; give it a new key with \`tines-connector connectors set-key ${name} --key-stdin\``));
       return 3;
     }
-    ctx.out(`reconnect could not reach Tines: ${errorMessage(err)}`);
+    ctx.out(visible(`reconnect could not reach Tines: ${errorMessage(err)}`));
     return 1;
   }
 }
 
-export async function reconnectCommand(ctx: CommandContext): Promise<number> {
-  const named = connectorArg(ctx.args);
-  if (named !== undefined && named !== ctx.config.connectorName) return reconnectRegistered(ctx, named);
-  const db = await ctx.db();
-  const apiKey = readApiKey(ctx.config);
-  const fingerprint = keyFingerprint(apiKey);
-  const connector = await registerConnector(db, registration(ctx.config, fingerprint));
-  const client = createTinesClient(ctx.config, ctx.config.tines.baseUrl, apiKey, ctx.log);
+export async function reconnectCommand(ctx: CommandContext<Settings>): Promise<number> {
+  const name = connectorNameOf(ctx);
+  if (name !== ctx.config.connectorName || !ctx.config.tines.tenantDomain) return reconnectRegistered(ctx, name);
+  return reconnectEnvironment(ctx as CommandContext<Config>);
+}
+
+async function reconnectEnvironment(ctx: CommandContext<Config>): Promise<number> {
+  let db: Database;
   try {
-    const { count } = await client.checkAccess();
-    await db.query('UPDATE connectors SET consecutive_failures = 0, updated_at = now() WHERE id = $1', [connector.id]);
-    const from = await setConnectorStatus(db, connector.id, 'active', null);
-    ctx.out(
-      `Tines accepted the key ${fingerprint} for ${ctx.config.tines.tenantDomain}${count !== null ? ` (${count} users)` : ''}. ` +
-        `Connector "${ctx.config.connectorName}" is active${from && from !== 'active' ? ` again (was ${from})` : ''}; the next sync runs as scheduled.`,
-    );
-    return 0;
+    db = await ctx.db();
   } catch (err) {
-    if (err instanceof TinesAuthError) {
-      await setConnectorStatus(db, connector.id, 'reconnect_required', err.message, { refusedFingerprint: fingerprint });
-      ctx.out(`still refused: ${err.message}`);
-      return 3;
+    // The embedded database is held by a running daemon: it makes the call, with the key it uses.
+    if (!(err instanceof DataDirBusyError)) throw err;
+    const outcome = await reconnectThroughGateway(ctx.config.database.dataDir, ctx.config.connectorName);
+    if (!outcome) throw err;
+    let mine: string | undefined;
+    try {
+      mine = keyFingerprint(readApiKey(ctx.config));
+    } catch {
+      mine = undefined;
     }
-    ctx.out(`reconnect could not reach Tines: ${errorMessage(err)}`);
-    return 1;
+    const keyNote =
+      mine && mine !== outcome.fingerprint
+        ? `\n  note: this shell's key is ${mine}, the daemon's is ${outcome.fingerprint}: the daemon reads its key from its own environment ` +
+          '(TINES_API_KEY_FILE is re-read before each call; a changed TINES_API_KEY needs a restart of the daemon)'
+        : '';
+    ctx.out(visible(`${outcome.message}\n  (done by the daemon that holds ${ctx.config.database.dataDir})${keyNote}`));
+    return EXIT[outcome.result];
   }
+  const outcome = await reconnect(ctx.config, db, ctx.log);
+  ctx.out(visible(outcome.message));
+  return EXIT[outcome.result];
 }

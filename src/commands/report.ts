@@ -1,7 +1,7 @@
 // `report [--json]`: the insights summary per connector.
 import { connectorReports, type ConnectorReport } from '../db/insights.js';
-import { connectorArg, hasFlag, readAccess, requireSchema, type CommandContext } from './context.js';
-import { ago } from './format.js';
+import { readAccess, requireSchema, type CommandContext } from './context.js';
+import { ago, jsonDocument, visible } from './format.js';
 
 function describeChange(c: ConnectorReport['recent_changes'][number]): string {
   const who = c.name ? `${c.name} <${c.email ?? '?'}>` : (c.email ?? '');
@@ -28,20 +28,21 @@ export function formatReport(r: ConnectorReport): string {
     '  recent changes',
     ...(r.recent_changes.length ? r.recent_changes.map((c) => `    ${ago(c.occurred_at).padEnd(12)} ${describeChange(c)}`) : ['    none']),
   ];
-  return lines.join('\n');
+  // Names, emails, teams and roles came from Tines: shown, never obeyed by the terminal.
+  return lines.map(visible).join('\n');
 }
 
 export async function reportCommand(ctx: CommandContext): Promise<number> {
   const { q, via } = await readAccess(ctx);
   await requireSchema(q, via);
-  const only = connectorArg(ctx.args);
+  const only = typeof ctx.flags.connector === 'string' ? ctx.flags.connector : undefined;
   const reports = (await connectorReports(q)).filter((r) => only === undefined || r.name === only);
   if (only !== undefined && reports.length === 0) {
     process.stderr.write(`tines-connector report: no connector named "${only}"\n`);
     return 2;
   }
-  if (hasFlag(ctx.args, '--json')) {
-    ctx.out(JSON.stringify({ database: via, generated_at: new Date().toISOString(), connectors: reports }));
+  if (ctx.flags.json) {
+    ctx.out(jsonDocument({ database: via, generated_at: new Date().toISOString(), connectors: reports }));
     return 0;
   }
   ctx.out(reports.length ? [`database: ${via}`, ...reports.map(formatReport)].join('\n\n') : `database: ${via}\nno connectors yet: run \`tines-connector sync\` first`);

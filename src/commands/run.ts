@@ -1,11 +1,13 @@
 // `run`: migrate, register, sync on start and on schedule until SIGTERM/SIGINT.
-import { readApiKey } from '../config.js';
+import { readApiKey, type Config } from '../config.js';
 import { keyFingerprint, registerConnector } from '../db/connectors.js';
 import { Daemon } from '../daemon/daemon.js';
 import { startReadGateway } from '../daemon/local-gateway.js';
+import { VERSION } from '../version.js';
 import { errorMessage } from '../errors.js';
 import { registration } from '../sync/run-sync.js';
 import type { CommandContext } from './context.js';
+import { reconnect } from './reconnect.js';
 
 /** Resolves with the first SIGTERM/SIGINT; a second one exits at once. */
 function firstSignal(onSecond: (sig: NodeJS.Signals) => void): Promise<NodeJS.Signals> {
@@ -22,7 +24,7 @@ function firstSignal(onSecond: (sig: NodeJS.Signals) => void): Promise<NodeJS.Si
   });
 }
 
-export async function runCommand(ctx: CommandContext, opts: { stopSignal?: Promise<unknown> } = {}): Promise<number> {
+export async function runCommand(ctx: CommandContext<Config>, opts: { stopSignal?: Promise<unknown> } = {}): Promise<number> {
   const { config } = ctx;
   const log = ctx.log.child({ component: 'run' });
   // Signals are ours from the first moment, so one during start-up still stops cleanly.
@@ -40,7 +42,7 @@ export async function runCommand(ctx: CommandContext, opts: { stopSignal?: Promi
   await registerConnector(db, registration(config, fingerprint));
   // The effective configuration: secrets are non-enumerable, so they are not in it; DATA_DIR only when it is used.
   const shown = db.backend === 'embedded' ? config : { ...config, database: {} };
-  log.info({ config: shown, apiKeyFingerprint: fingerprint, database: db.description, pid: process.pid }, 'tines-connector starting');
+  log.info({ version: VERSION, config: shown, apiKeyFingerprint: fingerprint, database: db.description, pid: process.pid }, 'tines-connector starting');
 
   if (config.database.embeddedPgPort && db.backend === 'embedded') {
     log.warn(
@@ -52,7 +54,11 @@ export async function runCommand(ctx: CommandContext, opts: { stopSignal?: Promi
   const daemon = new Daemon({ config, db, log: ctx.log });
   const gateway =
     db.backend === 'embedded'
-      ? await startReadGateway(db, config.database.dataDir, log, { connectorName: config.connectorName, syncNow: (o) => daemon.syncNow('manual', o) })
+      ? await startReadGateway(db, config.database.dataDir, log, {
+          connectorName: config.connectorName,
+          syncNow: (o) => daemon.syncNow('manual', o),
+          reconnectNow: () => reconnect(config, db, ctx.log),
+        })
       : undefined;
   await daemon.start();
   const why = await signal;

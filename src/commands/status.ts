@@ -4,13 +4,13 @@
 import { keyFingerprint } from '../db/connectors.js';
 import { connectorStatuses } from '../db/status.js';
 import { readApiKey } from '../config.js';
-import { connectorArg, hasFlag, readAccess, requireSchema, type CommandContext } from './context.js';
-import { ago } from './format.js';
+import { readAccess, requireSchema, type CommandContext } from './context.js';
+import { ago, jsonDocument, visible } from './format.js';
 
 export async function statusCommand(ctx: CommandContext): Promise<number> {
   const { q, via } = await readAccess(ctx);
   await requireSchema(q, via);
-  const only = connectorArg(ctx.args);
+  const only = typeof ctx.flags.connector === 'string' ? ctx.flags.connector : undefined;
   const rows = (await connectorStatuses(q)).filter((c) => only === undefined || c.name === only);
   if (only !== undefined && rows.length === 0) {
     process.stderr.write(`tines-connector status: no connector named "${only}"\n`);
@@ -18,26 +18,32 @@ export async function statusCommand(ctx: CommandContext): Promise<number> {
   }
   const name = ctx.config.connectorName;
   const mine = rows.find((c) => c.name === name);
+  // The environment's connector exists only when TINES_TENANT_DOMAIN is set.
+  const tenantDomain = ctx.config.tines.tenantDomain ?? null;
   let keyInForce: string | null = null;
-  try {
-    keyInForce = keyFingerprint(readApiKey(ctx.config));
-  } catch (err) {
-    ctx.log.warn({ err: { message: (err as Error).message } }, 'cannot read the API key; status shows the stored fingerprint only');
+  if (tenantDomain) {
+    try {
+      keyInForce = keyFingerprint(readApiKey(ctx.config));
+    } catch (err) {
+      ctx.log.warn({ err: { message: (err as Error).message } }, 'cannot read the API key; status shows the stored fingerprint only');
+    }
   }
   // What this configuration would use, beside what is stored: they differ until the next sync registers it.
-  const configured = { name, registered: mine !== undefined, tenant_domain: ctx.config.tines.tenantDomain, api_key_fingerprint: keyInForce };
-  if (hasFlag(ctx.args, '--json')) {
-    ctx.out(JSON.stringify({ database: via, connectors: rows, configured }));
+  const configured = { name, registered: mine !== undefined, tenant_domain: tenantDomain, api_key_fingerprint: keyInForce };
+  if (ctx.flags.json) {
+    ctx.out(jsonDocument({ database: via, connectors: rows, configured }));
     return 0;
   }
   const lines: string[] = [`database: ${via}`];
-  if (ctx.config.orgEmailDomains.length === 0) {
-    lines.push('note: ORG_EMAIL_DOMAINS is not set, so external_users is empty (set it to list accounts outside your domains)');
-  }
-  if (!mine && only === undefined) lines.push(`note: connector "${name}" (${configured.tenant_domain}) is not registered here yet; the first sync or run registers it`);
+  if (!mine && tenantDomain && only === undefined) lines.push(`note: connector "${name}" (${tenantDomain}) is not registered here yet; the first sync or run registers it`);
+  if (rows.length === 0 && !tenantDomain) lines.push('no connectors yet: set TINES_TENANT_DOMAIN and its key, then run `tines-connector sync` or `run`');
   for (const c of rows) {
     const keyNote = c === mine && keyInForce && keyInForce !== c.api_key_fingerprint ? ` (the configured key is ${keyInForce}; the next sync uses it)` : '';
-    const domainNote = c === mine && c.tenant_domain !== configured.tenant_domain ? ` (configured now: ${configured.tenant_domain})` : '';
+    const domainNote = c === mine && tenantDomain && c.tenant_domain !== tenantDomain ? ` (configured now: ${tenantDomain})` : '';
+    // The connector's own stored setting, not this shell's environment, says whether external_users lists anyone.
+    const domains = c.org_email_domains?.length
+      ? `users outside ${c.org_email_domains.join(', ')} are in external_users`
+      : 'no ORG_EMAIL_DOMAINS stored for this connector, so external_users is empty for it (set ORG_EMAIL_DOMAINS where it syncs; the next sync stores it)';
     lines.push(
       '',
       `${c.name} (${c.tenant_domain})${domainNote}`,
@@ -48,9 +54,11 @@ export async function statusCommand(ctx: CommandContext): Promise<number> {
       `  failures       ${c.consecutive_failures} in a row`,
       `  users          ${c.users_present} present (${c.admins_present} tenant admins), ${c.users_removed} removed`,
       `  memberships    ${c.memberships_present} present`,
+      `  external       ${domains}`,
       `  key            ${c.api_key_fingerprint ?? 'unknown'}${keyNote}`,
     );
   }
-  ctx.out(lines.join('\n'));
+  // Reasons and messages may quote what Tines sent: shown, never obeyed by the terminal.
+  ctx.out(lines.map(visible).join('\n'));
   return 0;
 }

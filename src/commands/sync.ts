@@ -2,9 +2,11 @@
 import { exitCodeFor, runSync, type SyncOutcome } from '../sync/run-sync.js';
 import { syncThroughGateway } from '../daemon/local-gateway.js';
 import { DataDirBusyError } from '../errors.js';
+import { jsonDocument, visible } from './format.js';
+import type { Settings } from '../config.js';
 import { targetByName } from '../connectors/registry.js';
 import { ConnectorNotFoundError } from '../errors.js';
-import { connectorArg, hasFlag, type CommandContext } from './context.js';
+import type { CommandContext } from './context.js';
 
 export function describeOutcome(o: SyncOutcome): string {
   const c = o.counts;
@@ -24,12 +26,19 @@ export function describeOutcome(o: SyncOutcome): string {
     if (c.removalCandidates > 0) lines.push(`  missing from the listing: ${c.removalCandidates} (confirmation calls: ${c.confirmCalls})`);
   }
   if (o.message) lines.push(`  ${o.errorKind ? `${o.errorKind}: ` : ''}${o.message}`);
-  return lines.join('\n');
+  if (o.errorKind === 'network') lines.push('  (is TINES_TENANT_DOMAIN right, and is the tenant reachable from here?)');
+  return lines.map(visible).join('\n');
 }
 
-export async function syncCommand(ctx: CommandContext): Promise<number> {
-  const allowMassRemoval = hasFlag(ctx.args, '--allow-mass-removal');
-  const name = connectorArg(ctx.args) ?? ctx.config.connectorName;
+/** The connector `--connector NAME` names, else the environment's (CONNECTOR_NAME). */
+export function connectorNameOf(ctx: CommandContext): string {
+  return typeof ctx.flags.connector === 'string' ? ctx.flags.connector : ctx.config.connectorName;
+}
+
+/** `sync [--connector NAME]`: the environment's connector (Config) by default, a registered one by name. */
+export async function syncCommand(ctx: CommandContext<Settings>): Promise<number> {
+  const allowMassRemoval = ctx.flags['allow-mass-removal'] === true;
+  const name = connectorNameOf(ctx);
   let db;
   try {
     db = await ctx.db();
@@ -38,7 +47,7 @@ export async function syncCommand(ctx: CommandContext): Promise<number> {
     if (!(err instanceof DataDirBusyError)) throw err;
     const outcome = await syncThroughGateway(ctx.config.database.dataDir, name, allowMassRemoval);
     if (!outcome) throw err;
-    ctx.out(hasFlag(ctx.args, '--json') ? JSON.stringify(outcome) : `${describeOutcome(outcome)}\n  (run by the daemon that holds ${ctx.config.database.dataDir})`);
+    ctx.out(ctx.flags.json ? jsonDocument(outcome) : `${describeOutcome(outcome)}\n  (run by the daemon that holds ${ctx.config.database.dataDir})`);
     return exitCodeFor(outcome);
   }
   let target;
@@ -58,7 +67,7 @@ export async function syncCommand(ctx: CommandContext): Promise<number> {
       { config: ctx.config, db, log: ctx.log, target },
       { trigger: 'manual', allowMassRemoval, signal: controller.signal },
     );
-    ctx.out(hasFlag(ctx.args, '--json') ? JSON.stringify(outcome) : describeOutcome(outcome));
+    ctx.out(ctx.flags.json ? jsonDocument(outcome) : describeOutcome(outcome));
     return exitCodeFor(outcome);
   } finally {
     process.off('SIGINT', onSignal);

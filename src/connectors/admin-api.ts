@@ -8,7 +8,7 @@ import { chmodSync, rmSync } from 'node:fs';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import { hasZodFastifySchemaValidationErrors, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import type { Config } from '../config.js';
+import type { Settings } from '../config.js';
 import type { Database } from '../db/database.js';
 import { ConnectorInputError, ConnectorNameTakenError, ConnectorNotFoundError, TinesAuthError, TinesRequestError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -27,7 +27,7 @@ export interface AdminControl {
 }
 
 export interface AdminApiOptions {
-  config: Config;
+  config: Settings;
   db: Database;
   log: Logger;
   control: AdminControl;

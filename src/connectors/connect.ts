@@ -2,7 +2,7 @@
 // authenticated call to Tines, and only a key Tines accepted is sealed and
 // saved. The CLI (`connectors add`, `set-key`) and the admin API share this.
 import { z } from 'zod';
-import { connectorNameSchema, isValidCron, normalizeTenant, type Config } from '../config.js';
+import { connectorNameSchema, isValidCron, normalizeTenant, type Settings } from '../config.js';
 import type { Database } from '../db/database.js';
 import { keyFingerprint, setConnectorStatus } from '../db/connectors.js';
 import { ConnectorInputError, ConnectorNameTakenError, ConnectorNotFoundError, TinesAuthError } from '../errors.js';
@@ -65,7 +65,7 @@ export function parseOrThrow<S extends z.ZodType>(schema: S, input: unknown): z.
 }
 
 export interface ConnectDeps {
-  config: Config;
+  config: Settings;
   db: Database;
   log: Logger;
   signal?: AbortSignal;
@@ -142,6 +142,6 @@ export async function reconnectTarget(deps: ConnectDeps, target: ConnectorTarget
 }
 
 /** Whether this configuration has an environment's connector (TINES_TENANT_DOMAIN set). */
-export function environmentConnectorConfigured(config: Config): boolean {
+export function environmentConnectorConfigured(config: Settings): boolean {
   return Boolean(config.tines?.tenantDomain);
 }

@@ -1,7 +1,7 @@
 // Registered connectors in `connectors` (source 'registry'): their rows, their
 // sealed keys, and the ConnectorTarget a sync of one uses (its key unsealed in
 // memory, read afresh from the row each time, so a new key needs no reload).
-import type { Config } from '../config.js';
+import type { Settings } from '../config.js';
 import { keyFingerprint, setConnectorStatus, type ConnectorRow } from '../db/connectors.js';
 import type { Queryable } from '../db/database.js';
 import { ConnectorNameTakenError, ConnectorNotFoundError } from '../errors.js';
@@ -67,7 +67,7 @@ export interface NewRegistration {
  * ConnectorNameTakenError when the name exists, also when another insert of it
  * won a race.
  */
-export async function insertRegistered(db: Queryable, config: Config, r: NewRegistration): Promise<RegisteredConnector> {
+export async function insertRegistered(db: Queryable, config: Settings, r: NewRegistration): Promise<RegisteredConnector> {
   const key = currentMasterKey(config);
   const id = Number((await db.query<{ id: number }>(`SELECT nextval(pg_get_serial_sequence('connectors', 'id')) AS id`)).rows[0]!.id);
   const sealed = seal(r.apiKey, id, key);
@@ -92,7 +92,7 @@ export async function insertRegistered(db: Queryable, config: Config, r: NewRegi
  * A new key for a registered connector (`set-key`, the seed's Reconnect): sealed,
  * its fingerprint stored, failures reset, and the connector active again.
  */
-export async function replaceKey(db: Queryable, config: Config, name: string, apiKey: string): Promise<{ row: RegisteredConnector; from: string | undefined }> {
+export async function replaceKey(db: Queryable, config: Settings, name: string, apiKey: string): Promise<{ row: RegisteredConnector; from: string | undefined }> {
   const key = currentMasterKey(config);
   const row = await findConnector(db, name);
   if (!row || row.source !== 'registry') throw new ConnectorNotFoundError(name, 'registered connector');
@@ -125,7 +125,7 @@ export interface RekeyResult {
 }
 
 /** Reseals every registered key under the current master key (after a rotation); one that does not open is reported, not fatal. */
-export async function rekeyAll(db: Queryable, config: Config): Promise<RekeyResult> {
+export async function rekeyAll(db: Queryable, config: Settings): Promise<RekeyResult> {
   const key = currentMasterKey(config);
   const out: RekeyResult = { resealed: [], current: [], failed: [] };
   const rows = await db.query<{ id: number; name: string; sealed_api_key: Uint8Array; sealed_key_id: string }>(
@@ -156,7 +156,7 @@ export async function rekeyAll(db: Queryable, config: Config): Promise<RekeyResu
   return out;
 }
 
-export function currentMasterKey(config: Config): MasterKey {
+export function currentMasterKey(config: Settings): MasterKey {
   const key = config.registry.masterKeys[0];
   if (!key) throw new MasterKeyMissingError();
   return key;
@@ -168,7 +168,7 @@ export function currentMasterKey(config: Config): MasterKey {
  * ConnectorNotFoundError, a key that does not open with UnsealError or
  * MasterKeyMissingError.
  */
-export function registeredTarget(db: Queryable, config: Config, c: Pick<RegisteredConnector, 'id' | 'name' | 'tenant_domain'>): ConnectorTarget {
+export function registeredTarget(db: Queryable, config: Settings, c: Pick<RegisteredConnector, 'id' | 'name' | 'tenant_domain'>): ConnectorTarget {
   return {
     name: c.name,
     tenantDomain: c.tenant_domain,
@@ -196,7 +196,7 @@ export function isSealProblem(err: unknown): boolean {
  * (CONNECTOR_NAME, when TINES_TENANT_DOMAIN is set) or a registered one.
  * Throws ConnectorNotFoundError otherwise.
  */
-export async function targetByName(db: Queryable, config: Config, name: string): Promise<ConnectorTarget> {
+export async function targetByName(db: Queryable, config: Settings, name: string): Promise<ConnectorTarget> {
   if (name === config.connectorName && config.tines?.tenantDomain) return environmentTarget(config);
   const row = await findConnector(db, name);
   if (!row || row.source !== 'registry') throw new ConnectorNotFoundError(name);

@@ -91,10 +91,19 @@ const SESSION_CHANGING = /^\s*(set|reset|discard|listen|unlisten|prepare|dealloc
 /** Runs a sync in the daemon for `tines-connector sync`; undefined when it could not start. */
 export type SyncNow = (opts: { allowMassRemoval: boolean }) => Promise<SyncOutcome | undefined>;
 
+/** What `tines-connector reconnect` reports: Tines' answer to the key in force (its fingerprint). */
+export interface ReconnectOutcome {
+  result: 'accepted' | 'refused' | 'unreachable';
+  fingerprint: string;
+  message: string;
+}
+
 export interface GatewayOptions {
-  /** The connector this daemon syncs: a `sync` for another one is refused. */
+  /** The connector this daemon syncs: a `sync` or `reconnect` for another one is refused. */
   connectorName: string;
   syncNow: SyncNow;
+  /** Runs `reconnect` in the daemon, with the daemon's key. */
+  reconnectNow?: () => Promise<ReconnectOutcome>;
 }
 
 export async function startReadGateway(db: Database, dataDir: string, log: Logger, sync?: GatewayOptions): Promise<{ stop(): Promise<void> }> {
@@ -105,7 +114,7 @@ export async function startReadGateway(db: Database, dataDir: string, log: Logge
       res.writeHead(status, { 'Content-Type': 'application/json' });
       res.end(JSON.stringify(body));
     };
-    if (req.method !== 'POST' || (req.url !== '/query' && req.url !== '/sync')) return reply(404, { error: 'not found' });
+    if (req.method !== 'POST' || (req.url !== '/query' && req.url !== '/sync' && req.url !== '/reconnect')) return reply(404, { error: 'not found' });
     const chunks: Buffer[] = [];
     let size = 0;
     req.on('data', (c: Buffer) => {
@@ -119,6 +128,17 @@ export async function startReadGateway(db: Database, dataDir: string, log: Logge
         body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as typeof body;
       } catch {
         return reply(400, { error: 'body must be JSON' });
+      }
+      if (req.url === '/reconnect') {
+        if (!sync?.reconnectNow) return reply(404, { error: 'this process does not reconnect' });
+        if (body.connectorName !== sync.connectorName) {
+          return reply(409, { error: `the daemon holding this DATA_DIR serves connector "${sync.connectorName}", not "${String(body.connectorName)}"` });
+        }
+        sync.reconnectNow().then(
+          (outcome) => reply(200, { outcome }),
+          (err: Error) => reply(500, { error: err.message }),
+        );
+        return;
       }
       if (req.url === '/sync') {
         if (!sync) return reply(404, { error: 'this process does not run syncs' });
@@ -187,6 +207,11 @@ async function callGateway<T>(dataDir: string, path: string, payload: unknown): 
 /** Runs a read-only statement through a running daemon's gateway; undefined when none listens. */
 export async function queryThroughGateway(dataDir: string, sql: string, params: readonly unknown[] = []): Promise<Record<string, unknown>[] | undefined> {
   return (await callGateway<{ rows: Record<string, unknown>[] }>(dataDir, '/query', { sql, params }))?.rows;
+}
+
+/** Asks a running daemon to try its key on Tines now; undefined when none listens. */
+export async function reconnectThroughGateway(dataDir: string, connectorName: string): Promise<ReconnectOutcome | undefined> {
+  return (await callGateway<{ outcome: ReconnectOutcome }>(dataDir, '/reconnect', { connectorName }))?.outcome;
 }
 
 /** Asks a running daemon to sync now; undefined when none listens. */

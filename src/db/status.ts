@@ -11,6 +11,8 @@ export interface ConnectorStatusRow {
   consecutive_failures: number;
   last_sync_at: string | null;
   last_success_at: string | null;
+  /** The ORG_EMAIL_DOMAINS stored with the connector at its last registration; null: none, so external_users is empty for it. */
+  org_email_domains: string[] | null;
   users_present: number;
   users_removed: number;
   admins_present: number;
@@ -32,7 +34,7 @@ export interface ConnectorStatusRow {
 export async function connectorStatuses(db: Queryable): Promise<ConnectorStatusRow[]> {
   const r = await db.query<ConnectorStatusRow>(
     `SELECT c.name, c.tenant_domain, c.status, c.status_reason, c.status_changed_at, c.api_key_fingerprint,
-            c.consecutive_failures, c.last_sync_at, c.last_success_at,
+            c.consecutive_failures, c.last_sync_at, c.last_success_at, c.org_email_domains,
             (SELECT count(*) FROM tines_users u WHERE u.connector_id = c.id AND u.removed_at IS NULL)::int AS users_present,
             (SELECT count(*) FROM tines_users u WHERE u.connector_id = c.id AND u.removed_at IS NOT NULL)::int AS users_removed,
             (SELECT count(*) FROM tines_users u WHERE u.connector_id = c.id AND u.removed_at IS NULL AND u.admin)::int AS admins_present,

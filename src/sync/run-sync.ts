@@ -1,6 +1,6 @@
 // One sync of one connector: registration, single flight, the reconnect gate,
 // and the run's record; the run itself is in sync-run.ts.
-import type { Config } from '../config.js';
+import type { Settings } from '../config.js';
 import { environmentTarget, type ConnectorTarget } from '../connectors/target.js';
 import { isSealProblem } from '../connectors/registry.js';
 import { FAILING_AFTER, getConnector, keyFingerprint, recordSyncFailure, registerConnector, setConnectorStatus, type ConnectorRow } from '../db/connectors.js';
@@ -22,7 +22,7 @@ export interface SyncHooks {
 }
 
 export interface SyncDeps {
-  config: Config;
+  config: Settings;
   db: Database;
   log: Logger;
   hooks?: SyncHooks;
@@ -37,7 +37,7 @@ export interface SyncRequest {
   signal?: AbortSignal;
 }
 
-export function registration(config: Config, fingerprint: string | null, target: ConnectorTarget = environmentTarget(config)) {
+export function registration(config: Settings, fingerprint: string | null, target: ConnectorTarget = environmentTarget(config)) {
   return {
     name: target.name,
     tenantDomain: target.tenantDomain,
@@ -52,7 +52,7 @@ export function registration(config: Config, fingerprint: string | null, target:
  * from configuration; a registered one must exist, and is never re-created (a
  * sync of a connector removed meanwhile leaves no row behind).
  */
-async function connectorRowOf(db: Database, config: Config, target: ConnectorTarget, fingerprint: string | null): Promise<ConnectorRow> {
+async function connectorRowOf(db: Database, config: Settings, target: ConnectorTarget, fingerprint: string | null): Promise<ConnectorRow> {
   const row = target.source === 'env' ? await registerConnector(db, registration(config, fingerprint, target)) : await getConnector(db, target.name);
   if (!row) throw new ConnectorNotFoundError(target.name, 'registered connector (it was removed)');
   const source = (row as ConnectorRow & { source?: string }).source ?? 'env';

@@ -1,0 +1,58 @@
+// A failed command's error, said for the person who ran it: a refused
+// connection names the setting to check, a data directory the process cannot
+// write says whose it must be. Anything else is the error's own message.
+import { statSync } from 'node:fs';
+import { userInfo } from 'node:os';
+import type { Settings } from '../config.js';
+import { errorMessage } from '../errors.js';
+
+/** The error or the first of its causes (and AggregateError members) with an errno code. */
+function systemError(err: unknown, seen = new Set<unknown>()): NodeJS.ErrnoException | undefined {
+  if (!err || typeof err !== 'object' || seen.has(err)) return undefined;
+  seen.add(err);
+  const e = err as NodeJS.ErrnoException & { errors?: unknown[] };
+  if (typeof e.code === 'string' && /^E[A-Z]+$/.test(e.code)) return e;
+  for (const inner of [e.cause, ...(Array.isArray(e.errors) ? e.errors : [])]) {
+    const found = systemError(inner, seen);
+    if (found) return found;
+  }
+  return undefined;
+}
+
+/** host:port of a postgres:// URL, without its credentials. */
+function serverOf(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.hostname}:${u.port || '5432'}`;
+  } catch {
+    return 'the server in DATABASE_URL';
+  }
+}
+
+function ownerOf(path: string): string {
+  try {
+    return `uid ${statSync(path).uid}`;
+  } catch {
+    return 'nobody yet (it does not exist)';
+  }
+}
+
+export function explainFailure(err: unknown, config: Pick<Settings, 'database'>): string {
+  const sys = systemError(err);
+  const url = config.database.url;
+  if (sys && url && ['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ETIMEDOUT'].includes(sys.code!)) {
+    const why = sys.code === 'ECONNREFUSED' ? 'connection refused' : sys.code === 'ENOTFOUND' || sys.code === 'EAI_AGAIN' ? 'host not found' : 'no answer';
+    return `cannot reach PostgreSQL at ${serverOf(url)} (${why}): check DATABASE_URL, and that the server runs and accepts connections from here`;
+  }
+  const dir = config.database.dataDir;
+  const inDataDir = (path: string | undefined) => path === undefined || path.startsWith(dir) || dir.startsWith(path);
+  if (sys && ['EACCES', 'EPERM', 'EROFS'].includes(sys.code!) && !url && inDataDir(sys.path)) {
+    const me = userInfo();
+    return (
+      `DATA_DIR ${dir} cannot be written by this process (uid ${me.uid}${me.username ? `, ${me.username}` : ''}; ${sys.code} on ${sys.path ?? dir}). ` +
+      `It belongs to ${ownerOf(dir)}: it must belong to uid ${me.uid} (or be writable by it). ` +
+      `In the container image the process runs as node (uid 1000): \`chown -R 1000:1000\` the volume or directory mounted at ${dir}.`
+    );
+  }
+  return errorMessage(err);
+}
