@@ -8,6 +8,7 @@ import { DataDirBusyError, errorMessage, TinesAuthError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { registration } from '../sync/run-sync.js';
 import { createTinesClient } from '../tines/client.js';
+import { callAdminSocket } from '../connectors/admin-client.js';
 import { reconnectTarget } from '../connectors/connect.js';
 import { targetByName } from '../connectors/registry.js';
 import { ConnectorNotFoundError } from '../errors.js';
@@ -47,7 +48,18 @@ const EXIT: Record<ReconnectOutcome['result'], number> = { accepted: 0, unreacha
 
 /** `reconnect --connector NAME` for a registered connector: its sealed key, tried once. */
 async function reconnectRegistered(ctx: CommandContext<Settings>, name: string): Promise<number> {
-  const db = await ctx.db();
+  let db: Database;
+  try {
+    db = await ctx.db();
+  } catch (err) {
+    // The embedded database is held by a running daemon: it makes the call, through its admin socket.
+    if (!(err instanceof DataDirBusyError)) throw err;
+    const answer = await callAdminSocket(ctx.config.database.dataDir, 'POST', `/api/connectors/${encodeURIComponent(name)}/reconnect`, {});
+    if (!answer) throw err;
+    const message = answer.status === 200 ? `Tines accepted the key for connector "${name}"; it is active.` : (answer.body.error?.message ?? `the daemon answered ${answer.status}`);
+    ctx.out(visible(`${message}\n  (done by the daemon that holds ${ctx.config.database.dataDir})`));
+    return answer.status === 200 ? 0 : answer.status === 422 ? 3 : answer.status === 404 ? 2 : 1;
+  }
   let target;
   try {
     target = await targetByName(db, ctx.config, name);

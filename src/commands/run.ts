@@ -1,7 +1,10 @@
 // `run`: migrate, register, sync on start and on schedule until SIGTERM/SIGINT.
-import { readApiKey, type Config } from '../config.js';
+import { readApiKey, type Config, type Settings } from '../config.js';
 import { keyFingerprint, registerConnector } from '../db/connectors.js';
-import { Daemon } from '../daemon/daemon.js';
+import { startAdminApi, startAdminSocket } from '../connectors/admin-api.js';
+import { adminSocketPath } from '../connectors/admin-client.js';
+import { environmentConnectorConfigured } from '../connectors/connect.js';
+import { Supervisor } from '../daemon/supervisor.js';
 import { startReadGateway } from '../daemon/local-gateway.js';
 import { VERSION } from '../version.js';
 import { errorMessage } from '../errors.js';
@@ -24,7 +27,7 @@ function firstSignal(onSecond: (sig: NodeJS.Signals) => void): Promise<NodeJS.Si
   });
 }
 
-export async function runCommand(ctx: CommandContext<Config>, opts: { stopSignal?: Promise<unknown> } = {}): Promise<number> {
+export async function runCommand(ctx: CommandContext<Settings>, opts: { stopSignal?: Promise<unknown> } = {}): Promise<number> {
   const { config } = ctx;
   const log = ctx.log.child({ component: 'run' });
   // Signals are ours from the first moment, so one during start-up still stops cleanly.
@@ -34,12 +37,15 @@ export async function runCommand(ctx: CommandContext<Config>, opts: { stopSignal
   });
   const db = await ctx.db();
   let fingerprint: string | null = null;
-  try {
-    fingerprint = keyFingerprint(readApiKey(config));
-  } catch (err) {
-    log.warn(`cannot read the API key yet: ${errorMessage(err)}; each sync reads it again`);
+  // The environment's connector exists only when TINES_TENANT_DOMAIN is set; without it, the registered ones are served.
+  if (environmentConnectorConfigured(config)) {
+    try {
+      fingerprint = keyFingerprint(readApiKey(config));
+    } catch (err) {
+      log.warn(`cannot read the API key yet: ${errorMessage(err)}; each sync reads it again`);
+    }
+    await registerConnector(db, registration(config, fingerprint));
   }
-  await registerConnector(db, registration(config, fingerprint));
   // The effective configuration: secrets are non-enumerable, so they are not in it; DATA_DIR only when it is used.
   const shown = db.backend === 'embedded' ? config : { ...config, database: {} };
   log.info({ version: VERSION, config: shown, apiKeyFingerprint: fingerprint, database: db.description, pid: process.pid }, 'tines-connector starting');
@@ -51,19 +57,27 @@ export async function runCommand(ctx: CommandContext<Config>, opts: { stopSignal
         "daemon's own statements. Use `tines-connector query`, which reaches this daemon, or a PostgreSQL server with DATABASE_URL.",
     );
   }
-  const daemon = new Daemon({ config, db, log: ctx.log });
+  const supervisor = new Supervisor({ config, db, log: ctx.log });
   const gateway =
     db.backend === 'embedded'
       ? await startReadGateway(db, config.database.dataDir, log, {
           connectorName: config.connectorName,
-          syncNow: (o) => daemon.syncNow('manual', o),
-          reconnectNow: () => reconnect(config, db, ctx.log),
+          syncNow: (name, o) => supervisor.syncNow(name, 'manual', o),
+          ...(environmentConnectorConfigured(config) ? { reconnectNow: () => reconnect(config as Config, db, ctx.log) } : {}),
         })
       : undefined;
-  await daemon.start();
+  // Connectors are changed by the admin API: on ADMIN_PORT with ADMIN_TOKEN; for local commands on the embedded database, on its socket.
+  const adminLog = ctx.log.child({ component: 'admin-api' });
+  const control = supervisor.adminControl();
+  const admins = [
+    ...(config.admin.token ? [await startAdminApi({ config, db, log: adminLog, control, token: config.admin.token, port: config.admin.port })] : []),
+    ...(db.backend === 'embedded' ? [await startAdminSocket({ config, db, log: adminLog, control, path: adminSocketPath(config.database.dataDir) })] : []),
+  ];
+  await supervisor.start();
   const why = await signal;
   log.info({ signal: why, graceMs: config.shutdownTimeoutMs }, 'shutting down');
-  const clean = await daemon.stop(config.shutdownTimeoutMs);
+  await Promise.all(admins.map((a) => a.close().catch(() => undefined)));
+  const clean = await supervisor.stop(config.shutdownTimeoutMs);
   await gateway?.stop().catch(() => undefined);
   if (!clean) {
     // A sync still holds a connection, and closing the pool would wait for it: exit now.

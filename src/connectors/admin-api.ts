@@ -182,8 +182,8 @@ export async function startAdminApi(opts: Omit<AdminApiOptions, 'token'> & { tok
 export async function startAdminSocket(opts: Omit<AdminApiOptions, 'token'> & { path: string }): Promise<FastifyInstance> {
   rmSync(opts.path, { force: true });
   const app = await buildAdminApi({ ...opts, token: undefined });
+  app.addHook('onClose', async () => rmSync(opts.path, { force: true }));
   await app.listen({ path: opts.path });
   chmodSync(opts.path, 0o600);
-  app.addHook('onClose', async () => rmSync(opts.path, { force: true }));
   return app;
 }

@@ -1,32 +1,47 @@
-// The long-running service: a sync at start, then on the cron schedule, never
-// two at once; failures counted and retried with jittered backoff; an explicit
-// shutdown that aborts the sync in flight within a grace period.
+// The long-running service of one connector: a sync at start, then on the cron
+// schedule (each slot plus the connector's spread offset), never two at once;
+// failures counted and retried with jittered backoff; an explicit shutdown that
+// aborts the sync in flight within a grace period. The Supervisor runs one per
+// connector, sharing their metrics and the process's sync slots.
 import type http from 'node:http';
 import cron, { type ScheduledTask } from 'node-cron';
-import type { Config } from '../config.js';
+import type { Settings } from '../config.js';
+import type { ConnectorTarget } from '../connectors/target.js';
 import type { Database } from '../db/database.js';
 import type { RunTrigger } from '../db/runs.js';
-import { errorMessage } from '../errors.js';
+import { errorMessage, SyncAbortedError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { notStarted } from '../sync/outcome.js';
 import { runSync, type SyncOutcome } from '../sync/run-sync.js';
 import { startHealthServer } from './health.js';
 import { Metrics } from './metrics.js';
+import type { SyncSlots } from './sync-slots.js';
 
 const RETRY_BASE_MS = 5_000;
 const RETRY_CAP_MS = 5 * 60_000;
 
 export interface DaemonOptions {
-  config: Config;
+  config: Settings;
   db: Database;
   log: Logger;
+  /** The connector it serves; the environment's by default. */
+  target?: ConnectorTarget;
+  /** Its cron expression; SYNC_SCHEDULE by default. */
+  schedule?: string;
+  /** How long after each slot (and after start) its sync begins: its spread offset. */
+  offsetMs?: number;
+  /** The process's sync slots (SYNC_CONCURRENCY); without them its syncs start at once. */
+  slots?: SyncSlots;
+  /** Shared metrics; its own otherwise. */
+  metrics?: Metrics;
+  /** Serve /healthz, /readyz, /metrics on HEALTH_PORT (default true; the Supervisor serves them once for all). */
+  serveHealth?: boolean;
   /** Called after each sync (the demo prints them). */
   onSyncFinished?: (outcome: SyncOutcome) => void;
 }
 
 export class Daemon {
   private readonly log: Logger;
-  private readonly metrics: Metrics;
   private task: ScheduledTask | undefined;
   private server: http.Server | undefined;
   private inFlight: Promise<void> | undefined;
@@ -34,10 +49,36 @@ export class Daemon {
   private retryTimer: NodeJS.Timeout | undefined;
   private failuresInARow = 0;
   private stopping = false;
+  private readonly delayed = new Set<NodeJS.Timeout>();
+  readonly metrics: Metrics;
+  /** The connector's name: its label in logs and metrics. */
+  readonly name: string;
+  private readonly schedule: string;
 
   constructor(private readonly opts: DaemonOptions) {
-    this.log = opts.log.child({ component: 'daemon' });
-    this.metrics = new Metrics(opts.db, opts.config.connectorName, opts.log.child({ component: 'metrics' }));
+    this.name = opts.target?.name ?? opts.config.connectorName;
+    this.schedule = opts.schedule ?? opts.config.sync.schedule;
+    this.log = opts.log.child({ component: 'daemon', connector: this.name });
+    this.metrics = opts.metrics ?? new Metrics(opts.db, opts.log.child({ component: 'metrics' }));
+  }
+
+  /** Whether a sync of this connector runs (or waits for a slot) now. */
+  get syncInFlight(): boolean {
+    return this.inFlight !== undefined;
+  }
+
+  /** Starts `trigger`'s sync after the connector's offset (a timer that stop() clears). */
+  private later(trigger: RunTrigger): void {
+    const offset = this.opts.offsetMs ?? 0;
+    if (offset <= 0) {
+      void this.tick(trigger);
+      return;
+    }
+    const timer = setTimeout(() => {
+      this.delayed.delete(timer);
+      void this.tick(trigger);
+    }, offset);
+    this.delayed.add(timer);
   }
 
   get healthPort(): number | undefined {
@@ -47,12 +88,12 @@ export class Daemon {
 
   async start(): Promise<void> {
     const { config, db } = this.opts;
-    if (config.healthPort > 0) {
+    if (config.healthPort > 0 && this.opts.serveHealth !== false) {
       this.server = await startHealthServer(config.healthPort, db, this.metrics, this.opts.log.child({ component: 'health' }), () => this.inFlight !== undefined);
     }
     const cronLog = this.opts.log.child({ component: 'cron' });
-    this.task = cron.schedule(config.sync.schedule, () => this.tick('schedule'), {
-      name: `sync:${config.connectorName}`,
+    this.task = cron.schedule(this.schedule, () => this.later('schedule'), {
+      name: `sync:${this.name}`,
       timezone: config.sync.timezone,
       noOverlap: true,
       logger: {
@@ -74,10 +115,10 @@ export class Daemon {
       });
     });
     this.log.info(
-      { schedule: config.sync.schedule, timezone: config.sync.timezone, nextRun: this.task.getNextRun()?.toISOString() ?? null },
+      { schedule: this.schedule, timezone: config.sync.timezone, offsetMs: this.opts.offsetMs ?? 0, nextRun: this.task.getNextRun()?.toISOString() ?? null },
       'schedule started',
     );
-    if (config.sync.onStart) void this.tick('start');
+    if (config.sync.onStart) this.later('start');
   }
 
   /** One sync; owns every error so nothing escapes the timer. Concurrent calls are skipped. */
@@ -101,10 +142,12 @@ export class Daemon {
     this.controller = controller;
     const run = (async (): Promise<SyncOutcome | undefined> => {
       try {
-        const outcome = await runSync(
-          { config: this.opts.config, db: this.opts.db, log: this.opts.log, hooks: this.metrics.hooks() },
-          { trigger, signal: controller.signal, allowMassRemoval: opts.allowMassRemoval },
-        );
+        const sync = () =>
+          runSync(
+            { config: this.opts.config, db: this.opts.db, log: this.opts.log, hooks: this.metrics.hooks(this.name), target: this.opts.target },
+            { trigger, signal: controller.signal, allowMassRemoval: opts.allowMassRemoval },
+          );
+        const outcome = await (this.opts.slots ? this.opts.slots.run(controller.signal, sync) : sync());
         if (outcome.result === 'busy') this.log.info({ trigger }, 'another replica is syncing this connector; tick skipped');
         if (outcome.result === 'failed') this.failed(`sync failed (${outcome.errorKind}): ${outcome.message}`, outcome.errorKind !== 'auth');
         else if (outcome.result !== 'aborted') this.failuresInARow = 0;
@@ -112,7 +155,8 @@ export class Daemon {
         return outcome;
       } catch (err) {
         // Before a run could be recorded: database unreachable, key file unreadable, ...
-        this.metrics.tickFailed();
+        if (this.stopping && err instanceof SyncAbortedError) return undefined; // stopped while it waited for a slot
+        this.metrics.tickFailed(this.name);
         this.failed(`sync could not start: ${errorMessage(err)}`, true);
         return undefined;
       } finally {
@@ -151,6 +195,8 @@ export class Daemon {
   async stop(graceMs: number): Promise<boolean> {
     this.stopping = true;
     clearTimeout(this.retryTimer);
+    for (const t of this.delayed) clearTimeout(t);
+    this.delayed.clear();
     await this.task?.destroy();
     let finished = true;
     if (this.inFlight) {
