@@ -27,8 +27,11 @@ RUN mkdir -p /data && chown node:node /data && ln -s /app/dist/bin/cli.js /usr/l
 USER node
 VOLUME ["/data"]
 EXPOSE 8080
-HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-  CMD node -e "const p=process.env.HEALTH_PORT||'8080';if(p==='0')process.exit(0);require('http').get('http://127.0.0.1:'+p+'/healthz',r=>process.exit(r.statusCode===200?0:1)).on('error',()=>process.exit(1))"
+# Healthy = able to work: the database answers and is migrated (/readyz). A
+# database that is down shows as unhealthy; the process stays up and retries.
+# (Kubernetes: liveness on /healthz, readiness on /readyz; see README, Operations.)
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+  CMD node -e "const p=process.env.HEALTH_PORT||'8080';if(p==='0')process.exit(0);require('http').get('http://127.0.0.1:'+p+'/readyz',r=>process.exit(r.statusCode===200?0:1)).on('error',()=>process.exit(1))"
 STOPSIGNAL SIGTERM
 # Exec form: node runs as PID 1 and receives SIGTERM itself (it installs its own handlers).
 CMD ["node", "dist/bin/cli.js", "run"]

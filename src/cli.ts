@@ -49,7 +49,9 @@ async function runCommand(command: CommandSpec, args: ParsedArgs): Promise<numbe
     throw err;
   }
   const fd = command.logsTo === 'stdout' ? 1 : 2;
-  const log = createLogger(config.logLevel, await logDestination(config.logFormat, fd));
+  // The log's reader gone (`run | head`): the daemon stops as on SIGTERM (its run ends cleanly, exit 0); a one-shot command ends quietly.
+  const onLogClosed = () => (command.name === 'run' ? process.kill(process.pid, 'SIGTERM') : process.exit(0));
+  const log = createLogger(config.logLevel, await logDestination(config.logFormat, fd, onLogClosed));
   const ctx = createContext(config, log, args, { migrate: command.migrate ?? true });
   try {
     // configurationFor gave the connector's Config to the commands that need it.

@@ -81,6 +81,23 @@ export class ReconnectRequiredError extends Error {
   }
 }
 
+/**
+ * The connector's row, registered earlier by this process, is gone: `delete --yes`
+ * removed it meanwhile. A daemon does not register it again; it stops syncing it.
+ */
+export class ConnectorDeletedError extends Error {
+  constructor(
+    readonly connectorName: string,
+    readonly connectorId: number,
+  ) {
+    super(
+      `connector "${connectorName}" (id ${connectorId}) was deleted while this process served it; ` +
+        'it is not registered again until the process is restarted with it configured',
+    );
+    this.name = 'ConnectorDeletedError';
+  }
+}
+
 /** The embedded database's directory is held by another process. */
 export class DataDirBusyError extends Error {
   constructor(dataDir: string, pid: number) {

@@ -62,10 +62,21 @@ function oneComponent(child: Logger): void {
 /**
  * Where log lines go, as LOG_FORMAT says: JSON lines, or text through
  * pino-pretty (loaded only then). Unset: text when `fd` is a terminal, JSON
- * lines otherwise (a container's log, a pipe, a file).
+ * lines otherwise (a container's log, a pipe, a file). `onClosed` is called
+ * once when the reader of `fd` has gone (EPIPE: `run | head`); later lines
+ * are dropped.
  */
-export async function logDestination(format: LogFormat | undefined, fd: 1 | 2): Promise<pino.DestinationStream> {
-  if ((format ?? (isatty(fd) ? 'pretty' : 'json')) === 'json') return pino.destination({ fd, sync: true });
+export async function logDestination(format: LogFormat | undefined, fd: 1 | 2, onClosed?: () => void): Promise<pino.DestinationStream> {
+  const sink = pino.destination({ fd, sync: true });
+  let closed = false;
+  sink.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+    if (!closed) {
+      closed = true;
+      onClosed?.();
+    }
+  });
+  if ((format ?? (isatty(fd) ? 'pretty' : 'json')) === 'json') return sink;
   const { default: pretty } = await import('pino-pretty');
-  return pretty({ destination: fd, sync: true, colorize: isatty(fd), ignore: 'pid,hostname,service', translateTime: 'SYS:HH:MM:ss.l' });
+  return pretty({ destination: sink, colorize: isatty(fd), singleLine: true, ignore: 'pid,hostname,service', translateTime: 'SYS:HH:MM:ss.l' });
 }

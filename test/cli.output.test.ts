@@ -110,6 +110,12 @@ describe.each(backends())('cli output (%s)', (backend) => {
     expect(c.stdout).toBe(`long,tricky\n${long},"a,b ""c"""\n`);
     const j = await cli(['query', 'SELECT 1 AS one', '--format', 'json'], dbOnly);
     expect(JSON.parse(j.stdout)).toEqual([{ one: 1 }]);
+    // An empty result still has its header (it printed "(no columns)").
+    const empty = await cli(['query', 'SELECT email, first_name, removed_at FROM tines_users WHERE false;'], dbOnly);
+    expect(empty.code, empty.stderr).toBe(0);
+    expect(empty.stdout).toMatch(/^email\s+first_name\s+removed_at\n-+\s+-+\s+-+\n\(0 rows\)\n$/);
+    const emptyCsv = await cli(['query', 'WITH x AS (SELECT 1 AS a) SELECT * FROM x WHERE a = 2 -- none', '--format', 'csv'], dbOnly);
+    expect(emptyCsv.stdout).toBe('a\n');
     const bad = await cli(['query', 'SELECT 1', '--format', 'xml'], dbOnly);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/--format must be one of table, json, csv/);

@@ -1,6 +1,7 @@
 // `reconnect`, the advice of a 401, in the default setup: the embedded database
 // held by a running daemon. It goes through the daemon (as `sync` does), which
 // makes the call with the key it uses and records the answer.
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeTines, generateUsers } from '../src/fake/tines-server.js';
 import { createTestDb, type TestDb } from './helpers/backends.js';
@@ -29,6 +30,11 @@ describe('`reconnect` while a daemon holds the embedded database', () => {
     await killAllDaemons();
     await fake?.close();
     await testDb?.dispose();
+  });
+
+  it('the daemon`s start line carries the package version', async () => {
+    const version = (JSON.parse(readFileSync('package.json', 'utf8')) as { version: string }).version;
+    expect(daemon.logs('tines-connector starting')[0]).toMatchObject({ version });
   });
 
   it('a revoked key: `sync` says reconnect required, `reconnect` (through the daemon) still refused, exit 3', async () => {

@@ -21,7 +21,9 @@ describe('Dockerfile', () => {
   it('runs as a non-root user in production mode, with a health check, exec-form CMD and SIGTERM', () => {
     expect(runtime).toMatch(/^USER (?!root)\w+/m);
     expect(runtime).toMatch(/NODE_ENV=production/);
-    expect(runtime).toMatch(/^HEALTHCHECK .*\n?.*\/healthz/m);
+    // Healthy means able to work: the database answers and is migrated (/readyz), not merely a running process (/healthz).
+    expect(runtime).toMatch(/^HEALTHCHECK .*\n?.*\/readyz/m);
+    expect(runtime).not.toMatch(/^HEALTHCHECK .*\n?.*\/healthz/m);
     expect(runtime).toMatch(/^STOPSIGNAL SIGTERM$/m);
     const cmd = /^CMD (\[.*\])$/m.exec(runtime);
     expect(cmd, 'CMD must be in exec form').not.toBeNull();
@@ -61,6 +63,36 @@ describe('docker-compose.yml', () => {
     expect(c.depends_on).toEqual({ postgres: { condition: 'service_healthy' } });
     expect(c.restart).toBe('unless-stopped');
     expect(String((c.environment as Record<string, string>).DATABASE_URL)).toMatch(/^postgres:\/\/.*@postgres:5432\//);
+  });
+});
+
+describe('docker-compose.yml and its documentation', () => {
+  const text = readFileSync('docker-compose.yml', 'utf8');
+  const compose = parse(text) as { services: Record<string, Record<string, unknown>> };
+  const example = readFileSync('.env.example', 'utf8');
+  const readme = readFileSync('README.md', 'utf8');
+
+  it('every variable the compose file reads from .env is in .env.example with a comment, and in the README', () => {
+    const used = [...new Set([...text.matchAll(/\$\{(\w+)(?::-[^}]*)?\}/g)].map((m) => m[1]!))];
+    expect(used).toEqual(expect.arrayContaining(['POSTGRES_PASSWORD']));
+    for (const name of used) {
+      const line = new RegExp(`^#? ?${name}=`, 'm').exec(example);
+      expect(line, `${name} is missing from .env.example`).not.toBeNull();
+      expect((example.slice(0, line!.index).trimEnd().split('\n').pop() ?? '').startsWith('#'), `${name} has no comment above it`).toBe(true);
+      expect(readme, `${name} is not in the README`).toContain(`\`${name}\``);
+    }
+  });
+
+  it('publishes PostgreSQL on the host`s loopback only, so the README`s psql line reaches it', () => {
+    const ports = (compose.services.postgres!.ports as string[]).map(String);
+    expect(ports).toHaveLength(1);
+    expect(ports[0]).toMatch(/^127\.0\.0\.1:\$\{POSTGRES_PORT:-5432\}:5432$/);
+    expect(readme).toMatch(/psql "postgres:\/\/tines:\$POSTGRES_PASSWORD@127\.0\.0\.1:\$\{POSTGRES_PORT:-5432\}\/tines"/);
+  });
+
+  it('the README shows `docker compose exec connector tines-connector query`, and the image puts tines-connector on PATH', () => {
+    expect(readme).toMatch(/docker compose exec connector tines-connector query /);
+    expect(runtime).toMatch(/ln -s \/app\/dist\/bin\/cli\.js \/usr\/local\/bin\/tines-connector/);
   });
 });
 

@@ -3,6 +3,7 @@
 // write says whose it must be. Anything else is the error's own message.
 import { statSync } from 'node:fs';
 import { userInfo } from 'node:os';
+import { dirname } from 'node:path';
 import type { Settings } from '../config.js';
 import { errorMessage } from '../errors.js';
 
@@ -29,11 +30,17 @@ function serverOf(url: string): string {
   }
 }
 
-function ownerOf(path: string): string {
-  try {
-    return `uid ${statSync(path).uid}`;
-  } catch {
-    return 'nobody yet (it does not exist)';
+/** "/data belongs to uid 0", or of its nearest existing parent when it does not exist yet. */
+function ownership(path: string): string {
+  for (let p = path, missing = false; ; missing = true) {
+    try {
+      const uid = statSync(p).uid;
+      return missing ? `${path} does not exist, and ${p}, where it would be created, belongs to uid ${uid}` : `${path} belongs to uid ${uid}`;
+    } catch {
+      const parent = dirname(p);
+      if (parent === p) return `${path} does not exist`;
+      p = parent;
+    }
   }
 }
 
@@ -50,7 +57,7 @@ export function explainFailure(err: unknown, config: Pick<Settings, 'database'>)
     const me = userInfo();
     return (
       `DATA_DIR ${dir} cannot be written by this process (uid ${me.uid}${me.username ? `, ${me.username}` : ''}; ${sys.code} on ${sys.path ?? dir}). ` +
-      `It belongs to ${ownerOf(dir)}: it must belong to uid ${me.uid} (or be writable by it). ` +
+      `${ownership(dir)}: it must belong to uid ${me.uid} (or be writable by it). ` +
       `In the container image the process runs as node (uid 1000): \`chown -R 1000:1000\` the volume or directory mounted at ${dir}.`
     );
   }

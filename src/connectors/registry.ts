@@ -4,7 +4,7 @@
 import type { Settings } from '../config.js';
 import { keyFingerprint, setConnectorStatus, type ConnectorRow } from '../db/connectors.js';
 import type { Queryable } from '../db/database.js';
-import { ConnectorNameTakenError, ConnectorNotFoundError } from '../errors.js';
+import { ConnectorDeletedError, ConnectorNameTakenError, ConnectorNotFoundError } from '../errors.js';
 import { MasterKeyMissingError, seal, unseal, UnsealError, type MasterKey } from './sealing.js';
 import { environmentTarget, type ConnectorSource, type ConnectorTarget } from './target.js';
 
@@ -165,7 +165,7 @@ export function currentMasterKey(config: Settings): MasterKey {
 /**
  * The sync's view of a registered connector. Its key is read from the row and
  * unsealed at each call, in memory only; a removed connector rejects with
- * ConnectorNotFoundError, a key that does not open with UnsealError or
+ * ConnectorDeletedError, a key that does not open with UnsealError or
  * MasterKeyMissingError.
  */
 export function registeredTarget(db: Queryable, config: Settings, c: Pick<RegisteredConnector, 'id' | 'name' | 'tenant_domain'>): ConnectorTarget {
@@ -180,7 +180,7 @@ export function registeredTarget(db: Queryable, config: Settings, c: Pick<Regist
         [c.id],
       );
       const row = r.rows[0];
-      if (!row) throw new ConnectorNotFoundError(c.name, 'registered connector (it was removed)');
+      if (!row) throw new ConnectorDeletedError(c.name, c.id);
       return unseal(Buffer.from(row.sealed_api_key), row.sealed_key_id, c.id, config.registry.masterKeys);
     },
   };

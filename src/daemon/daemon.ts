@@ -2,18 +2,18 @@
 // schedule (each slot plus the connector's spread offset), never two at once;
 // failures counted and retried with jittered backoff; an explicit shutdown that
 // aborts the sync in flight within a grace period. The Supervisor runs one per
-// connector, sharing their metrics and the process's sync slots.
-import type http from 'node:http';
+// connector, sharing their metrics and the process's sync slots. Its database is
+// open and migrated before it starts (see database-wait.ts); the health server
+// is the caller's.
 import cron, { type ScheduledTask } from 'node-cron';
 import type { Settings } from '../config.js';
 import type { ConnectorTarget } from '../connectors/target.js';
 import type { Database } from '../db/database.js';
 import type { RunTrigger } from '../db/runs.js';
-import { errorMessage, SyncAbortedError } from '../errors.js';
+import { ConnectorDeletedError, errorMessage, SyncAbortedError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { notStarted } from '../sync/outcome.js';
 import { runSync, type SyncOutcome } from '../sync/run-sync.js';
-import { startHealthServer } from './health.js';
 import { Metrics } from './metrics.js';
 import type { SyncSlots } from './sync-slots.js';
 
@@ -28,32 +28,38 @@ export interface DaemonOptions {
   target?: ConnectorTarget;
   /** Its cron expression; SYNC_SCHEDULE by default. */
   schedule?: string;
-  /** How long after each slot (and after start) its sync begins: its spread offset. */
+  /** How long after each scheduled slot its sync begins: its spread offset. */
   offsetMs?: number;
   /** The process's sync slots (SYNC_CONCURRENCY); without them its syncs start at once. */
   slots?: SyncSlots;
   /** Shared metrics; its own otherwise. */
   metrics?: Metrics;
-  /** Serve /healthz, /readyz, /metrics on HEALTH_PORT (default true; the Supervisor serves them once for all). */
-  serveHealth?: boolean;
+  /**
+   * The connector's row as `run` registered it at start. Syncs refresh that row
+   * and never create it again: once it is deleted (`delete --yes`), the daemon
+   * stops syncing it. Without it, each sync registers the connector itself.
+   */
+  registeredId?: number;
   /** Called after each sync (the demo prints them). */
   onSyncFinished?: (outcome: SyncOutcome) => void;
 }
 
 export class Daemon {
   private readonly log: Logger;
+  /** Counters and gauges for /metrics. */
+  readonly metrics: Metrics;
   private task: ScheduledTask | undefined;
-  private server: http.Server | undefined;
   private inFlight: Promise<void> | undefined;
   private controller: AbortController | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private failuresInARow = 0;
   private stopping = false;
   private readonly delayed = new Set<NodeJS.Timeout>();
-  readonly metrics: Metrics;
   /** The connector's name: its label in logs and metrics. */
   readonly name: string;
   private readonly schedule: string;
+  /** Set when the connector was deleted under this daemon: no sync from then on. */
+  private connectorDeleted = false;
 
   constructor(private readonly opts: DaemonOptions) {
     this.name = opts.target?.name ?? opts.config.connectorName;
@@ -62,37 +68,29 @@ export class Daemon {
     this.metrics = opts.metrics ?? new Metrics(opts.db, opts.log.child({ component: 'metrics' }));
   }
 
-  /** Whether a sync of this connector runs (or waits for a slot) now. */
-  get syncInFlight(): boolean {
-    return this.inFlight !== undefined;
-  }
-
-  /** Starts `trigger`'s sync after the connector's offset (a timer that stop() clears). */
-  private later(trigger: RunTrigger): void {
+  /** Starts a scheduled sync after the connector's offset (a timer that stop() clears). */
+  private later(): void {
     const offset = this.opts.offsetMs ?? 0;
     if (offset <= 0) {
-      void this.tick(trigger);
+      void this.tick('schedule');
       return;
     }
     const timer = setTimeout(() => {
       this.delayed.delete(timer);
-      void this.tick(trigger);
+      void this.tick('schedule');
     }, offset);
     this.delayed.add(timer);
   }
 
-  get healthPort(): number | undefined {
-    const addr = this.server?.address();
-    return addr && typeof addr === 'object' ? addr.port : undefined;
+  /** Whether a sync runs now (the embedded database then answers /readyz late). */
+  get syncInFlight(): boolean {
+    return this.inFlight !== undefined;
   }
 
   async start(): Promise<void> {
-    const { config, db } = this.opts;
-    if (config.healthPort > 0 && this.opts.serveHealth !== false) {
-      this.server = await startHealthServer(config.healthPort, db, this.metrics, this.opts.log.child({ component: 'health' }), () => this.inFlight !== undefined);
-    }
+    const { config } = this.opts;
     const cronLog = this.opts.log.child({ component: 'cron' });
-    this.task = cron.schedule(this.schedule, () => this.later('schedule'), {
+    this.task = cron.schedule(this.schedule, () => this.later(), {
       name: `sync:${this.name}`,
       timezone: config.sync.timezone,
       noOverlap: true,
@@ -118,7 +116,7 @@ export class Daemon {
       { schedule: this.schedule, timezone: config.sync.timezone, offsetMs: this.opts.offsetMs ?? 0, nextRun: this.task.getNextRun()?.toISOString() ?? null },
       'schedule started',
     );
-    if (config.sync.onStart) this.later('start');
+    if (config.sync.onStart) void this.tick('start');
   }
 
   /** One sync; owns every error so nothing escapes the timer. Concurrent calls are skipped. */
@@ -131,7 +129,7 @@ export class Daemon {
    * outcome, or undefined when it could not start; never rejects.
    */
   syncNow(trigger: RunTrigger, opts: { allowMassRemoval?: boolean } = {}): Promise<SyncOutcome | undefined> {
-    if (this.stopping) return Promise.resolve(undefined);
+    if (this.stopping || this.connectorDeleted) return Promise.resolve(undefined);
     if (this.inFlight) {
       this.log.info({ trigger }, 'previous sync still running; this one is skipped');
       return Promise.resolve(notStarted('busy', 'a sync of this connector is already running in this daemon', 0));
@@ -144,7 +142,7 @@ export class Daemon {
       try {
         const sync = () =>
           runSync(
-            { config: this.opts.config, db: this.opts.db, log: this.opts.log, hooks: this.metrics.hooks(this.name), target: this.opts.target },
+            { config: this.opts.config, db: this.opts.db, log: this.opts.log, hooks: this.metrics.hooks(this.name), registeredId: this.opts.registeredId, target: this.opts.target },
             { trigger, signal: controller.signal, allowMassRemoval: opts.allowMassRemoval },
           );
         const outcome = await (this.opts.slots ? this.opts.slots.run(controller.signal, sync) : sync());
@@ -154,6 +152,10 @@ export class Daemon {
         this.opts.onSyncFinished?.(outcome);
         return outcome;
       } catch (err) {
+        if (err instanceof ConnectorDeletedError) {
+          this.stopServingDeletedConnector(err);
+          return undefined;
+        }
         // Before a run could be recorded: database unreachable, key file unreadable, ...
         if (this.stopping && err instanceof SyncAbortedError) return undefined; // stopped while it waited for a slot
         this.metrics.tickFailed(this.name);
@@ -166,6 +168,20 @@ export class Daemon {
     })();
     this.inFlight = run.then(() => undefined);
     return run;
+  }
+
+  /**
+   * The connector was deleted under this daemon: it is not registered again,
+   * the schedule stops, and this is said once. The process keeps running (health,
+   * gateway) until it is stopped; a restart with the connector configured registers it anew.
+   */
+  private stopServingDeletedConnector(err: ConnectorDeletedError): void {
+    if (this.connectorDeleted) return;
+    this.connectorDeleted = true;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    void this.task?.stop();
+    this.log.warn({ connector: err.connectorName, connectorId: err.connectorId }, `${err.message}: this daemon no longer syncs it`);
   }
 
   /** Counts a failure and, unless it waits on the operator, retries sooner than the schedule. */
@@ -189,7 +205,7 @@ export class Daemon {
 
   /**
    * Stops scheduling, aborts the sync in flight and waits for it up to the
-   * grace period, then closes the health server. The caller closes the database.
+   * grace period. The caller closes the health server and the database.
    * Returns false when the sync did not finish in time.
    */
   async stop(graceMs: number): Promise<boolean> {
@@ -209,13 +225,6 @@ export class Daemon {
       ]);
       clearTimeout(timer);
       if (!finished) this.log.error({ graceMs }, 'the sync in flight did not stop within the grace period');
-    }
-    if (this.server) {
-      const server = this.server;
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
     }
     return finished;
   }

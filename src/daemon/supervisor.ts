@@ -4,13 +4,12 @@
 // client (so its own rate limiter) per sync; the process's SyncSlots bound how
 // many sync at once. The set follows the registry without a restart: on the
 // server a NOTIFY (registry-watch.ts), on the embedded database the admin API in
-// this process; a slow poll catches anything missed. /readyz is about the process
-// and its database; per-connector health is in /metrics and `status`.
+// this process; a slow poll catches anything missed. /readyz (run's health server)
+// is about the process and its database; per-connector health is in /metrics and `status`.
 //
 // The split the fleet builds on: *when* a connector is due is each Daemon's
 // schedule plus its spread offset (spread.ts); *who* runs it is SyncSlots. A
 // shared job queue can take the second part over without touching the first.
-import type http from 'node:http';
 import type { Settings } from '../config.js';
 import type { AdminControl } from '../connectors/admin-api.js';
 import { environmentConnectorConfigured } from '../connectors/connect.js';
@@ -22,7 +21,6 @@ import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { SyncOutcome } from '../sync/outcome.js';
 import { Daemon } from './daemon.js';
-import { startHealthServer } from './health.js';
 import { Metrics } from './metrics.js';
 import { watchRegistry } from './registry-watch.js';
 import { schedulePeriodMs, spreadOffsetMs } from './spread.js';
@@ -36,6 +34,8 @@ export interface SupervisorOptions {
   config: Settings;
   db: Database;
   log: Logger;
+  /** The environment's connector's row, registered by `run` at start (see DaemonOptions.registeredId). */
+  environmentId?: number;
   /** Called after each sync of any connector (the demo prints them). */
   onSyncFinished?: (connector: string, outcome: SyncOutcome) => void;
 }
@@ -51,7 +51,6 @@ export class Supervisor {
   readonly slots: SyncSlots;
   private readonly log: Logger;
   private readonly served = new Map<string, Served>();
-  private server: http.Server | undefined;
   private watch: { stop(): Promise<void> } | undefined;
   private pollTimer: NodeJS.Timeout | undefined;
   private retentionTimer: NodeJS.Timeout | undefined;
@@ -65,11 +64,6 @@ export class Supervisor {
     this.metrics = new Metrics(opts.db, opts.log.child({ component: 'metrics' }));
     this.slots = new SyncSlots(opts.config.registry.syncConcurrency);
     this.metrics.watchSlots(this.slots);
-  }
-
-  get healthPort(): number | undefined {
-    const addr = this.server?.address();
-    return addr && typeof addr === 'object' ? addr.port : undefined;
   }
 
   /** Whether any sync runs (or waits for a slot) now. */
@@ -89,13 +83,10 @@ export class Supervisor {
   }
 
   async start(): Promise<void> {
-    const { config, db } = this.opts;
-    if (config.healthPort > 0) {
-      this.server = await startHealthServer(config.healthPort, db, this.metrics, this.opts.log.child({ component: 'health' }), () => this.syncInFlight);
-    }
+    const { config } = this.opts;
     if (environmentConnectorConfigured(config)) {
       // The environment's connector keeps its schedule exactly: no offset.
-      await this.serve(config.connectorName, 'env', new Daemon({ ...this.daemonOptions(config.connectorName), serveHealth: false }));
+      await this.serve(config.connectorName, 'env', new Daemon({ ...this.daemonOptions(config.connectorName), registeredId: this.opts.environmentId }));
     }
     await this.reload();
     if (config.database.url) this.watch = watchRegistry(config.database.url, this.opts.log.child({ component: 'registry-watch' }), () => this.changed());
@@ -115,7 +106,6 @@ export class Supervisor {
       log,
       slots: this.slots,
       metrics: this.metrics,
-      serveHealth: false,
       onSyncFinished: (o: SyncOutcome) => this.opts.onSyncFinished?.(name, o),
     };
   }
@@ -213,8 +203,7 @@ export class Supervisor {
 
   /**
    * Stops every schedule and aborts every sync in flight, waiting for them up
-   * to the grace period; then the health server. The caller closes the
-   * database. Returns false when a sync did not finish in time.
+   * to the grace period. The caller closes the health server and the database. Returns false when a sync did not finish in time.
    */
   async stop(graceMs: number): Promise<boolean> {
     this.stopping = true;
@@ -223,13 +212,6 @@ export class Supervisor {
     await this.watch?.stop();
     await this.reloading;
     const results = await Promise.all([...this.served.values()].map((s) => s.daemon.stop(graceMs)));
-    if (this.server) {
-      const server = this.server;
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
-    }
     return results.every(Boolean);
   }
 }

@@ -1,6 +1,7 @@
 // The connector row: registration from configuration, and its state machine
 // (active → failing / reconnect_required → active), each change with an event.
 import { createHash } from 'node:crypto';
+import { ConnectorDeletedError } from '../errors.js';
 import type { Queryable } from './database.js';
 
 export type ConnectorStatus = 'active' | 'reconnect_required' | 'failing';
@@ -39,9 +40,15 @@ export interface Registration {
   orgEmailDomains: readonly string[];
 }
 
-/** Inserts or refreshes the connector's row from configuration; writes only when something differs. */
-export async function registerConnector(db: Queryable, r: Registration): Promise<ConnectorRow> {
+/**
+ * Inserts or refreshes the connector's row from configuration; writes only when
+ * something differs. With `registeredId`, the row this process registered
+ * before, it is only refreshed, never created again: a row deleted meanwhile
+ * (`delete --yes`) throws ConnectorDeletedError.
+ */
+export async function registerConnector(db: Queryable, r: Registration, opts: { registeredId?: number } = {}): Promise<ConnectorRow> {
   const domains = r.orgEmailDomains.length > 0 ? [...r.orgEmailDomains] : null;
+  if (opts.registeredId !== undefined) return refreshRegisteredConnector(db, r, domains, opts.registeredId);
   const res = await db.query<ConnectorRow>(
     `WITH up AS (
        INSERT INTO connectors AS c (name, tenant_domain, api_key_fingerprint, inactive_after_days, org_email_domains)
@@ -71,6 +78,30 @@ export async function registerConnector(db: Queryable, r: Registration): Promise
   const row = await getConnector(db, r.name);
   if (!row) throw new Error(`connector "${r.name}" vanished while it was being registered`);
   return row;
+}
+
+/** registerConnector for a row registered before: UPDATE only, by id. */
+async function refreshRegisteredConnector(db: Queryable, r: Registration, domains: string[] | null, id: number): Promise<ConnectorRow> {
+  const res = await db.query<ConnectorRow>(
+    `WITH up AS (
+       UPDATE connectors AS c
+          SET tenant_domain = $2,
+              api_key_fingerprint = COALESCE($3, c.api_key_fingerprint),
+              inactive_after_days = $4,
+              org_email_domains = $5,
+              updated_at = now()
+        WHERE c.id = $1
+          AND (c.tenant_domain, c.api_key_fingerprint, c.inactive_after_days, c.org_email_domains)
+              IS DISTINCT FROM ($2, COALESCE($3, c.api_key_fingerprint), $4, $5)
+       RETURNING c.*
+     )
+     SELECT * FROM up
+     UNION ALL
+     SELECT * FROM connectors WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM up)`,
+    [id, r.tenantDomain, r.fingerprint, r.inactiveAfterDays, domains],
+  );
+  if (!res.rows[0]) throw new ConnectorDeletedError(r.name, id);
+  return res.rows[0];
 }
 
 export async function getConnector(db: Queryable, name: string): Promise<ConnectorRow | undefined> {

@@ -2,7 +2,12 @@
 import type { Settings } from '../config.js';
 import type { Logger } from '../log.js';
 import type { Database } from './database.js';
-import { PostgresDatabase } from './postgres.js';
+import { describeUrl, PostgresDatabase } from './postgres.js';
+
+/** Where the configured database is, safe to print (no password), before it is opened. */
+export function describeDatabase(config: Pick<Settings, 'database'>): string {
+  return config.database.url ? describeUrl(config.database.url) : `embedded PostgreSQL in ${config.database.dataDir}`;
+}
 
 export async function openDatabase(config: Pick<Settings, 'database'>, log: Logger): Promise<Database> {
   if (config.database.url) return new PostgresDatabase(config.database.url, log.child({ component: 'db' }));

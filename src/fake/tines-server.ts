@@ -44,6 +44,14 @@ export class FakeTines {
   includeMemberships = true;
   omitIsActive = false;
   omitNextPageNumber = false;
+  /** Meta without `pages` and `count`, as a proxy or an older tenant may send it. */
+  omitTotals = false;
+  /**
+   * A listing that never ends: `next_page_number` is always the next page.
+   * 'empty-after-end': pages past the last one are empty; 'repeat-first': every
+   * page request is answered with page 1's users (a proxy that drops `page`).
+   */
+  endlessPaging: false | 'empty-after-end' | 'repeat-first' = false;
   latencyMs = 0;
   requestsPerMinute: number;
   faults: FakeFault[] = [];
@@ -138,6 +146,7 @@ export class FakeTines {
   reset(): void {
     this.faults = []; this.requests = [];
     this.includeMemberships = true; this.omitIsActive = false; this.omitNextPageNumber = false;
+    this.omitTotals = false; this.endlessPaging = false;
     this.latencyMs = 0; this.onPage = undefined; this.requestsPerMinute = this.defaultRpm;
     this.rate.clear(); this.cacheStats.hits = this.cacheStats.misses = 0;
   }
@@ -181,7 +190,7 @@ export class FakeTines {
    * the body depends on (its links repeat the request's host and query).
    */
   private pageBody(t: TenantState, url: URL, host: string | undefined, perPage: number, page: number, include: boolean): Buffer {
-    const key = `${perPage}:${page}:${include ? 1 : 0}:${this.omitIsActive ? 1 : 0}:${this.omitNextPageNumber ? 1 : 0}:${host ?? ''}:${url.search}`;
+    const key = `${perPage}:${page}:${include ? 1 : 0}:${this.omitIsActive ? 1 : 0}:${this.omitNextPageNumber ? 1 : 0}:${this.omitTotals ? 1 : 0}:${this.endlessPaging || 0}:${host ?? ''}:${url.search}`;
     const hit = t.pageCache.get(key);
     if (hit !== undefined) { this.cacheStats.hits++; return hit; }
     this.cacheStats.misses++;
@@ -189,7 +198,7 @@ export class FakeTines {
     const pages = Math.max(1, Math.ceil(count / perPage));
     const base = host ? `http://${host}` : this.url;
     const link = (p: number) => { const q = new URLSearchParams(url.searchParams); q.set('page', String(p)); return `${base}${USERS_PATH}?${q}`; };
-    const next = page < pages ? page + 1 : null;
+    const next = page < pages || this.endlessPaging ? page + 1 : null;
     const meta: Record<string, unknown> = {
       current_page: page,
       previous_page: page > 1 ? link(page - 1) : null,
@@ -198,7 +207,9 @@ export class FakeTines {
       per_page: perPage, pages, count,
     };
     if (this.omitNextPageNumber) delete meta.next_page_number;
-    const body = Buffer.from(`{"admin/users":${this.pageJson(t, perPage, page, include)},"meta":${JSON.stringify(meta)}}`);
+    if (this.omitTotals) { delete meta.pages; delete meta.count; }
+    const served = this.endlessPaging === 'repeat-first' ? 1 : page;
+    const body = Buffer.from(`{"admin/users":${this.pageJson(t, perPage, served, include)},"meta":${JSON.stringify(meta)}}`);
     // Insert-only under the budget: LRU would thrash on a sequential sweep larger than it.
     // Each Host and query string is a variant of its own: at 1M users one variant is
     // ~410 MB, so a warm-up must ask exactly as the connector will (the bench does).

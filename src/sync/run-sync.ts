@@ -6,7 +6,7 @@ import { isSealProblem } from '../connectors/registry.js';
 import { FAILING_AFTER, getConnector, keyFingerprint, recordSyncFailure, registerConnector, setConnectorStatus, type ConnectorRow } from '../db/connectors.js';
 import type { Database } from '../db/database.js';
 import { abortStaleRuns, startRun, type RunTrigger } from '../db/runs.js';
-import { ConnectorNotFoundError, errorMessage, ReconnectRequiredError } from '../errors.js';
+import { ConnectorDeletedError, errorMessage, ReconnectRequiredError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { notStarted, type SyncOutcome } from './outcome.js';
 import { dropStaging } from './staging.js';
@@ -28,6 +28,8 @@ export interface SyncDeps {
   hooks?: SyncHooks;
   /** The connector to sync; the environment's by default. */
   target?: ConnectorTarget;
+  /** The connector's row as the daemon registered it at start: refreshed, never re-created (a deleted connector stays deleted). */
+  registeredId?: number;
 }
 
 export interface SyncRequest {
@@ -48,13 +50,18 @@ export function registration(config: Settings, fingerprint: string | null, targe
 }
 
 /**
- * The target's row: the environment's connector is registered (or refreshed)
- * from configuration; a registered one must exist, and is never re-created (a
- * sync of a connector removed meanwhile leaves no row behind).
+ * The target's row: the environment's connector is registered (or refreshed,
+ * with registeredId) from configuration; a registered one must exist, and is
+ * never re-created: a sync of a connector removed meanwhile leaves no row
+ * behind (ConnectorDeletedError).
  */
-async function connectorRowOf(db: Database, config: Settings, target: ConnectorTarget, fingerprint: string | null): Promise<ConnectorRow> {
-  const row = target.source === 'env' ? await registerConnector(db, registration(config, fingerprint, target)) : await getConnector(db, target.name);
-  if (!row) throw new ConnectorNotFoundError(target.name, 'registered connector (it was removed)');
+async function connectorRowOf(deps: SyncDeps, target: ConnectorTarget, fingerprint: string | null): Promise<ConnectorRow> {
+  const { db, config } = deps;
+  const row =
+    target.source === 'env'
+      ? await registerConnector(db, registration(config, fingerprint, target), { registeredId: deps.registeredId })
+      : await getConnector(db, target.name);
+  if (!row) throw new ConnectorDeletedError(target.name, deps.registeredId ?? 0);
   const source = (row as ConnectorRow & { source?: string }).source ?? 'env';
   if (source !== target.source) {
     throw new Error(`connector "${target.name}" is a ${source === 'registry' ? 'registered' : "the environment's"} connector in the database, not ${target.source === 'env' ? "the environment's" : 'a registered one'}: give CONNECTOR_NAME another name`);
@@ -80,7 +87,7 @@ async function runSyncInner(deps: SyncDeps, req: SyncRequest): Promise<SyncOutco
     // No run can start (a secret mount gone), but it counts as a failed sync, so
     // the connector turns failing after a few and status and alerts show why.
     try {
-      const connector = await connectorRowOf(db, config, target, null);
+      const connector = await connectorRowOf(deps, target, null);
       const justFailing = await recordSyncFailure(db, connector.id, null, errorMessage(err));
       // A sealed key that does not open (no or another master key) is no passing fault: failing now, with why.
       if (isSealProblem(err)) {
@@ -90,12 +97,13 @@ async function runSyncInner(deps: SyncDeps, req: SyncRequest): Promise<SyncOutco
         log.error(`connector is now failing (${FAILING_AFTER} or more syncs in a row could not run): ${errorMessage(err)}`);
       }
     } catch (dbErr) {
+      if (dbErr instanceof ConnectorDeletedError) throw dbErr;
       log.warn({ err: { message: errorMessage(dbErr) } }, 'could not record the failure on the connector');
     }
     throw err;
   }
   const fingerprint = keyFingerprint(apiKey);
-  const registered = await connectorRowOf(db, config, target, fingerprint);
+  const registered = await connectorRowOf(deps, target, fingerprint);
 
   return db.withSession(async (s) => {
     const lock = `tines-connector:sync:${registered.id}`;

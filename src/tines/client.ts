@@ -8,7 +8,7 @@ import { RetryableError, SyncAbortedError, TinesAuthError, TinesRequestError } f
 import type { Settings } from '../config.js';
 import type { Logger } from '../log.js';
 import { RateLimiter } from './rate-limiter.js';
-import { backoffMs, parseRetryAfter, sleep } from './retry.js';
+import { backoffMs, parseRetryAfter, sleep, tlsCertificateProblem } from './retry.js';
 import { metaSchema, parseUser, perPageOf, toTinesUser, validateUser, type PageMeta, type TinesUser } from './schema.js';
 
 export const USERS_PATH = '/api/v1/admin/users';
@@ -24,7 +24,16 @@ export interface TinesClientOptions {
   /** Called after every HTTP answer (or failure, with status 0); for metrics. */
   onResponse?: (status: number) => void;
   onRetry?: (kind: string) => void;
+  /** The most pages one listing may take when the tenant says neither meta.pages nor meta.count (default MAX_LISTING_PAGES). */
+  maxListingPages?: number;
 }
+
+/**
+ * A listing whose tenant gives no total (neither meta.pages nor meta.count) ends
+ * here at the latest: 100,000 pages of 500 are 50 million users, far beyond any
+ * tenant, yet a bound on a proxy that keeps sending next_page_number.
+ */
+export const MAX_LISTING_PAGES = 100_000;
 
 export interface UsersPage {
   /** The page number requested. */
@@ -152,6 +161,17 @@ export class TinesClient {
       this.opts.onResponse?.(0);
       const cause = describeAxiosError(err, this.opts.apiKey);
       const code = (cause as NodeJS.ErrnoException).code ?? '';
+      // A certificate that fails verification stays failed for as long as backoff lasts: not retried.
+      const tls = tlsCertificateProblem(code);
+      if (tls) {
+        throw new TinesRequestError(
+          'network',
+          `GET ${path}: TLS certificate refused: ${tls} (${cause.message}); not retried. ` +
+            'Check TINES_TENANT_DOMAIN; behind a TLS-inspecting proxy, give its CA to Node with NODE_EXTRA_CA_CERTS.',
+          undefined,
+          { cause },
+        );
+      }
       if (NETWORK_CODES.has(code) || !axios.isAxiosError(err) || !err.response) {
         throw new RetryableError('network', cause.message, undefined, undefined, { cause });
       }
@@ -242,11 +262,16 @@ export class TinesClient {
     };
     try {
       let pageNo: number | null = 1;
-      let maxPages = Infinity;
+      // What the tenant said bounds the listing; a tenant that says nothing gets the fixed ceiling.
+      let maxPages = this.opts.maxListingPages ?? MAX_LISTING_PAGES;
+      let previous: UsersPage | undefined;
       while (pageNo !== null) {
         requested.add(pageNo);
         const current: UsersPage = await request(pageNo);
         inFlight.delete(pageNo);
+        if (previous && repeatsPage(current, previous)) {
+          throw new TinesRequestError('invalid_response', `pagination loop: page ${current.page} repeats the users of page ${previous.page} (the page parameter is ignored?)`);
+        }
         const next = nextPageNumber(current, this.opts.pageSize);
         const perPage = perPageOf(current.meta, this.opts.pageSize);
         if (current.meta.pages) maxPages = Math.max(current.meta.pages, 1) * 2 + 10;
@@ -254,7 +279,9 @@ export class TinesClient {
         if (next !== null && (requested.has(next) || next < 1 || requested.size >= maxPages)) {
           throw new TinesRequestError(
             'invalid_response',
-            `pagination loop: page ${current.page} points to page ${next}, which was already requested or is out of range`,
+            requested.size >= maxPages
+              ? `pagination loop: page ${current.page} points to page ${next}, beyond the ${maxPages} pages this listing may take`
+              : `pagination loop: page ${current.page} points to page ${next}, which was already requested or is out of range`,
           );
         }
         const total = current.meta.pages;
@@ -264,6 +291,7 @@ export class TinesClient {
         if (next !== null) request(next);
         if (ahead !== null) request(ahead);
         yield current;
+        previous = current;
         pageNo = next;
       }
     } finally {
@@ -311,17 +339,23 @@ export function retryDelayMs(err: RetryableError, attempt: number, random: () =>
   return jitter;
 }
 
-/** The page after `current`, or null at the end. */
+/** Whether `current` holds exactly the users of the page before it, or the very same bytes: a tenant (or proxy) serving one page again. */
+function repeatsPage(current: UsersPage, previous: UsersPage): boolean {
+  if (current.digest !== undefined && current.digest === previous.digest) return true;
+  return current.ids.length > 0 && current.ids.length === previous.ids.length && current.ids.every((id, i) => id === previous.ids[i]);
+}
+
+/** The page after `current`, or null at the end. An empty page is the end, whatever its links say. */
 export function nextPageNumber(current: UsersPage, pageSize: number): number | null {
   const { meta } = current;
   const perPage = perPageOf(meta, pageSize);
+  if (current.size === 0) return null;
   if (meta.next_page_number !== undefined) return meta.next_page_number ?? null;
   if (meta.next_page !== undefined) {
     if (meta.next_page === null || meta.next_page === '') return null;
     const m = /[?&]page=(\d+)/.exec(meta.next_page);
     if (m) return Number(m[1]);
   }
-  if (current.size === 0) return null;
   if (typeof meta.pages === 'number') return current.page < meta.pages ? current.page + 1 : null;
   if (typeof meta.count === 'number') return current.page * perPage < meta.count ? current.page + 1 : null;
   return current.size >= perPage ? current.page + 1 : null;
