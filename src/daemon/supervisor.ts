@@ -62,7 +62,12 @@ export class Supervisor {
   constructor(private readonly opts: SupervisorOptions) {
     this.log = opts.log.child({ component: 'supervisor' });
     this.metrics = new Metrics(opts.db, opts.log.child({ component: 'metrics' }));
-    this.slots = new SyncSlots(opts.config.registry.syncConcurrency);
+    // The embedded database has one session, which a sync's staging tables and
+    // transaction occupy: there, syncs run one at a time whatever SYNC_CONCURRENCY says.
+    this.slots = new SyncSlots(opts.db.backend === 'embedded' ? 1 : opts.config.registry.syncConcurrency);
+    if (opts.db.backend === 'embedded' && opts.config.registry.syncConcurrency > 1) {
+      this.log.info({ syncConcurrency: 1 }, 'the embedded database runs one sync at a time (one session); SYNC_CONCURRENCY applies with DATABASE_URL');
+    }
     this.metrics.watchSlots(this.slots);
   }
 

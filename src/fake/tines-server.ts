@@ -22,7 +22,11 @@ export interface FakeFault {
   /** HTTP status; 0 destroys the connection without answering (a network error). */
   status: number; headers?: Record<string, string>; body?: string; times?: number;
 }
-export interface FakeRequestLog { method: string; path: string; query: Record<string, string>; status: number; auth: string | undefined }
+export interface FakeRequestLog {
+  method: string; path: string; query: Record<string, string>; status: number; auth: string | undefined;
+  /** Date.now() when the request arrived. */
+  at: number;
+}
 
 export const USERS_PATH = '/api/v1/admin/users';
 const MAX_LOG = 100_000; // a long benchmark run must not grow the log without bound
@@ -222,9 +226,10 @@ export class FakeTines {
     const path = url.pathname.length > 1 ? url.pathname.replace(/\/$/, '') : url.pathname;
     const query = Object.fromEntries(url.searchParams);
     const auth = req.headers.authorization;
+    const at = Date.now();
     const log = (status: number) => {
       if (this.requests.length >= MAX_LOG) this.requests.splice(0, MAX_LOG / 2);
-      this.requests.push({ method: req.method ?? 'GET', path, query, status, auth });
+      this.requests.push({ method: req.method ?? 'GET', path, query, status, auth, at });
     };
     const send = (status: number, body: string | Buffer, headers: Record<string, string> = {}) => {
       log(status);
