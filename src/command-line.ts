@@ -203,6 +203,21 @@ export const COMMANDS: readonly CommandSpec[] = [
     load: async () => (await import('./commands/connectors.js')).connectorsRekey,
   },
   {
+    name: 'people import',
+    summary: "load the organisation's directory (CSV) as one source's full snapshot: who is behind each account",
+    positionals: [{ name: 'FILE.csv', required: true }],
+    flags: {
+      source: { type: 'string', value: 'NAME', help: 'the snapshot\'s source: only its people can be departed by it (default directory)' },
+      'allow-mass-departure': { type: 'boolean', help: 'depart people even beyond REMOVAL_GUARD_PERCENT / REMOVAL_GUARD_MIN (once)' },
+      json: JSON_FLAG,
+    },
+    details:
+      'A header row is required with an "email" column; name, status (active|suspended|departed), status_changed_at, department, manager_email and external_id are optional.\n' +
+      'Exit codes: 0 loaded, 1 failed, 2 bad rows or an unreadable file (nothing loaded), 4 held: too many departures (nothing loaded).',
+    needs: 'database',
+    load: async () => (await import('./commands/people.js')).peopleImportCommand,
+  },
+  {
     name: 'demo',
     summary: 'a simulated tenant, the real daemon and the embedded database; Ctrl-C stops',
     flags: {

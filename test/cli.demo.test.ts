@@ -64,6 +64,12 @@ describe('demo', () => {
     expect(out).toMatch(/users present\s+243\b/); // 240 + 3 - 1 + 2 - 1
     expect(out).toMatch(/state\s+active/);
     expect(out).toMatch(/external\s+3 outside example\.com/);
+    // Owners: the demo's directory has departed people, a tenant admin among them.
+    expect(out).toMatch(/people imported: source "hr"/);
+    expect(out).toMatch(/owners\s+\d+ orphaned \([1-9]\d* privileged\), [1-9]\d* unowned/);
+    const privilegedAt = lines.findIndex((l) => /privileged orphans/.test(l));
+    expect(privilegedAt, context).toBeGreaterThan(reportAt);
+    expect(lines[privilegedAt + 1], context).toMatch(/departed 45 days ago\s+tenant admin/); // as the directory dates it
 
     // What the demo left in its database agrees with the story.
     const db = await EmbeddedDatabase.open(DATA_DIR);
@@ -76,6 +82,8 @@ describe('demo', () => {
         `SELECT details->'status'->>'to' AS "to" FROM change_events WHERE kind = 'connector_status_changed' ORDER BY id`,
       )).rows.map((s) => s.to);
       expect(statuses.slice(-2)).toEqual(['reconnect_required', 'active']);
+      const orphans = (await db.query<{ admin: boolean; person_status: string }>('SELECT admin, person_status FROM privileged_orphans')).rows;
+      expect(orphans).toContainEqual({ admin: true, person_status: 'departed' });
       // The skipped sync called nothing and recorded no run: one run per sync that reached Tines.
       const runs = (await db.query<{ n: number }>('SELECT count(*)::int AS n FROM sync_runs')).rows[0]!.n;
       expect(Number(runs)).toBe(syncLines.filter((l) => !/skipped/.test(l)).length);

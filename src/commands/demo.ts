@@ -4,12 +4,18 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { Readable } from 'node:stream';
 import { ConfigError, loadConfig } from '../config.js';
 import { Daemon } from '../daemon/daemon.js';
 import { connectorReports } from '../db/insights.js';
 import { migrate } from '../db/migrate.js';
 import { openDatabase } from '../db/open.js';
 import { FakeTines, generateUsers, type FakeUser } from '../fake/tines-server.js';
+import { fakeDirectory } from '../fake/directory.js';
+import { ownerReports } from '../db/owners.js';
+import { importPeople } from '../people/import.js';
+import { describeImport } from './people.js';
+import { formatOwners } from './report-owners.js';
 import { createLogger } from '../log.js';
 import type { ParsedArgs } from '../command-line.js';
 import type { SyncOutcome } from '../sync/run-sync.js';
@@ -168,6 +174,12 @@ async function demoRun(schedule: string | undefined, out: (s: string) => void, f
   const db = await openDatabase(config, log);
   await migrate(db, log);
 
+  // Owners: the organisation's directory, in which a few people (a tenant admin among them) have left.
+  const directory = fakeDirectory([...fake.users.values()], 'example.com');
+  const imported = await importPeople(db, Readable.from([directory.csv]), { source: 'hr', allowMassDeparture: false, guard: config.sync, log });
+  out(`demo: the HR directory, ${directory.departed.length} of its people departed and ${directory.suspended.length} suspended: \`people import directory.csv --source hr\``);
+  out(describeImport(imported).replace(/^/gm, '        '));
+
   const steps = story();
   let n = 0;
   let refused = false;
@@ -208,9 +220,11 @@ async function demoRun(schedule: string | undefined, out: (s: string) => void, f
     process.off('SIGTERM', onSignal);
     await daemon.stop(5_000);
     const reports = await connectorReports(db).catch(() => []);
+    const owners = await ownerReports(db).catch(() => new Map());
     out('');
-    for (const r of reports) out(formatReport(r));
+    for (const r of reports) out(`${formatReport(r)}\n${formatOwners(owners.get(r.name))}`);
     out(`\ndemo: data kept in ${dataDir}; try: DATA_DIR=${dataDir} tines-connector query "SELECT * FROM recent_changes LIMIT 10"`);
+    out(`      and: DATA_DIR=${dataDir} tines-connector query "SELECT email, person_status, reasons FROM privileged_orphans"`);
     await db.close();
   }
   return 0;

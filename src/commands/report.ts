@@ -1,7 +1,9 @@
 // `report [--json]`: the insights summary per connector.
 import { connectorReports, type ConnectorReport } from '../db/insights.js';
+import { ownerReports } from '../db/owners.js';
 import { readAccess, requireSchema, type CommandContext } from './context.js';
 import { ago, jsonDocument, visible } from './format.js';
+import { formatOwners } from './report-owners.js';
 
 function describeChange(c: ConnectorReport['recent_changes'][number]): string {
   const who = c.name ? `${c.name} <${c.email ?? '?'}>` : (c.email ?? '');
@@ -41,10 +43,13 @@ export async function reportCommand(ctx: CommandContext): Promise<number> {
     process.stderr.write(`tines-connector report: no connector named "${only}"\n`);
     return 2;
   }
+  // Owners (009_people.sql): a block of their own per connector, `owners` in --json.
+  const owners = await ownerReports(q);
   if (ctx.flags.json) {
-    ctx.out(jsonDocument({ database: via, generated_at: new Date().toISOString(), connectors: reports }));
+    ctx.out(jsonDocument({ database: via, generated_at: new Date().toISOString(), connectors: reports.map((r) => ({ ...r, owners: owners.get(r.name) ?? null })) }));
     return 0;
   }
-  ctx.out(reports.length ? [`database: ${via}`, ...reports.map(formatReport)].join('\n\n') : `database: ${via}\nno connectors yet: run \`tines-connector sync\` first`);
+  const withOwners = (r: ConnectorReport) => `${formatReport(r)}\n${formatOwners(owners.get(r.name))}`;
+  ctx.out(reports.length ? [`database: ${via}`, ...reports.map(withOwners)].join('\n\n') : `database: ${via}\nno connectors yet: run \`tines-connector sync\` first`);
   return 0;
 }
