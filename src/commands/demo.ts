@@ -1,12 +1,16 @@
 // `demo [--syncs N] [--data-dir DIR] [--schedule CRON]`: a simulated tenant on loopback, the real
 // daemon on the embedded database, and a story: joiners, leavers, renames, a
 // role change, a deactivation, a revoked key, a rotated key, a recovery.
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { ConfigError, loadConfig } from '../config.js';
+import { addConnector, newConnectorSchema, parseOrThrow } from '../connectors/connect.js';
+import { registeredTarget } from '../connectors/registry.js';
 import { Daemon } from '../daemon/daemon.js';
+import { SyncSlots } from '../daemon/sync-slots.js';
 import { connectorReports } from '../db/insights.js';
 import { migrate } from '../db/migrate.js';
 import { openDatabase } from '../db/open.js';
@@ -131,6 +135,8 @@ function demoConfig(url: string, keyFile: string, dataDir: string, schedule: str
     HEALTH_PORT: '0',
     ORG_EMAIL_DOMAINS: 'example.com',
     LOG_LEVEL: process.env.LOG_LEVEL ?? 'silent',
+    // The master key a registered connector's key is sealed under (the second tenant).
+    CONNECTOR_SECRETS_KEY: randomBytes(32).toString('base64'),
   });
 }
 
@@ -180,6 +186,26 @@ async function demoRun(schedule: string | undefined, out: (s: string) => void, f
   out(`demo: the HR directory, ${directory.departed.length} of its people departed and ${directory.suspended.length} suspended: \`people import directory.csv --source hr\``);
   out(describeImport(imported).replace(/^/gm, '        '));
 
+  // Many connectors: a second tenant ("staging"), registered as `connectors add` does it (one call to
+  // Tines checks the key, then it is sealed and saved), synced by its own daemon beside the first.
+  // The embedded database runs one sync at a time, so the two share one slot.
+  const slots = new SyncSlots(1);
+  const stagingKey = 'demo-key-staging';
+  fake.addTenant(stagingKey, generateUsers(12, { seed: 7, startId: 50_000, emailDomain: 'example.com' }));
+  const added = await addConnector({ config, db, log }, parseOrThrow(newConnectorSchema, { name: 'staging', tenant_domain: fake.url, api_key: stagingKey }));
+  out(`demo: a second tenant: \`connectors add --name staging --domain ${fake.url} --key-stdin\`: Tines accepted the key (${added.count} users), saved sealed as ${added.connector.api_key_fingerprint}`);
+  let stagingSyncs = 0;
+  const stagingDaemon = new Daemon({
+    config,
+    db,
+    log,
+    slots,
+    target: registeredTarget(db, config, added.connector),
+    onSyncFinished: (o) => {
+      if (stagingSyncs++ === 0) out(visible(`staging: sync ${o.result}, ${o.counts.usersSeen} users (its own key, schedule, state and rate limiter)`));
+    },
+  });
+
   const steps = story();
   let n = 0;
   let refused = false;
@@ -189,6 +215,7 @@ async function demoRun(schedule: string | undefined, out: (s: string) => void, f
     config,
     db,
     log,
+    slots,
     onSyncFinished: (o) => {
       n++;
       out(visible(describeSync(n, o)));
@@ -214,11 +241,12 @@ async function demoRun(schedule: string | undefined, out: (s: string) => void, f
   process.once('SIGTERM', onSignal);
   try {
     await daemon.start();
+    await stagingDaemon.start();
     await finished;
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
-    await daemon.stop(5_000);
+    await Promise.all([daemon.stop(5_000), stagingDaemon.stop(5_000)]);
     const reports = await connectorReports(db).catch(() => []);
     const owners = await ownerReports(db).catch(() => new Map());
     out('');
