@@ -10,7 +10,9 @@ export type ErrorKind =
   | 'inconsistent_listing'
   | 'removal_guard'
   | 'database'
-  | 'shutdown';
+  | 'shutdown'
+  /** Anything the connector did not foresee (a TypeError, a broken invariant): a bug, not the database. */
+  | 'internal';
 
 /** Tines refused the key: 401 (invalid or revoked) or 403 (no Tenant-owner rights). */
 export class TinesAuthError extends Error {
@@ -66,33 +68,22 @@ export class SyncAbortedError extends Error {
   }
 }
 
-/** The connector is reconnect_required and the key has not changed: Tines is not called. */
-export class ReconnectRequiredError extends Error {
-  constructor(
-    connectorName: string,
-    readonly reason: string | null,
-  ) {
-    super(
-      `connector "${connectorName}" needs a reconnect and its API key has not changed, so Tines was not called. ` +
-        `Reason: ${(reason ?? 'Tines refused the key').replace(/\.$/, '')}. Put a new Tenant-owner key in TINES_API_KEY or TINES_API_KEY_FILE ` +
-        '(the next sync then tries it), or run `tines-connector reconnect` once the key is valid again.',
-    );
-    this.name = 'ReconnectRequiredError';
-  }
-}
-
 /**
  * The connector's row, registered earlier by this process, is gone: `delete --yes`
  * removed it meanwhile. A daemon does not register it again; it stops syncing it.
+ * (`during: 'sync'`: it went while a sync ran, which then applies nothing.)
  */
 export class ConnectorDeletedError extends Error {
   constructor(
     readonly connectorName: string,
     readonly connectorId: number,
+    during?: 'sync',
   ) {
     super(
-      `connector "${connectorName}" (id ${connectorId}) was deleted while this process served it; ` +
-        'it is not registered again until the process is restarted with it configured',
+      during === 'sync'
+        ? `connector "${connectorName}" (id ${connectorId}) was deleted during its sync; nothing was applied`
+        : `connector "${connectorName}" (id ${connectorId}) was deleted while this process served it; ` +
+            'it is not registered again until the process is restarted with it configured',
     );
     this.name = 'ConnectorDeletedError';
   }

@@ -34,6 +34,7 @@ interface ReportJson {
     name: string;
     status: string;
     users_present: number;
+    baseline_users: number | null;
     joined_7d: number;
     joined_30d: number;
     left_7d: number;
@@ -69,10 +70,10 @@ describe.each(backends())('report (%s)', (backend) => {
     const second = await h.sync({}, ENV);
     expect(second.result).toBe('succeeded');
     expect(second.counts).toMatchObject({ usersAdded: 2, usersRemoved: 1 });
-    // Ten of the first sync's arrivals happened 10 days ago: joined in 30 days, not in 7.
+    // One of the two joiners arrived 10 days ago: joined in 30 days, not in 7.
     await h.db.query(
       `UPDATE change_events SET occurred_at = now() - interval '10 days'
-        WHERE id IN (SELECT id FROM change_events WHERE kind = 'user_added' ORDER BY id LIMIT 10)`,
+        WHERE id IN (SELECT id FROM change_events WHERE kind = 'user_added' ORDER BY id DESC LIMIT 1)`,
     );
     if (backend === 'embedded') await h.db.close(); // the child opens the data directory
   });
@@ -90,8 +91,9 @@ describe.each(backends())('report (%s)', (backend) => {
 
     const expected = await inDb(h, async (db) => ({
       users_present: await n(db, 'SELECT count(*)::int AS n FROM tines_users WHERE removed_at IS NULL'),
-      joined_7d: await n(db, `SELECT count(*)::int AS n FROM change_events WHERE kind IN ('user_added', 'user_restored') AND occurred_at >= now() - interval '7 days'`),
-      joined_30d: await n(db, `SELECT count(*)::int AS n FROM change_events WHERE kind IN ('user_added', 'user_restored') AND occurred_at >= now() - interval '30 days'`),
+      joined_7d: await n(db, `SELECT count(*)::int AS n FROM change_events WHERE kind IN ('user_added', 'user_restored') AND NOT details ? 'baseline' AND occurred_at >= now() - interval '7 days'`),
+      joined_30d: await n(db, `SELECT count(*)::int AS n FROM change_events WHERE kind IN ('user_added', 'user_restored') AND NOT details ? 'baseline' AND occurred_at >= now() - interval '30 days'`),
+      baseline_users: await n(db, `SELECT count(*)::int AS n FROM change_events WHERE kind = 'user_added' AND details @> '{"baseline": true}'`),
       left_7d: await n(db, `SELECT count(*)::int AS n FROM tines_users WHERE removed_at >= now() - interval '7 days'`),
       inactive: await n(db, 'SELECT count(*)::int AS n FROM inactive_users'),
       privileged: await n(db, 'SELECT count(*)::int AS n FROM privileged_users'),
@@ -104,8 +106,10 @@ describe.each(backends())('report (%s)', (backend) => {
     const cutoff = Date.now() - 90 * DAY;
     expect(rep.users_present).toBe(present.length);
     expect(rep.users_present).toBe(36 + 2 - 1);
-    expect(rep.joined_7d).toBe(36 + 2 - 10);
-    expect(rep.joined_30d).toBe(36 + 2);
+    // The first sync's 36 users are the baseline, not joiners; the second sync's two are.
+    expect(rep.baseline_users).toBe(36);
+    expect(rep.joined_7d).toBe(1);
+    expect(rep.joined_30d).toBe(2);
     expect(rep.left_7d).toBe(1);
     expect(rep.left_30d).toBe(1);
     expect(rep.inactive).toBe(present.filter((u) => u.is_active !== false && (u.last_seen === null || Date.parse(u.last_seen) < cutoff)).length);
@@ -128,7 +132,7 @@ describe.each(backends())('report (%s)', (backend) => {
     }
     const newest = await inDb(h, async (db) =>
       (await db.query<{ kind: string; email: string | null; occurred_at: Date | string }>(
-        'SELECT kind, email, occurred_at FROM change_events ORDER BY occurred_at DESC, id DESC LIMIT 5',
+        `SELECT kind, email, occurred_at FROM change_events WHERE NOT details @> '{"baseline": true}' ORDER BY occurred_at DESC, id DESC LIMIT 5`,
       )).rows,
     );
     expect(changes.map((c) => ({ kind: c.kind, email: c.email, at: Date.parse(c.occurred_at) }))).toEqual(
@@ -147,6 +151,8 @@ describe.each(backends())('report (%s)', (backend) => {
     expect(r.stdout).toContain(CONNECTOR);
     expect(r.stdout).toMatch(/users present\s+37\b/);
     expect(r.stdout).toMatch(/left\s+1 in 7 days/);
+    expect(r.stdout).toMatch(/joined\s+1 in 7 days, 2 in 30 days \(since the first sync\)/);
+    expect(r.stdout).toMatch(/baseline\s+36 users found by the first sync/);
     expect(r.stdout).toMatch(/external\s+3 outside example\.com/);
     expect(() => JSON.parse(r.stdout)).toThrow();
   });

@@ -6,7 +6,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EmbeddedDatabase, lockDataDir } from '../src/db/embedded.js';
+import { lockDataDir } from '../src/db/data-dir-lock.js';
+import { EmbeddedDatabase } from '../src/db/embedded.js';
 import { startReadGateway } from '../src/daemon/local-gateway.js';
 import { DataDirBusyError } from '../src/errors.js';
 import { generateUsers } from '../src/fake/tines-server.js';

@@ -35,3 +35,45 @@ describe.each(backends())('confirmation calls (%s)', (backend) => {
     expect(retry.counts.usersRemoved).toBe(15);
   });
 });
+
+describe.each(backends())('confirmation progress (%s)', (backend) => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await createHarness(backend, generateUsers(100, { seed: 32 }));
+    expect((await h.sync()).result).toBe('succeeded');
+  });
+  afterAll(() => h?.close());
+
+  it('shows k of n and the time left in the log and in sync_runs while the confirmations run', async () => {
+    const gone = [...h.fake.users.keys()].sort((a, b) => a - b).slice(30, 45); // 15%: under the guard
+    for (const id of gone) h.fake.removeUser(id);
+    h.fake.latencyMs = 120;
+    const seen: { done: number | null; total: number | null }[] = [];
+    let finished = false;
+    const sync = h.sync().finally(() => {
+      finished = true;
+    });
+    while (!finished) {
+      const row = await h.one<{ done: number | null; total: number | null } | undefined>(
+        `SELECT confirmations_done AS done, confirmations_total AS total FROM sync_runs WHERE status = 'running'`,
+      );
+      if (row && row.total !== null) seen.push(row);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    h.fake.latencyMs = 0;
+    const o = await sync;
+    expect(o.counts).toMatchObject({ usersRemoved: 15, confirmCalls: 15 });
+    // While running: the total from the start, and a count below it.
+    expect(seen.length).toBeGreaterThan(0);
+    expect(seen.every((r) => r.total === 15)).toBe(true);
+    expect(seen.some((r) => r.done! < 15)).toBe(true);
+    expect(await h.one('SELECT confirmations_done, confirmations_total FROM sync_runs WHERE id = $1', [o.runId])).toEqual({ confirmations_done: 15, confirmations_total: 15 });
+    const lines = h.logs.parsed().filter((l) => typeof l.msg === 'string' && l.msg.startsWith('confirming missing users:'));
+    expect(lines.at(-1)).toMatchObject({ confirmed: 15, candidates: 15, msg: 'confirming missing users: 15 of 15' });
+  });
+
+  it('a run with nothing to confirm leaves the columns empty', async () => {
+    const o = await h.sync();
+    expect(await h.one('SELECT confirmations_done, confirmations_total FROM sync_runs WHERE id = $1', [o.runId])).toEqual({ confirmations_done: null, confirmations_total: null });
+  });
+});

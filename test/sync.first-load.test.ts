@@ -1,6 +1,5 @@
-// A connector's first sync writes its users while the listing runs (straight
-// into the tables on the server, through staging on the embedded database).
-// Whatever the path: a user listed twice is stored once with its later
+// A connector's first sync stages its users while the listing runs and
+// applies them in one short transaction at the end, on both backends: a user listed twice is stored once with its later
 // sighting, a failure commits nothing, progress shows while it runs, and every
 // row goes with its connector.
 import { afterEach, describe, expect, it } from 'vitest';
@@ -17,7 +16,7 @@ describe.each(backends())('first load (%s)', (backend) => {
     h = undefined;
   });
 
-  it('records when the run really finished, though its transaction began with the listing', async () => {
+  it('records when the run really finished', async () => {
     h = await createHarness(backend, generateUsers(50, { seed: 11 })); // 3 pages of 20
     h.fake.latencyMs = 100;
     const started = Date.now();

@@ -52,8 +52,11 @@ describe.each(backends())('listing consistency (%s)', (backend) => {
     const confirmations = h.fake.requests.slice(before).filter((r) => /\/admin\/users\/\d+$/.test(r.path));
     expect(confirmations.map((r) => [r.path, r.status])).toEqual([[`/api/v1/admin/users/${ids[20]}`, 200]]);
     expect(o.counts).toMatchObject({ usersAdded: 1, usersRemoved: 0, removalCandidates: 1, confirmCalls: 1 });
-    const skipped = await h.one<{ removed_at: string | null }>('SELECT removed_at FROM tines_users WHERE tines_user_id = $1', [ids[20]]);
+    const skipped = await h.one<{ removed_at: string | null; raw: Record<string, unknown> }>('SELECT removed_at, raw FROM tines_users WHERE tines_user_id = $1', [ids[20]]);
     expect(skipped.removed_at).toBeNull();
+    // The confirmation asks for the memberships too, so the kept user's raw still holds them.
+    expect(confirmations[0]!.query).toMatchObject({ include: 'team_memberships' });
+    expect(skipped.raw.team_memberships).toEqual(h.fake.users.get(ids[20]!)!.team_memberships);
     // The next listing is stable again and finds the deletion.
     h.fake.onPage = undefined;
     const next = await h.sync();

@@ -1,7 +1,7 @@
 // A running sync's pages_total: what Tines says, or (older tenants send no
 // meta.pages) what meta.count and the page size imply.
 import { describe, expect, it } from 'vitest';
-import { pagesTotalOf } from '../src/sync/sync-run.js';
+import { pagesTotalOf } from '../src/sync/run.js';
 
 describe('pages_total of a running sync', () => {
   it('is meta.pages when Tines sends it, but never fewer than the pages read', () => {

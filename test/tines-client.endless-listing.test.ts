@@ -3,6 +3,7 @@
 // is bounded: it ends at the first empty page, a page repeating the previous
 // page's users is refused, and a fixed ceiling caps the pages; each refusal is
 // invalid_response.
+import { hash } from 'node:crypto';
 import nock from 'nock';
 import { describe, expect, it } from 'vitest';
 import { TinesRequestError } from '../src/errors.js';
@@ -70,12 +71,11 @@ describe('a listing without meta.pages or meta.count that keeps sending next_pag
   });
 
   it('refuses a byte-identical repeat even when the caller skips parsing known pages', async () => {
-    nock(BASE)
-      .get(USERS_PATH)
-      .query(true)
-      .times(20)
-      .reply(200, { 'admin/users': users(1, 2), meta: { next_page_number: 2, per_page: 2 } });
-    const { pages, err } = await walk(makeClient().listUsers(undefined, { knownPage: () => ({ meta: { next_page_number: 2 }, size: 2 }) }));
+    const body = { 'admin/users': users(1, 2), meta: { next_page_number: 2, per_page: 2 } };
+    nock(BASE).get(USERS_PATH).query(true).times(20).reply(200, body);
+    // The caller holds both pages as that very body.
+    const held = { digest: `sha256:${hash('sha256', JSON.stringify(body), 'base64')}`, meta: { next_page_number: 2 }, size: 2 };
+    const { pages, err } = await walk(makeClient().listUsers(undefined, { known: new Map([[1, held], [2, held]]) }));
     expectInvalid(err, /repeats the users of page 1/);
     expect(pages).toHaveLength(1);
   });

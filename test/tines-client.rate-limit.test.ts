@@ -12,11 +12,11 @@ describe('request ceiling', () => {
   it('600 requests/minute spaces request starts 100 ms apart (5 sequential requests take ≥ ~400 ms)', async () => {
     const starts: number[] = [];
     nock(BASE)
-      .get(/\/api\/v1\/admin\/users\/\d+$/)
+      .get(/\/api\/v1\/admin\/users\/\d+$/).query({ include: 'team_memberships' })
       .times(5)
       .reply((uri) => {
         starts.push(performance.now());
-        return [200, { id: Number(uri.split('/').pop()) }];
+        return [200, { id: Number(uri.split('?')[0]!.split('/').pop()) }];
       });
     const client = makeClient({ requestsPerMinute: 600 });
     const t0 = performance.now();
@@ -29,9 +29,9 @@ describe('request ceiling', () => {
 
   it('concurrent requests are spaced too', async () => {
     nock(BASE)
-      .get(/\/api\/v1\/admin\/users\/\d+$/)
+      .get(/\/api\/v1\/admin\/users\/\d+$/).query({ include: 'team_memberships' })
       .times(5)
-      .reply((uri) => [200, { id: Number(uri.split('/').pop()) }]);
+      .reply((uri) => [200, { id: Number(uri.split('?')[0]!.split('/').pop()) }]);
     const client = makeClient({ requestsPerMinute: 600 });
     const t0 = performance.now();
     const got = await Promise.all([1, 2, 3, 4, 5].map((id) => client.getUser(id)));
@@ -56,9 +56,9 @@ describe('request ceiling', () => {
 
   it('each client has its own limiter; a high ceiling does not slow requests down', async () => {
     nock(BASE)
-      .get(/\/api\/v1\/admin\/users\/\d+$/)
+      .get(/\/api\/v1\/admin\/users\/\d+$/).query({ include: 'team_memberships' })
       .times(5)
-      .reply((uri) => [200, { id: Number(uri.split('/').pop()) }]);
+      .reply((uri) => [200, { id: Number(uri.split('?')[0]!.split('/').pop()) }]);
     const client = makeClient({ requestsPerMinute: 100000 });
     const t0 = performance.now();
     for (let id = 1; id <= 5; id++) await client.getUser(id);

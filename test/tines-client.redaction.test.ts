@@ -142,7 +142,7 @@ const scenarios: Scenario[] = [
   ],
   [
     'getUser wrong user',
-    () => void tines().get(`${USERS_PATH}/5`).reply(200, { id: 6 }),
+    () => void tines().get(`${USERS_PATH}/5`).query({ include: 'team_memberships' }).reply(200, { id: 6 }),
     (c) => c.getUser(5),
     (e) => expect((e as TinesRequestError).kind).toBe('invalid_response'),
   ],

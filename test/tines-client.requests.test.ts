@@ -35,7 +35,7 @@ describe('what the client sends', () => {
 
   it('honours a base URL with a port (loopback http)', async () => {
     const scope = nock('http://127.0.0.1:9')
-      .get(`${USERS_PATH}/5`)
+      .get(`${USERS_PATH}/5`).query({ include: 'team_memberships' })
       .reply(200, { id: 5 });
     const user = await makeClient({ baseUrl: 'http://127.0.0.1:9' }).getUser(5);
     expect(user?.id).toBe(5);
@@ -64,16 +64,18 @@ describe('liberal parsing of users', () => {
     const [u] = (await makeClient().fetchUsersPage(1)).users;
     expect(u).toEqual({
       id: 42,
-      email: 'ada@example.com',
-      firstName: 'Ada',
-      lastName: 'Lovelace',
-      admin: true,
-      isActive: true,
-      tenantPermissions: ['MANAGE_TEAMS'],
-      scimUid: 'scim-42',
-      createdAt: '2024-01-02T03:04:05.000Z',
-      updatedAt: '2024-02-03T03:05:06.789Z',
-      lastSeen: null,
+      fields: {
+        email: 'ada@example.com',
+        first_name: 'Ada',
+        last_name: 'Lovelace',
+        admin: true,
+        is_active: true,
+        tenant_permissions: ['MANAGE_TEAMS'],
+        scim_uid: 'scim-42',
+        tines_created_at: '2024-01-02T03:04:05.000Z',
+        tines_updated_at: '2024-02-03T03:05:06.789Z',
+        last_seen_at: null,
+      },
       memberships: [{ teamId: 7, teamName: 'Ops', role: 'EDITOR' }],
       raw: sent,
     });
@@ -82,19 +84,19 @@ describe('liberal parsing of users', () => {
   it('a missing is_active is null (never false) and a missing team_memberships is null', async () => {
     nock(BASE).get(USERS_PATH).query(q(1)).reply(200, { 'admin/users': [{ id: 43 }], meta: {} });
     const [u] = (await makeClient().fetchUsersPage(1)).users;
-    expect(u?.isActive).toBeNull();
+    expect(u?.fields.is_active).toBeNull();
     expect(u?.memberships).toBeNull();
-    expect(u?.admin).toBeNull();
-    expect(u?.email).toBeNull();
-    expect(u?.tenantPermissions).toBeNull();
-    expect(u?.createdAt).toBeNull();
+    expect(u?.fields.admin).toBeNull();
+    expect(u?.fields.email).toBeNull();
+    expect(u?.fields.tenant_permissions).toBeNull();
+    expect(u?.fields.tines_created_at).toBeNull();
   });
 
   it('an empty team_memberships array is [] and is_active false stays false', async () => {
     nock(BASE).get(USERS_PATH).query(q(1)).reply(200, { 'admin/users': [{ id: 44, is_active: false, team_memberships: [] }], meta: {} });
     const [u] = (await makeClient().fetchUsersPage(1)).users;
     expect(u?.memberships).toEqual([]);
-    expect(u?.isActive).toBe(false);
+    expect(u?.fields.is_active).toBe(false);
   });
 
   it('custom roles pass through, a team listed twice keeps its last entry, unparseable timestamps become null', async () => {
@@ -117,7 +119,7 @@ describe('liberal parsing of users', () => {
         meta: {},
       });
     const [u] = (await makeClient().fetchUsersPage(1)).users;
-    expect(u?.createdAt).toBeNull();
+    expect(u?.fields.tines_created_at).toBeNull();
     expect(u?.raw.created_at).toBe('not a date');
     expect(u?.memberships).toEqual([
       { teamId: 1, teamName: 'A', role: 'TEAM_ADMIN' },
@@ -140,17 +142,17 @@ describe('liberal parsing of users', () => {
 describe('getUser', () => {
   it('returns the user', async () => {
     nock(BASE, { reqheaders: { authorization: `Bearer ${KEY}` } })
-      .get(`${USERS_PATH}/42`)
+      .get(`${USERS_PATH}/42`).query({ include: 'team_memberships' })
       .reply(200, { id: 42, email: 'a@example.com' });
     const u = await makeClient().getUser(42);
     expect(u?.id).toBe(42);
-    expect(u?.email).toBe('a@example.com');
+    expect(u?.fields.email).toBe('a@example.com');
   });
 
   it('returns null on 404, without retrying', async () => {
     let calls = 0;
     nock(BASE)
-      .get(`${USERS_PATH}/42`)
+      .get(`${USERS_PATH}/42`).query({ include: 'team_memberships' })
       .times(3)
       .reply(() => {
         calls++;
@@ -161,22 +163,22 @@ describe('getUser', () => {
   });
 
   it('accepts the user wrapped in a single key', async () => {
-    nock(BASE).get(`${USERS_PATH}/42`).reply(200, { user: { id: 42, is_active: true } });
+    nock(BASE).get(`${USERS_PATH}/42`).query({ include: 'team_memberships' }).reply(200, { user: { id: 42, is_active: true } });
     const u = await makeClient().getUser(42);
     expect(u?.id).toBe(42);
-    expect(u?.isActive).toBe(true);
+    expect(u?.fields.is_active).toBe(true);
   });
 
   it('rejects an answer about another user as invalid_response', async () => {
-    nock(BASE).get(`${USERS_PATH}/42`).reply(200, { id: 43 });
+    nock(BASE).get(`${USERS_PATH}/42`).query({ include: 'team_memberships' }).reply(200, { id: 43 });
     const err = await caught(makeClient().getUser(42));
     expect(err).toBeInstanceOf(TinesRequestError);
     expect((err as TinesRequestError).kind).toBe('invalid_response');
   });
 
   it('rejects a non-JSON or invalid user body as invalid_response', async () => {
-    nock(BASE).get(`${USERS_PATH}/42`).reply(200, '<html>oops</html>');
-    nock(BASE).get(`${USERS_PATH}/43`).reply(200, { id: 'forty-three' });
+    nock(BASE).get(`${USERS_PATH}/42`).query({ include: 'team_memberships' }).reply(200, '<html>oops</html>');
+    nock(BASE).get(`${USERS_PATH}/43`).query({ include: 'team_memberships' }).reply(200, { id: 'forty-three' });
     for (const id of [42, 43]) {
       const err = await caught(makeClient().getUser(id));
       expect(err).toBeInstanceOf(TinesRequestError);
@@ -185,7 +187,7 @@ describe('getUser', () => {
   });
 
   it('raises TinesAuthError on 401', async () => {
-    nock(BASE).get(`${USERS_PATH}/42`).reply(401, { error: 'unauthorized' });
+    nock(BASE).get(`${USERS_PATH}/42`).query({ include: 'team_memberships' }).reply(401, { error: 'unauthorized' });
     const err = await caught(makeClient().getUser(42));
     expect(err).toBeInstanceOf(TinesAuthError);
     expect((err as TinesAuthError).status).toBe(401);
@@ -220,10 +222,10 @@ describe('callbacks', () => {
   it('onResponse sees every status (0 for a network failure) and onRetry every retry kind', async () => {
     const statuses: number[] = [];
     const retries: string[] = [];
-    nock(BASE).get(`${USERS_PATH}/1`).reply(503);
-    nock(BASE).get(`${USERS_PATH}/1`).replyWithError(Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }));
-    nock(BASE).get(`${USERS_PATH}/1`).reply(429, '', { 'Retry-After': '0' });
-    nock(BASE).get(`${USERS_PATH}/1`).reply(200, { id: 1 });
+    nock(BASE).get(`${USERS_PATH}/1`).query({ include: 'team_memberships' }).reply(503);
+    nock(BASE).get(`${USERS_PATH}/1`).query({ include: 'team_memberships' }).replyWithError(Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }));
+    nock(BASE).get(`${USERS_PATH}/1`).query({ include: 'team_memberships' }).reply(429, '', { 'Retry-After': '0' });
+    nock(BASE).get(`${USERS_PATH}/1`).query({ include: 'team_memberships' }).reply(200, { id: 1 });
     const origRandom = Math.random;
     Math.random = () => 0; // no backoff wait
     try {

@@ -7,7 +7,8 @@ import { embeddedClusterPath, type Database, type Queryable } from '../db/databa
 import { migrate, migrationState } from '../db/migrate.js';
 import { DataDirBusyError } from '../errors.js';
 import { openDatabase } from '../db/open.js';
-import { queryThroughGateway, readOnlyRows } from '../daemon/local-gateway.js';
+import { queryThroughGateway } from '../daemon/local-gateway.js';
+import { readOnlyRows } from '../db/read-only.js';
 import type { Logger } from '../log.js';
 
 export interface CommandContext<C extends Settings = Settings> {

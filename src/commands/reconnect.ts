@@ -1,12 +1,11 @@
 // `reconnect`: one authenticated call to Tines; on success the connector is active again.
 // With the embedded database held by a running daemon, the daemon does it (with its key).
 import { readApiKey, type Config } from '../config.js';
-import { keyFingerprint, registerConnector, setConnectorStatus } from '../db/connectors.js';
+import { keyFingerprint, recordKeyRefused, recordReconnected, registerConnector, registration } from '../db/connectors.js';
 import type { Database } from '../db/database.js';
 import { reconnectThroughGateway, type ReconnectOutcome } from '../daemon/local-gateway.js';
 import { DataDirBusyError, errorMessage, TinesAuthError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { registration } from '../sync/run-sync.js';
 import { createTinesClient } from '../tines/client.js';
 import { callAdminSocket } from '../connectors/admin-client.js';
 import { reconnectTarget } from '../connectors/connect.js';
@@ -26,18 +25,17 @@ export async function reconnect(config: Config, db: Database, log: Logger): Prom
   const client = createTinesClient(config, config.tines.baseUrl, apiKey, log);
   try {
     const { count } = await client.checkAccess();
-    await db.query('UPDATE connectors SET consecutive_failures = 0, updated_at = now() WHERE id = $1', [connector.id]);
-    const from = await setConnectorStatus(db, connector.id, 'active', null);
+    const from = await recordReconnected(db, connector.id);
     return {
       result: 'accepted',
       fingerprint,
       message:
         `Tines accepted the key ${fingerprint} for ${config.tines.tenantDomain}${count !== null ? ` (${count} users)` : ''}. ` +
-        `Connector "${config.connectorName}" is active${from && from !== 'active' ? ` again (was ${from})` : ''}; the next sync runs as scheduled.`,
+        `Connector "${config.connectorName}" is active${from ? ` again (was ${from})` : ''}; the next sync runs as scheduled.`,
     };
   } catch (err) {
     if (err instanceof TinesAuthError) {
-      await setConnectorStatus(db, connector.id, 'reconnect_required', err.message, { refusedFingerprint: fingerprint });
+      await recordKeyRefused(db, connector.id, err.message, fingerprint);
       return { result: 'refused', fingerprint, message: `still refused: ${err.message}` };
     }
     return { result: 'unreachable', fingerprint, message: `reconnect could not reach Tines: ${errorMessage(err)} (is TINES_TENANT_DOMAIN right, and is the tenant reachable from here?)` };

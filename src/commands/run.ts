@@ -6,7 +6,7 @@ import { readApiKey, type Config, type Settings } from '../config.js';
 import { startAdminApi, startAdminSocket } from '../connectors/admin-api.js';
 import { adminSocketPath } from '../connectors/admin-client.js';
 import { environmentConnectorConfigured } from '../connectors/connect.js';
-import { keyFingerprint, registerConnector } from '../db/connectors.js';
+import { keyFingerprint, registerConnector, registration } from '../db/connectors.js';
 import type { Database } from '../db/database.js';
 import { migrate } from '../db/migrate.js';
 import { describeDatabase, openDatabase } from '../db/open.js';
@@ -17,7 +17,6 @@ import { Supervisor } from '../daemon/supervisor.js';
 import { VERSION } from '../version.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
-import { registration } from '../sync/run-sync.js';
 import type { CommandContext } from './context.js';
 import { reconnect } from './reconnect.js';
 

@@ -1,8 +1,8 @@
 // Local commands while the daemon holds the embedded database. PGlite is one
 // process's database with one session, so the daemon serves local CLI commands
 // over a unix socket in DATA_DIR: read-only statements (`query`, `status`,
-// `report`), each in its own READ ONLY transaction, which PGlite never
-// interleaves with a sync's transaction; and `sync`, run by the daemon itself.
+// `report`, under the rules of db/read-only.ts), each in its own READ ONLY
+// transaction, which PGlite never interleaves with a sync's transaction; and `sync`, run by the daemon itself.
 // (A PostgreSQL wire port onto that one shared session would let a client's
 // open transaction or SET capture the daemon's own statements.)
 import http from 'node:http';
@@ -10,6 +10,7 @@ import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../log.js';
 import type { Database } from '../db/database.js';
+import { readOnlyRefusal, readOnlyRows } from '../db/read-only.js';
 import type { SyncOutcome } from '../sync/outcome.js';
 
 export const GATEWAY_SOCKET = 'tines-connector.sock';
@@ -18,75 +19,6 @@ const MAX_BODY_BYTES = 1 << 20;
 export function gatewayPath(dataDir: string): string {
   return join(dataDir, GATEWAY_SOCKET);
 }
-
-/** Carries a read-only statement's rows out of its transaction, which then rolls back. */
-class RolledBack extends Error {
-  constructor(readonly rows: Record<string, unknown>[]) {
-    super('rolled back');
-  }
-}
-
-/**
- * One statement, read-only, with a time limit: the same rule on every path. Its
- * transaction always rolls back, so even a SET or set_config() it smuggles in
- * leaves the session as it found it.
- */
-export async function readOnlyRows(db: Database, sql: string, params: readonly unknown[] = []): Promise<Record<string, unknown>[]> {
-  // A read-only transaction still lets COPY (or a DO block running one) write a file
-  // or run a program on the database server, or write into the embedded database's
-  // own files: only statements that are queries by their first word run here.
-  const word = /^\(*\s*([a-z]+)/i.exec(withoutLeadingComments(sql))?.[1]?.toLowerCase() ?? '';
-  if (!QUERY_WORDS.has(word)) {
-    throw new Error(`only read-only queries run here (${[...QUERY_WORDS].join(', ').toUpperCase()}), not ${word ? word.toUpperCase() : 'this statement'}`);
-  }
-  try {
-    await db.withSession((s) =>
-      s.transaction(async () => {
-        await s.query('SET TRANSACTION READ ONLY');
-        await s.query(`SET LOCAL statement_timeout = '120s'`);
-        throw new RolledBack((await s.query<Record<string, unknown>>(sql, params)).rows);
-      }),
-    );
-  } catch (err) {
-    if (err instanceof RolledBack) return err.rows;
-    throw err;
-  }
-  throw new Error('unreachable: the read-only transaction did not roll back');
-}
-
-/** First words of the statements `query` runs (after any opening parentheses). */
-const QUERY_WORDS = new Set(['select', 'with', 'values', 'table', 'show', 'explain']);
-
-/** The statement from its first token: leading blanks and comments (nested block comments too) skipped. */
-export function withoutLeadingComments(sql: string): string {
-  let i = 0;
-  for (;;) {
-    while (i < sql.length && /\s/.test(sql[i]!)) i++;
-    if (sql.startsWith('--', i)) {
-      // PostgreSQL ends a line comment at a carriage return too.
-      const end = sql.slice(i).search(/[\n\r]/);
-      i = end < 0 ? sql.length : i + end + 1;
-    } else if (sql.startsWith('/*', i)) {
-      let depth = 0;
-      do {
-        if (sql.startsWith('/*', i)) {
-          depth++;
-          i += 2;
-        } else if (sql.startsWith('*/', i)) {
-          depth--;
-          i += 2;
-        } else i++;
-      } while (depth > 0 && i < sql.length);
-    } else return sql.slice(i);
-  }
-}
-
-/**
- * Statements that could change the daemon's one session even though their
- * transaction rolls back (PREPARE, DEALLOCATE, DISCARD, LOAD), or that only make
- * sense to keep (SET, RESET, set_config, cursors, LISTEN), are refused up front.
- */
-const SESSION_CHANGING = /^\s*(set|reset|discard|listen|unlisten|prepare|deallocate|declare|load)\b|set_config/i;
 
 /**
  * Runs a sync of the named connector in the daemon for `tines-connector sync`:
@@ -157,9 +89,8 @@ export async function startReadGateway(db: Database, dataDir: string, log: Logge
         return;
       }
       if (typeof body.sql !== 'string') return reply(400, { error: 'sql must be a string' });
-      if (SESSION_CHANGING.test(body.sql.replace(/--[^\n\r]*|\/\*[\s\S]*?\*\//g, ' '))) {
-        return reply(422, { error: 'statements that change session settings are refused while the daemon holds the embedded database' });
-      }
+      const refused = readOnlyRefusal(body.sql, { sharedSession: true });
+      if (refused) return reply(422, { error: refused });
       const params = Array.isArray(body.params) ? body.params : [];
       readOnlyRows(db, body.sql, params).then(
         (rows) => reply(200, { rows }),

@@ -1,6 +1,14 @@
-// The connector row: registration from configuration, and its state machine
-// (active → failing / reconnect_required → active), each change with an event.
+// The connector state machine, in one place: registration (its row from the
+// target and configuration), the states active / reconnect_required / failing
+// with each change as an event, the refused key's fingerprint that gates a
+// reconnect, and the count of failed syncs in a row.
+//
+//   active ──FAILING_AFTER failures in a row──▶ failing ──a success──▶ active
+//   any ──401/403 (key refused)──▶ reconnect_required (refused fingerprint kept)
+//   reconnect_required ──a new key accepted, or `reconnect`──▶ active
 import { createHash } from 'node:crypto';
+import type { Settings } from '../config.js';
+import { environmentTarget, type ConnectorTarget } from '../connectors/target.js';
 import { ConnectorDeletedError } from '../errors.js';
 import type { Queryable } from './database.js';
 
@@ -20,6 +28,10 @@ export interface ConnectorRow {
   last_success_at: string | null;
   inactive_after_days: number;
   org_email_domains: string[] | null;
+  /** The connector's first sync that found users: those users are its baseline, not joiners. */
+  baseline_run_id: number | null;
+  baseline_at: string | null;
+  baseline_users: number | null;
   created_at: string;
   updated_at: string;
 }
@@ -38,6 +50,17 @@ export interface Registration {
   fingerprint: string | null;
   inactiveAfterDays: number;
   orgEmailDomains: readonly string[];
+}
+
+/** The connector's row as the target and configuration describe it; `fingerprint` null when the key could not be read. */
+export function registration(config: Settings, fingerprint: string | null, target: ConnectorTarget = environmentTarget(config)): Registration {
+  return {
+    name: target.name,
+    tenantDomain: target.tenantDomain,
+    fingerprint,
+    inactiveAfterDays: config.inactiveAfterDays,
+    orgEmailDomains: config.orgEmailDomains,
+  };
 }
 
 /**
@@ -153,7 +176,7 @@ export async function recordSyncSuccess(db: Queryable, connectorId: number, runI
   await db.query(
     `UPDATE connectors
         SET consecutive_failures = 0,
-            -- The clock, not now(): a first load's transaction began when its listing did.
+            -- The clock, not now(): the run's transaction began before its diff was applied.
             -- Read once, so a success's last_sync_at and last_success_at are equal.
             last_sync_at = t.at,
             last_success_at = CASE WHEN $2 THEN t.at ELSE last_success_at END,
@@ -181,4 +204,93 @@ export async function recordSyncFailure(db: Queryable, connectorId: number, runI
     return from !== undefined && from !== 'failing';
   }
   return false;
+}
+
+/**
+ * The reconnect gate: why a sync must not call Tines with this key (the
+ * connector waits for a reconnect and the key is the one Tines refused), or
+ * undefined when it may.
+ */
+export function reconnectPending(connector: ConnectorRow, fingerprint: string): string | undefined {
+  if (connector.status !== 'reconnect_required' || connector.refused_key_fingerprint !== fingerprint) return undefined;
+  const reason = (connector.status_reason ?? 'Tines refused the key').replace(/\.$/, '');
+  return (
+    `connector "${connector.name}" needs a reconnect and its API key has not changed, so Tines was not called. ` +
+    `Reason: ${reason}. Put a new Tenant-owner key in TINES_API_KEY or TINES_API_KEY_FILE ` +
+    '(the next sync then tries it), or run `tines-connector reconnect` once the key is valid again.'
+  );
+}
+
+/** Tines refused the key (401/403): reconnect_required, with the key's fingerprint, until the key changes or `reconnect` succeeds. */
+export async function recordKeyRefused(db: Queryable, connectorId: number, reason: string, fingerprint: string, runId: number | null = null): Promise<void> {
+  await setConnectorStatus(db, connectorId, 'reconnect_required', reason, { runId, refusedFingerprint: fingerprint });
+}
+
+/**
+ * The key could not be read (a secret mount gone): no run starts, but it counts
+ * as a failed sync, so the connector turns failing after a few and status and
+ * alerts show why. Returns true when it just became failing.
+ */
+export async function recordKeyUnreadable(
+  db: Queryable,
+  config: Settings,
+  target: ConnectorTarget,
+  message: string,
+  opts: { registeredId?: number; failNow?: boolean } = {},
+): Promise<boolean> {
+  const connector = await registerTarget(db, config, target, null, opts);
+  const justFailing = await recordSyncFailure(db, connector.id, null, message);
+  // A sealed key that does not open (no or another master key) is no passing fault: failing now, with why.
+  if (!opts.failNow) return justFailing;
+  const from = await setConnectorStatus(db, connector.id, 'failing', message);
+  return from !== undefined && from !== 'failing';
+}
+
+/**
+ * The target's row. The environment's connector is registered (or refreshed,
+ * with registeredId) from configuration; a registered one (`connectors add`)
+ * must exist and is never re-created: a connector removed meanwhile throws
+ * ConnectorDeletedError, so its sync leaves no row behind.
+ */
+export async function registerTarget(
+  db: Queryable,
+  config: Settings,
+  target: ConnectorTarget,
+  fingerprint: string | null,
+  opts: { registeredId?: number } = {},
+): Promise<ConnectorRow> {
+  const row = target.source === 'env' ? await registerConnector(db, registration(config, fingerprint, target), opts) : await getConnector(db, target.name);
+  if (!row) throw new ConnectorDeletedError(target.name, opts.registeredId ?? 0);
+  const source = (row as ConnectorRow & { source?: string }).source ?? 'env';
+  if (source !== target.source) {
+    throw new Error(
+      `connector "${target.name}" is ${source === 'registry' ? 'a registered' : "the environment's"} connector in the database, not ${target.source === 'env' ? "the environment's" : 'a registered one'}: give CONNECTOR_NAME another name`,
+    );
+  }
+  return row;
+}
+
+/** Tines accepted the key again (`reconnect`): no failures in a row, active. Returns the status it left, if it changed. */
+export async function recordReconnected(db: Queryable, connectorId: number): Promise<ConnectorStatus | undefined> {
+  await db.query('UPDATE connectors SET consecutive_failures = 0, updated_at = now() WHERE id = $1', [connectorId]);
+  const from = await setConnectorStatus(db, connectorId, 'active', null);
+  return from !== 'active' ? from : undefined;
+}
+
+/** A sync's first page came back with a key that was refused before: active again, before the run ends. */
+export async function recordKeyAccepted(db: Queryable, connectorId: number, runId: number): Promise<void> {
+  await setConnectorStatus(db, connectorId, 'active', null, { runId });
+}
+
+/**
+ * The connector's first sync found its users (in that sync's transaction): they
+ * are the baseline, taken at this transaction's time (their first_seen_at). A
+ * sync that finds the connector without any user row again (an operator
+ * emptied it) takes a new one.
+ */
+export async function recordBaseline(db: Queryable, connectorId: number, runId: number, users: number): Promise<void> {
+  await db.query(
+    'UPDATE connectors SET baseline_run_id = $2, baseline_at = now(), baseline_users = $3 WHERE id = $1',
+    [connectorId, runId, users],
+  );
 }

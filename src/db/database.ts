@@ -26,7 +26,22 @@ export interface Queryable {
   query<R = Record<string, unknown>>(text: string, params?: readonly unknown[], opts?: QueryOptions): Promise<QueryResult<R>>;
 }
 
-/** One connection held for a while: temp tables, a session lock and a transaction live on it. */
+/**
+ * One connection held for a while: temp tables, a session lock and a
+ * transaction live on it. What each backend keeps of that:
+ *
+ * | | server (pg) | embedded (PGlite) |
+ * |---|---|---|
+ * | connection | its own, from the pool | the one connection of the process, shared by every session |
+ * | temp tables | private to the session | shared by every session of the process: two sessions using the same temp table names at once see each other's rows |
+ * | `tryLock` | a session advisory lock, across every process on the database | a name in this process' memory; the data-dir lock (data-dir-lock.ts) makes this process the only one |
+ * | `transaction` | its own; other sessions run alongside it | excludes every other query of the process until it ends |
+ * | `query` `name` | a prepared statement per connection | ignored |
+ *
+ * So on the embedded backend a session's temp tables are its own only while no
+ * other session uses the same names: the sync's staging tables rely on one
+ * sync at a time per process there.
+ */
 export interface Session extends Queryable {
   /** Runs a script of several statements without parameters (migrations). */
   exec(sql: string): Promise<void>;
@@ -34,7 +49,7 @@ export interface Session extends Queryable {
   copyText(table: string, columns: readonly string[], text: string | Uint8Array): Promise<void>;
   /** Runs fn inside BEGIN … COMMIT on this session; rolls back if it throws. */
   transaction<T>(fn: () => Promise<T>): Promise<T>;
-  /** Non-blocking session-level lock: false when someone else (any process) holds it. */
+  /** Non-blocking lock: false when someone else holds it (any process on the server; this process when embedded, see above). */
   tryLock(key: string): Promise<boolean>;
   unlock(key: string): Promise<void>;
 }

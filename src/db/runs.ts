@@ -60,6 +60,11 @@ export async function updateRunProgress(db: Queryable, runId: number, pagesFetch
   );
 }
 
+/** The removal confirmations' progress: `done` of `total` users missing from the listing confirmed with Tines. */
+export async function updateConfirmationProgress(db: Queryable, runId: number, done: number, total: number): Promise<void> {
+  await db.query(`UPDATE sync_runs SET confirmations_done = $2, confirmations_total = $3 WHERE id = $1 AND status = 'running'`, [runId, done, total]);
+}
+
 export async function finishRun(
   db: Queryable,
   runId: number,
@@ -67,7 +72,7 @@ export async function finishRun(
   counts: RunCounts,
   error?: { kind: ErrorKind; message: string },
 ): Promise<void> {
-  // clock_timestamp(), not now(): a first load finishes its run in the transaction its listing began.
+  // clock_timestamp(), not now(): the run's transaction began before its diff was applied.
   await db.query(
     `UPDATE sync_runs
         SET status = $2, finished_at = clock_timestamp(),

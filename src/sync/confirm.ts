@@ -23,6 +23,7 @@ export async function confirmRemovals(
   connectorId: number,
   seqStart: number,
   signal?: AbortSignal,
+  /** Called after each call with the number of calls so far. */
   onProgress?: (done: number) => void,
 ): Promise<ConfirmResult> {
   const result: ConfirmResult = { stillPresent: 0, calls: 0 };
@@ -47,6 +48,7 @@ export async function confirmRemovals(
           result.calls++;
           if (user) present.push(user);
           else gone.push(id);
+          onProgress?.(result.calls);
         }
       } catch (err) {
         stop.abort();
@@ -65,7 +67,6 @@ export async function confirmRemovals(
     );
     seq += present.length;
     result.stillPresent += present.length;
-    onProgress?.(result.calls);
   }
   return result;
 }

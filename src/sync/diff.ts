@@ -2,15 +2,16 @@
 // team_memberships, each change with its change_events row, in the caller's
 // transaction. Rows that did not change are never written (IS DISTINCT FROM).
 import type { Queryable } from '../db/database.js';
+import { USER_FIELDS } from '../tines/user-fields.js';
 import { STAGE_MEMBERSHIPS, STAGE_REMOVED, STAGE_SEEN, STAGE_USERS } from './staging.js';
 
-/** Fields whose change is a `user_updated` event. last_seen, updated_at and raw change the row silently. */
-const TRACKED_USER_FIELDS = ['email', 'first_name', 'last_name', 'admin', 'is_active', 'tenant_permissions', 'scim_uid'] as const;
+/** Fields whose change is a `user_updated` event. last_seen, the timestamps and raw change the row silently. */
+const TRACKED_USER_FIELDS = USER_FIELDS.filter((f) => f.change === 'event').map((f) => f.column);
 
-/** Fields compared as sets (migration 006): the same permissions in another order are no change. */
-const COMPARED_AS: Partial<Record<string, (expr: string) => string>> = {
-  tenant_permissions: (x) => `tines_sorted_text(${x})`,
-};
+/** Fields compared other than as plain values (e.g. as sets), by column. */
+const COMPARED_AS: Partial<Record<string, (expr: string) => string>> = Object.fromEntries(
+  USER_FIELDS.filter((f) => f.comparedAs).map((f) => [f.column, f.comparedAs!]),
+);
 
 /** SQL that is true when field `f` differs between the two rows. */
 function differs(f: string, newPrefix: string, oldPrefix: string): string {
@@ -31,21 +32,22 @@ function changeDetails(fields: readonly string[], newPrefix: string, oldPrefix: 
     .join(' || ');
 }
 
-/** Fields whose change rewrites the row. raw is compared in its canonical form, and raw_hash not at all. */
-const ROW_FIELDS = [...TRACKED_USER_FIELDS, 'tines_created_at', 'tines_updated_at', 'last_seen_at'] as const;
+/** Fields whose change rewrites the row: every stored field. raw is compared in its canonical form, and raw_hash not at all. */
+const ROW_FIELDS = USER_FIELDS.map((f) => f.column);
+
+/** The staged value of each field; one Tines left out keeps the stored value. */
+const STAGED_VALUES = USER_FIELDS.map((f) => (f.absentKeepsStored ? `COALESCE(s.${f.column}, u.${f.column}) AS ${f.column}` : `s.${f.column}`)).join(', ');
+/** The stored row's values, as o_<column>. */
+const STORED_VALUES = [...ROW_FIELDS, 'raw', 'raw_hash', 'removed_at'].map((c) => `u.${c} AS o_${c}`).join(', ');
+
+/** `{"baseline": true}` when $3 says the run is the connector's first (its arrivals are the baseline, not joiners), else `{}`. */
+const BASELINE_DETAILS = `CASE WHEN $3::boolean THEN '{"baseline": true}'::jsonb ELSE '{}'::jsonb END`;
 
 // $1 connector id, $2 sync run id.
 const UPDATE_USERS = `
 WITH cur AS (
-  SELECT s.tines_user_id, s.email, s.first_name, s.last_name,
-         COALESCE(s.admin, u.admin) AS admin,
-         COALESCE(s.is_active, u.is_active) AS is_active,
-         COALESCE(s.tenant_permissions, u.tenant_permissions) AS tenant_permissions,
-         s.scim_uid, s.tines_created_at, s.tines_updated_at, s.last_seen_at, s.raw, s.raw_hash,
-         u.email AS o_email, u.first_name AS o_first_name, u.last_name AS o_last_name, u.admin AS o_admin,
-         u.is_active AS o_is_active, u.tenant_permissions AS o_tenant_permissions, u.scim_uid AS o_scim_uid,
-         u.tines_created_at AS o_tines_created_at, u.tines_updated_at AS o_tines_updated_at,
-         u.last_seen_at AS o_last_seen_at, u.raw AS o_raw, u.raw_hash AS o_raw_hash, u.removed_at AS o_removed_at
+  SELECT s.tines_user_id, ${STAGED_VALUES}, s.raw, s.raw_hash,
+         ${STORED_VALUES}
     FROM ${STAGE_USERS} s
     JOIN tines_users u ON u.connector_id = $1 AND u.tines_user_id = s.tines_user_id
 ), changed AS (
@@ -59,10 +61,8 @@ WITH cur AS (
       OR o_raw_hash IS NULL
 ), upd AS (
   UPDATE tines_users u
-     SET email = c.email, first_name = c.first_name, last_name = c.last_name, admin = c.admin,
-         is_active = c.is_active, tenant_permissions = c.tenant_permissions, scim_uid = c.scim_uid,
-         tines_created_at = c.tines_created_at, tines_updated_at = c.tines_updated_at,
-         last_seen_at = c.last_seen_at, raw = c.raw, raw_hash = c.raw_hash, removed_at = NULL, row_updated_at = now()
+     SET ${ROW_FIELDS.map((c) => `${c} = c.${c}`).join(', ')},
+         raw = c.raw, raw_hash = c.raw_hash, removed_at = NULL, row_updated_at = now()
     FROM changed c
    WHERE u.connector_id = $1 AND u.tines_user_id = c.tines_user_id
   RETURNING c.tines_user_id, c.email, c.details, c.o_removed_at
@@ -82,24 +82,22 @@ SELECT (SELECT count(*) FROM upd)::int AS touched,
        (SELECT count(*) FROM ev WHERE kind = 'user_updated')::int AS updated,
        (SELECT count(*) FROM ev WHERE kind = 'user_restored')::int AS restored`;
 
+// $1 connector id, $2 sync run id, $3 whether this is the connector's first sync.
 const INSERT_USERS = `
 WITH ins AS (
-  INSERT INTO tines_users (connector_id, tines_user_id, email, first_name, last_name, admin, is_active,
-                           tenant_permissions, scim_uid, tines_created_at, tines_updated_at, last_seen_at,
-                           first_seen_at, raw, raw_hash)
-  SELECT $1, s.tines_user_id, s.email, s.first_name, s.last_name, s.admin, s.is_active,
-         s.tenant_permissions, s.scim_uid, s.tines_created_at, s.tines_updated_at, s.last_seen_at, now(), s.raw, s.raw_hash
+  INSERT INTO tines_users (connector_id, tines_user_id, ${ROW_FIELDS.join(', ')}, first_seen_at, raw, raw_hash)
+  SELECT $1, s.tines_user_id, ${ROW_FIELDS.map((c) => `s.${c}`).join(', ')}, now(), s.raw, s.raw_hash
     FROM ${STAGE_USERS} s
    WHERE NOT EXISTS (SELECT 1 FROM tines_users u WHERE u.connector_id = $1 AND u.tines_user_id = s.tines_user_id)
    ORDER BY s.tines_user_id
   RETURNING tines_user_id, email
 ), ev AS (
-  INSERT INTO change_events (connector_id, sync_run_id, occurred_at, kind, tines_user_id, email)
-  SELECT $1::bigint, $2::bigint, now(), 'user_added', tines_user_id, email FROM ins
+  INSERT INTO change_events (connector_id, sync_run_id, occurred_at, kind, tines_user_id, email, details)
+  SELECT $1::bigint, $2::bigint, now(), 'user_added', tines_user_id, email, ${BASELINE_DETAILS} FROM ins
 )
 SELECT count(*)::int AS added FROM ins`;
 
-/** Memberships of users whose object carried team_memberships: new, re-added and changed ones. */
+/** Memberships of users whose object carried team_memberships: new, re-added and changed ones. $3 as INSERT_USERS'. */
 const UPSERT_MEMBERSHIPS = `
 WITH m AS (
   SELECT sm.tines_user_id, sm.team_id, sm.team_name, sm.role,
@@ -122,7 +120,7 @@ WITH m AS (
          CASE WHEN m.is_added THEN 'membership_added' ELSE 'membership_updated' END,
          m.tines_user_id, u.email, m.team_id,
          CASE WHEN m.is_added
-              THEN jsonb_build_object('team_name', m.team_name, 'role', m.role)
+              THEN jsonb_build_object('team_name', m.team_name, 'role', m.role) || ${BASELINE_DETAILS}
               ELSE jsonb_build_object('team_name', m.team_name) || ${changeDetails(['role', 'team_name'], 'm.', 'm.o_')}
          END
     FROM m
@@ -190,16 +188,18 @@ export interface DiffCounts {
 /**
  * Applies the staged listing. With `removeUsers` false (a held run) no user is
  * removed; memberships of users whose object was seen still follow that object.
+ * With `baseline` (the connector's first sync) the arrivals' events say so.
  * Must run inside the caller's transaction.
  */
-export async function applyDiff(tx: Queryable, connectorId: number, runId: number, removeUsers: boolean): Promise<DiffCounts> {
+export async function applyDiff(tx: Queryable, connectorId: number, runId: number, opts: { removeUsers: boolean; baseline: boolean }): Promise<DiffCounts> {
   const p = [connectorId, runId];
+  const added = [connectorId, runId, opts.baseline];
   const upd = (await tx.query<{ touched: number; updated: number; restored: number }>(UPDATE_USERS, p)).rows[0]!;
-  const ins = (await tx.query<{ added: number }>(INSERT_USERS, p)).rows[0]!;
-  const mem = (await tx.query<{ added: number; updated: number }>(UPSERT_MEMBERSHIPS, p)).rows[0]!;
+  const ins = (await tx.query<{ added: number }>(INSERT_USERS, added)).rows[0]!;
+  const mem = (await tx.query<{ added: number; updated: number }>(UPSERT_MEMBERSHIPS, added)).rows[0]!;
   const memRemoved = (await tx.query<{ removed: number }>(REMOVE_MISSING_MEMBERSHIPS, p)).rows[0]!;
   let removed = { users: 0, memberships: 0 };
-  if (removeUsers) removed = (await tx.query<{ users: number; memberships: number }>(REMOVE_USERS, p)).rows[0]!;
+  if (opts.removeUsers) removed = (await tx.query<{ users: number; memberships: number }>(REMOVE_USERS, p)).rows[0]!;
   return {
     usersAdded: ins.added,
     usersUpdated: upd.updated,

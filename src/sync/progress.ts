@@ -1,4 +1,5 @@
-// A progress line every few pages or seconds: page k of n, users so far, time left.
+// A progress line every few pages or seconds: page k of n, users so far, time
+// left; and for the removal confirmations, k of n and time left.
 import type { Logger } from '../log.js';
 
 const EVERY_PAGES = 10;
@@ -24,10 +25,19 @@ export class ProgressReporter {
     );
   }
 
+  private confirmStarted: number | undefined;
+
+  /** A confirmation line at most every few seconds, and the last one: k of n, time left at the pace so far. */
   confirming(done: number, total: number): void {
     const now = performance.now();
+    this.confirmStarted ??= now;
     if (now - this.lastAt < EVERY_MS && done !== total) return;
     this.lastAt = now;
-    this.log.info({ confirmed: done, candidates: total }, `confirming missing users: ${done} of ${total}`);
+    const elapsedMs = now - this.confirmStarted;
+    const etaMs = done > 0 && total > done ? Math.round((elapsedMs / done) * (total - done)) : 0;
+    this.log.info(
+      { confirmed: done, candidates: total, elapsedMs: Math.round(elapsedMs), etaMs },
+      `confirming missing users: ${done} of ${total}${done < total ? `, about ${done > 0 ? `${Math.ceil(etaMs / 1000)} s` : '? s'} left` : ''}`,
+    );
   }
 }

@@ -3,7 +3,6 @@
 // guard are held unless an operator asked for them.
 import type { Config } from '../config.js';
 import type { ErrorKind } from '../errors.js';
-import type { KnownSighting } from './remembered-pages.js';
 
 export type Held = { kind: ErrorKind; message: string };
 
@@ -11,8 +10,6 @@ export type Held = { kind: ErrorKind; message: string };
 export interface ListingFacts {
   countsSeen: Set<number>;
   finalCount: number | undefined;
-  /** Pages that came back byte for byte as remembered, with their place in this listing. */
-  knownPages: KnownSighting[];
 }
 
 /** Present users the listing did not show, and how many are present in all. */

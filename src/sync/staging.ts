@@ -6,6 +6,7 @@ import { copyValue, escapeCopy, type Session } from '../db/database.js';
 import { TinesRequestError } from '../errors.js';
 import type { UsersPage } from '../tines/client.js';
 import { toTinesUser, type TinesMembership, type TinesUser } from '../tines/schema.js';
+import { SQL_TYPE, USER_FIELDS } from '../tines/user-fields.js';
 
 export const STAGE_SEEN = 'sync_stage_seen';
 export const STAGE_USERS = 'sync_stage_users';
@@ -21,45 +22,29 @@ export const STAGE_PAGES = 'sync_stage_pages';
  * on every page that is not remembered. (A digest also stays as it was when Tines
  * only reorders a user's keys or arrays, which is no change.)
  */
-const DIGEST_VERSION = '1';
+export const DIGEST_VERSION = '1';
 
 /** A user's columns as both staging and tines_users hold them, in the order userRow encodes them. */
-export const USER_ROW_COLUMNS = [
-  'tines_user_id',
-  'email',
-  'first_name',
-  'last_name',
-  'admin',
-  'is_active',
-  'tenant_permissions',
-  'scim_uid',
-  'tines_created_at',
-  'tines_updated_at',
-  'last_seen_at',
-  'raw',
-  'raw_hash',
-] as const;
+const USER_ROW_COLUMNS = ['tines_user_id', ...USER_FIELDS.map((f) => f.column), 'raw', 'raw_hash'] as const;
 const USER_COLUMNS = ['seq', ...USER_ROW_COLUMNS, 'has_memberships'] as const;
 
 /** USER_ROW_COLUMNS of one user, encoded for COPY (tab-separated, no line end). */
-export function userRow(u: TinesUser, x: RawSighting): string {
-  return (
-    `${u.id}\t${copyValue(u.email)}\t${copyValue(u.firstName)}\t${copyValue(u.lastName)}\t` +
-    `${copyValue(u.admin)}\t${copyValue(u.isActive)}\t${copyValue(u.tenantPermissions)}\t${copyValue(u.scimUid)}\t` +
-    `${copyValue(u.createdAt)}\t${copyValue(u.updatedAt)}\t${copyValue(u.lastSeen)}\t${escapeCopy(x.json)}\t${x.digest}`
-  );
+function userRow(u: TinesUser, x: RawSighting): string {
+  let line = String(u.id);
+  for (const f of USER_FIELDS) line += `\t${copyValue(u.fields[f.column])}`;
+  return `${line}\t${escapeCopy(x.json)}\t${x.digest}`;
 }
 /** A membership's columns as both staging and team_memberships hold them, in the order membershipRow encodes them. */
-export const MEMBERSHIP_ROW_COLUMNS = ['tines_user_id', 'team_id', 'team_name', 'role'] as const;
+const MEMBERSHIP_ROW_COLUMNS = ['tines_user_id', 'team_id', 'team_name', 'role'] as const;
 const MEMBERSHIP_COLUMNS = ['seq', ...MEMBERSHIP_ROW_COLUMNS] as const;
 
 /** MEMBERSHIP_ROW_COLUMNS of one membership, encoded for COPY (tab-separated, no line end). */
-export function membershipRow(u: TinesUser, m: TinesMembership): string {
+function membershipRow(u: TinesUser, m: TinesMembership): string {
   return `${u.id}\t${m.teamId}\t${copyValue(m.teamName)}\t${copyValue(m.role)}`;
 }
 
 /** A sighting normalised for its row; a user the schema accepted but cannot be stored fails the page. */
-export function normalise(x: RawSighting): TinesUser {
+function normalise(x: RawSighting): TinesUser {
   const u = toTinesUser(x.raw);
   if (typeof u === 'string') throw new TinesRequestError('invalid_response', `user ${String(x.raw.id)}: ${u}`);
   return u;
@@ -70,9 +55,8 @@ export async function createStaging(s: Session): Promise<void> {
   await s.exec(`
     CREATE TEMP TABLE ${STAGE_SEEN} (tines_user_id bigint NOT NULL, seq bigint NOT NULL);
     CREATE TEMP TABLE ${STAGE_USERS} (
-      seq bigint NOT NULL, tines_user_id bigint NOT NULL, email text, first_name text, last_name text,
-      admin boolean, is_active boolean, tenant_permissions text[], scim_uid text,
-      tines_created_at timestamptz, tines_updated_at timestamptz, last_seen_at timestamptz,
+      seq bigint NOT NULL, tines_user_id bigint NOT NULL,
+      ${USER_FIELDS.map((f) => `${f.column} ${SQL_TYPE[f.kind]}`).join(', ')},
       raw jsonb NOT NULL, raw_hash text NOT NULL, has_memberships boolean NOT NULL
     );
     CREATE TEMP TABLE ${STAGE_MEMBERSHIPS} (
@@ -130,9 +114,9 @@ SELECT p.ord::int AS ord
   ) u ON true
  WHERE $8 OR u.raw_hash IS NULL OR u.removed_at IS NOT NULL OR u.raw_hash <> p.h`;
 
-export interface PreparedPage {
+interface PreparedPage {
   page: number;
-  /** `DIGEST_VERSION:sha256:<digest>` of the page body, when known. */
+  /** The key the page is remembered under (RememberedListing.keyOf), when the listing is remembered. */
   pageDigest: string | null;
   /** The page's meta as sent, kept with the page when the listing is remembered. */
   meta: unknown;
@@ -141,18 +125,14 @@ export interface PreparedPage {
   seqStart: number;
 }
 
-/** What staging and a first load take of a listed page. */
-export type ListedPage = Pick<UsersPage, 'page' | 'ids' | 'raw' | 'digest' | 'meta'>;
-
-export function pageKey(bodyDigest: string): string {
-  return `${DIGEST_VERSION}:${bodyDigest}`;
-}
+/** What staging takes of a listed page. */
+type ListedPage = Pick<UsersPage, 'page' | 'ids' | 'raw' | 'digest' | 'meta'>;
 
 /** The CPU half of staging a page (JSON text and digests), done while the database works on the previous one. */
-export function preparePage(page: ListedPage, seqStart: number): PreparedPage {
+export function preparePage(page: ListedPage, seqStart: number, pageDigest: string | null): PreparedPage {
   return {
     page: page.page,
-    pageDigest: page.digest !== undefined ? pageKey(page.digest) : null,
+    pageDigest,
     meta: page.meta,
     ids: page.ids,
     sightings: page.raw.map(sighting),

@@ -47,14 +47,16 @@ export interface UsersPage {
   meta: PageMeta;
   /** The users normalised (computed on each access; the sync normalises only users that changed). */
   readonly users: TinesUser[];
-  /** `sha256:` and the SHA-256 of the body as sent, when the caller asked (see ListOptions.knownPage). */
+  /** `sha256:` and the SHA-256 of the body as sent, when the caller holds pages (see ListOptions.known). */
   digest?: string;
   /** The caller already holds this exact page: its body was not even parsed. */
   known?: boolean;
 }
 
-/** What the caller kept of a page it read before: enough to go on without parsing it again. */
+/** What the caller kept of a page it read before: enough to recognise it and go on without parsing it again. */
 export interface KnownPage {
+  /** `sha256:` and the SHA-256 of the body as it came then. */
+  digest: string;
   meta: PageMeta;
   /** How many users it holds. */
   size: number;
@@ -62,10 +64,10 @@ export interface KnownPage {
 
 export interface ListOptions {
   /**
-   * Called with each page's body digest (SHA-256 of the bytes): what the caller kept
-   * when it stored this very page from an earlier listing, or undefined.
+   * Pages the caller holds, by page number: a page whose body has the same
+   * digest comes back as `known`, unparsed, with the kept meta and size.
    */
-  knownPage?: (page: number, digest: string) => KnownPage | undefined;
+  known?: ReadonlyMap<number, KnownPage>;
 }
 
 /** Strips an axios error down to what may be logged: no config, no headers, no request, no key. */
@@ -203,8 +205,9 @@ export class TinesClient {
     if (res.status === 404) throw new TinesRequestError('invalid_response', `GET ${where} answered 404`, 404);
     // SHA-256: on CPUs with SHA extensions (this machine's) it runs at twice MD5's speed.
     // The prefix names the algorithm, so a digest stored under another one never matches.
-    const digest = opts.knownPage ? `sha256:${hash('sha256', res.data, 'base64')}` : undefined;
-    const known = digest !== undefined ? opts.knownPage!(page, digest) : undefined;
+    const digest = opts.known ? `sha256:${hash('sha256', res.data, 'base64')}` : undefined;
+    const held = opts.known?.get(page);
+    const known = held !== undefined && held.digest === digest ? held : undefined;
     if (known) {
       // Byte for byte a page the caller applied before: nothing in it needs reading again.
       return { page, raw: [], ids: [], size: known.size, meta: known.meta, digest, known: true, users: [] };
@@ -299,10 +302,10 @@ export class TinesClient {
     }
   }
 
-  /** GET /api/v1/admin/users/{id}: the user, or null when Tines answers 404. */
+  /** GET /api/v1/admin/users/{id} with its team memberships (as the listing asks): the user, or null when Tines answers 404. */
   async getUser(id: number, signal?: AbortSignal): Promise<TinesUser | null> {
     const path = `${USERS_PATH}/${id}`;
-    const res = await this.get(path, {}, signal);
+    const res = await this.get(path, { include: 'team_memberships' }, signal);
     if (res.status === 404) return null;
     const body = this.parseBody(res, path) as Record<string, unknown> | null;
     // Liberal: the object itself, or wrapped in a single key.

@@ -1,6 +1,7 @@
 // What a Tines user looks like on the wire, accepted liberally: ids as numbers
 // or numeric strings, optional fields absent or null, unknown fields kept in raw.
 import { z } from 'zod';
+import { USER_FIELDS, type FieldKind, type FieldValue } from './user-fields.js';
 
 // Validation is on the hot path (every user of every page), so the schemas use
 // zod's fastest form: plain objects of primitives, no transforms or unions.
@@ -17,20 +18,22 @@ export const membershipSchema = z.object({
   role: text,
 });
 
+const FIELD_SCHEMA: Record<FieldKind, z.ZodType> = {
+  text,
+  boolean: bool,
+  timestamp,
+  'text[]': z.array(z.string()).nullish(),
+};
+
+/** A user object: its id, the stored fields (tines/user-fields.ts) and its memberships; other keys pass (raw keeps them). */
 export const userSchema = z.object({
   id: idValue,
-  email: text,
-  first_name: text,
-  last_name: text,
-  admin: bool,
-  is_active: bool,
-  tenant_permissions: z.array(z.string()).nullish(),
-  scim_uid: text,
-  created_at: timestamp,
-  updated_at: timestamp,
-  last_seen: timestamp,
+  ...Object.fromEntries(USER_FIELDS.map((f) => [f.wire, FIELD_SCHEMA[f.kind]])),
   team_memberships: z.array(membershipSchema).nullish(),
 });
+
+/** A user object that validateUser accepted. */
+type WireUser = { id: number | string; team_memberships?: z.infer<typeof membershipSchema>[] | null } & Record<string, unknown>;
 
 const pageNumber = z.union([z.number().int(), z.string().regex(/^\d+$/).transform(Number)]).nullish();
 /** Fields the client does not page by are informational: an odd value must not fail a page. */
@@ -97,18 +100,8 @@ export interface TinesMembership {
 
 export interface TinesUser {
   id: number;
-  email: string | null;
-  firstName: string | null;
-  lastName: string | null;
-  /** null: Tines did not say; the stored value stays. */
-  admin: boolean | null;
-  /** null: Tines did not say (older tenants); the stored value stays, never false. */
-  isActive: boolean | null;
-  tenantPermissions: string[] | null;
-  scimUid: string | null;
-  createdAt: string | null;
-  updatedAt: string | null;
-  lastSeen: string | null;
+  /** The stored fields (USER_FIELDS), by column, normalised; null: Tines sent none (for a field that keeps the stored value, the stored value stays). */
+  fields: Readonly<Record<string, FieldValue>>;
   /** null: the object had no team_memberships field, so memberships stay as they are. */
   memberships: TinesMembership[] | null;
   /** The object exactly as Tines sent it. */
@@ -126,8 +119,8 @@ export function perPageOf(meta: Pick<PageMeta, 'per_page'>, pageSize: number): n
 export function validateUser(raw: unknown): string | null {
   const r = userSchema.safeParse(raw);
   if (r.success) {
-    if (!Number.isSafeInteger(Number(r.data.id))) return 'id: beyond 2^53';
-    const bad = r.data.team_memberships?.find((m) => !Number.isSafeInteger(Number(m.team_id)));
+    if (!Number.isSafeInteger(Number((r.data as WireUser).id))) return 'id: beyond 2^53';
+    const bad = (r.data as WireUser).team_memberships?.find((m) => !Number.isSafeInteger(Number(m.team_id)));
     if (bad) return `team_memberships: team_id ${String(bad.team_id)} is beyond 2^53`;
     return null;
   }
@@ -142,9 +135,23 @@ export function parseUser(raw: unknown): TinesUser | string {
   return toTinesUser(raw as Record<string, unknown>);
 }
 
+/** One field's value as sent, normalised to its kind. */
+function normaliseField(kind: FieldKind, v: unknown): FieldValue {
+  switch (kind) {
+    case 'text':
+      return str(v as string | number | null | undefined);
+    case 'boolean':
+      return (v as boolean | null | undefined) ?? null;
+    case 'timestamp':
+      return toTimestamp(v as string | number | null | undefined);
+    case 'text[]':
+      return (v as string[] | null | undefined) ?? null;
+  }
+}
+
 /** Normalises a user object that validateUser accepted. */
 export function toTinesUser(raw: Record<string, unknown>): TinesUser | string {
-  const u = raw as z.infer<typeof userSchema>;
+  const u = raw as WireUser;
   try {
     let memberships: TinesMembership[] | null = null;
     if (u.team_memberships) {
@@ -156,21 +163,9 @@ export function toTinesUser(raw: Record<string, unknown>): TinesUser | string {
       }
       memberships = [...byTeam.values()];
     }
-    return {
-      id: toId(u.id),
-      email: str(u.email),
-      firstName: str(u.first_name),
-      lastName: str(u.last_name),
-      admin: u.admin ?? null,
-      isActive: u.is_active ?? null,
-      tenantPermissions: u.tenant_permissions ?? null,
-      scimUid: str(u.scim_uid),
-      createdAt: toTimestamp(u.created_at),
-      updatedAt: toTimestamp(u.updated_at),
-      lastSeen: toTimestamp(u.last_seen),
-      memberships,
-      raw: raw as Record<string, unknown>,
-    };
+    const fields: Record<string, FieldValue> = {};
+    for (const f of USER_FIELDS) fields[f.column] = normaliseField(f.kind, raw[f.wire]);
+    return { id: toId(u.id), fields, memberships, raw };
   } catch (err) {
     return `user: ${(err as Error).message}`;
   }

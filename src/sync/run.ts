@@ -1,24 +1,41 @@
-// One run of a sync, once the lock is held and the run row exists: the listing
-// into staging, the removal rules, and the transaction that applies the diff.
-import type { ConnectorRow } from '../db/connectors.js';
-import { recordSyncFailure, recordSyncSuccess, setConnectorStatus } from '../db/connectors.js';
-import type { Queryable, Session } from '../db/database.js';
-import { finishRun, updateRunProgress, ZERO_COUNTS, type RunCounts } from '../db/runs.js';
-import { errorMessage, SyncAbortedError } from '../errors.js';
+// One run of a sync, once the entry (run-sync.ts) holds the lock and the run
+// row exists: the listing into staging, the removal rules, and the transaction
+// that applies the diff; or the record of its failure.
+import type { Settings } from '../config.js';
+import type { ConnectorTarget } from '../connectors/target.js';
+import { recordBaseline, recordKeyAccepted, recordKeyRefused, recordSyncFailure, recordSyncSuccess, type ConnectorRow } from '../db/connectors.js';
+import type { Database, Session } from '../db/database.js';
+import { finishRun, updateConfirmationProgress, updateRunProgress, ZERO_COUNTS, type RunCounts, type RunTrigger } from '../db/runs.js';
+import { ConnectorDeletedError, errorMessage, SyncAbortedError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { TinesClient, UsersPage } from '../tines/client.js';
+import type { TinesClient, TinesClientOptions, UsersPage } from '../tines/client.js';
 import { perPageOf, type PageMeta } from '../tines/schema.js';
-import { confirmRemovals } from './confirm.js';
+import { confirmRemovals, type ConfirmResult } from './confirm.js';
 import { guardHold, heldReason, type Candidates, type Held, type ListingFacts } from './removal-rules.js';
 import { applyDiff, COUNT_CANDIDATES, type DiffCounts } from './diff.js';
-import { FirstLoad } from './first-load.js';
 import { errorKindOf, type SyncOutcome } from './outcome.js';
 import { ProgressReporter } from './progress.js';
 import { refreshStatistics } from './statistics.js';
-import type { SyncDeps, SyncRequest } from './run-sync.js';
-import type { ConnectorTarget } from '../connectors/target.js';
-import { rememberedListing, rememberPages, stageKnownPages, type RememberedListing } from './remembered-pages.js';
-import { createStaging, finalizeStaging, hasNoUsers, markSyncWriter, pageKey, preparePage, stagePage } from './staging.js';
+import { RememberedListing } from './remembered-listing.js';
+import { createStaging, finalizeStaging, hasNoUsers, markSyncWriter, preparePage, stagePage } from './staging.js';
+
+/** Everything one run needs, handed over by the entry once the lock is held and the run row exists. */
+export interface RunContext {
+  config: Settings;
+  db: Database;
+  hooks?: Pick<TinesClientOptions, 'onResponse' | 'onRetry'>;
+  target: ConnectorTarget;
+  /** The session holding the sync's lock; staging and the run's transaction live on it. */
+  session: Session;
+  connector: ConnectorRow;
+  runId: number;
+  apiKey: string;
+  fingerprint: string;
+  request: { trigger: RunTrigger; allowMassRemoval?: boolean; signal?: AbortSignal };
+  log: Logger;
+  /** performance.now() when the sync began (the outcome's duration counts from there). */
+  started: number;
+}
 
 // The Tines client and axios are the heaviest modules a sync loads: they load
 // while the process connects to the database and takes its lock, not before.
@@ -44,26 +61,22 @@ export class SyncRun {
   private usersShipped = 0;
   private lastProgressWrite = 0;
   private readonly progress: ProgressReporter;
-  /**
-   * Where progress and the connector's status go while the listing runs: the
-   * run's own session, or the pool while that session is inside the run's
-   * transaction (a first load), so they are seen at once.
-   */
-  private outside: Queryable;
+  /** Time spent confirming removals with Tines (for the summary line). */
+  private confirmMs = 0;
+  /** Where the run's time went (for the summary line): the listing, staging's end and the candidates, the transaction. */
+  private readonly phaseMs = { list: 0, stage: 0, apply: 0 };
+  /** The connector's first sync: the users it adds are the baseline (their events say so). */
+  private baseline = false;
 
-  constructor(
-    private readonly deps: SyncDeps & { target: ConnectorTarget },
-    private readonly s: Session,
-    private readonly connector: ConnectorRow,
-    private readonly runId: number,
-    private readonly apiKey: string,
-    private readonly fingerprint: string,
-    private readonly req: SyncRequest,
-    private readonly log: Logger,
-    private readonly started: number,
-  ) {
-    this.progress = new ProgressReporter(log.child({ runId }));
-    this.outside = s;
+  private readonly s: Session;
+  private readonly connector: ConnectorRow;
+  private readonly runId: number;
+  private readonly req: RunContext['request'];
+  private readonly log: Logger;
+
+  constructor(private readonly ctx: RunContext) {
+    ({ session: this.s, connector: this.connector, runId: this.runId, request: this.req, log: this.log } = ctx);
+    this.progress = new ProgressReporter(ctx.log.child({ runId: ctx.runId }));
   }
 
   private checkAbort(): void {
@@ -72,29 +85,26 @@ export class SyncRun {
 
   async execute(): Promise<SyncOutcome> {
     const { s, connector, runId, req, log } = this;
-    const { config, db } = this.deps;
+    const { config } = this.ctx;
     log.info({ runId, trigger: req.trigger }, 'sync started');
-    const client = (await tinesClient).createTinesClient(config, this.deps.target.baseUrl, this.apiKey, this.log, this.deps.hooks);
+    const client = (await tinesClient).createTinesClient(config, this.ctx.target.baseUrl, this.ctx.apiKey, this.log, this.ctx.hooks);
     await createStaging(s);
-    const remembered = await rememberedListing(s, connector.id, config.tines.pageSize);
-    // On the server, a connector with no users yet loads straight into its tables.
-    // (The embedded database runs on this very thread: nothing to overlap, so it stages.)
-    if (db.backend === 'postgres' && (await hasNoUsers(s, connector.id))) return this.firstLoad(client, remembered.externalWrites);
-
+    const remembered = await RememberedListing.load(s, connector.id, config.tines.pageSize);
+    // A connector with no users yet: what this sync finds is its baseline, not joiners.
+    this.baseline = await hasNoUsers(s, connector.id);
     if (remembered.verifyAll) log.info('the users were written outside a sync since the last one: every user is compared this time');
     const facts = await this.list(client, remembered, (page, seqStart) => {
-      const prepared = preparePage(page, seqStart);
+      const prepared = preparePage(page, seqStart, page.digest !== undefined ? RememberedListing.keyOf(page.digest) : null);
       return async () => {
         this.usersShipped += await stagePage(s, connector.id, prepared, remembered.verifyAll);
       };
     });
-    // Every page as the last listing left it, and that listing left exactly its users present: nothing changed.
-    const unchanged =
-      this.pagesFetched > 0 && facts.knownPages.length === this.pagesFetched && remembered.pages.size === this.pagesFetched && remembered.complete;
+    this.phaseMs.list = Math.round(performance.now() - this.ctx.started);
+    const unchanged = remembered.unchanged(this.pagesFetched);
     let distinct = this.usersStaged;
     let duplicates = false;
     if (!unchanged) {
-      await stageKnownPages(s, connector.id, config.tines.pageSize, facts.knownPages);
+      await remembered.stageKnown(s);
       ({ distinct, duplicates } = await finalizeStaging(s));
     }
 
@@ -107,71 +117,30 @@ export class SyncRun {
       held = guardHold(cand, config.sync, req.allowMassRemoval === true);
       if (!held) {
         log.info({ candidates: cand.candidates }, 'confirming users missing from the listing with Tines');
-        confirm = await confirmRemovals(s, client, connector.id, this.usersStaged, req.signal, (calls) =>
-          this.progress.confirming(calls, cand.candidates),
-        );
+        confirm = await this.confirm(client, cand.candidates);
         removeUsers = true;
       }
     }
     this.checkAbort();
 
     // One transaction: the diff, its events, the run row and the connector row.
+    const applyStarted = performance.now();
+    this.phaseMs.stage = Math.round(applyStarted - this.ctx.started) - this.phaseMs.list - this.confirmMs;
     const result = await s.transaction(async () => {
       await markSyncWriter(s);
-      const d = unchanged ? NO_CHANGES : await applyDiff(s, connector.id, runId, removeUsers);
-      return this.commit(d, {
+      const d = unchanged ? NO_CHANGES : await applyDiff(s, connector.id, runId, { removeUsers, baseline: this.baseline });
+      return this.commit(d, remembered, {
         distinct,
         cand,
         confirm,
         held,
         clean: !duplicates,
         complete: !held && (cand.candidates === 0 || confirm.stillPresent === 0),
-        externalWrites: remembered.externalWrites,
         unchanged,
       });
     });
+    this.phaseMs.apply = Math.round(performance.now() - applyStarted);
     return this.finish(result, confirm.stillPresent);
-  }
-
-  /** A first sync on the server: the listing and everything it adds in one transaction (see first-load.ts). */
-  private async firstLoad(client: TinesClient, externalWrites: number): Promise<SyncOutcome> {
-    const { s, connector, runId } = this;
-    this.outside = this.deps.db;
-    const result = await s.transaction(async () => {
-      await markSyncWriter(s);
-      // The transaction stays open through the listing, including Tines' Retry-After waits.
-      await s.query('SET LOCAL idle_in_transaction_session_timeout = 0');
-      const load = new FirstLoad(s, connector.id, runId);
-      const facts = await this.list(client, null, async (page, seqStart) => {
-        const batch = await load.add(page, seqStart);
-        return batch ? () => load.write(batch) : null;
-      });
-      await load.write(load.take());
-      this.usersShipped = this.usersStaged;
-      let d: DiffCounts = { ...NO_CHANGES, usersAdded: load.usersAdded, membershipsAdded: load.membershipsAdded };
-      if (load.repeats > 0) {
-        // Users listed twice (paging shifted): each is added once more from its latest sighting.
-        const withdrawn = await load.withdrawRepeated();
-        const again = await applyDiff(s, connector.id, runId, false);
-        d = {
-          ...again,
-          usersAdded: d.usersAdded - withdrawn.users + again.usersAdded,
-          membershipsAdded: d.membershipsAdded - withdrawn.memberships + again.membershipsAdded,
-        };
-      }
-      const held = heldReason(facts, load.distinct);
-      return this.commit(d, {
-        distinct: load.distinct,
-        cand: { candidates: 0, present: load.distinct },
-        confirm: { stillPresent: 0, calls: 0 },
-        held,
-        clean: load.repeats === 0,
-        complete: !held,
-        externalWrites,
-        unchanged: false,
-      });
-    });
-    return this.finish(result, 0);
   }
 
   /**
@@ -181,31 +150,27 @@ export class SyncRun {
    */
   private async list(
     client: TinesClient,
-    remembered: RememberedListing | null,
-    take: (page: UsersPage, seqStart: number) => Promise<(() => Promise<void>) | null> | (() => Promise<void>),
+    remembered: RememberedListing,
+    take: (page: UsersPage, seqStart: number) => () => Promise<void>,
   ): Promise<ListingFacts> {
     const { connector, runId, log } = this;
-    const facts: ListingFacts = { countsSeen: new Set(), finalCount: undefined, knownPages: [] };
-    const knownPage = (page: number, digest: string) => {
-      const p = remembered?.pages.get(page);
-      return p && p.digest === pageKey(digest) ? p : undefined;
-    };
+    const facts: ListingFacts = { countsSeen: new Set(), finalCount: undefined };
     let writing: Promise<void> = Promise.resolve();
     try {
-      for await (const page of client.listUsers(this.req.signal, { knownPage })) {
+      for await (const page of client.listUsers(this.req.signal, { known: remembered.pages })) {
         if (this.pagesFetched === 0 && connector.status === 'reconnect_required') {
-          await setConnectorStatus(this.outside, connector.id, 'active', null, { runId });
+          await recordKeyAccepted(this.s, connector.id, runId);
           log.info('Tines accepted the new API key; the connector is active again');
         }
         this.pagesFetched++;
-        this.pagesTotal = pagesTotalOf(page.meta, this.deps.config.tines.pageSize, this.pagesFetched) ?? this.pagesTotal;
+        this.pagesTotal = pagesTotalOf(page.meta, this.ctx.config.tines.pageSize, this.pagesFetched) ?? this.pagesTotal;
         if (typeof page.meta.count === 'number') facts.countsSeen.add(page.meta.count);
         facts.finalCount = page.meta.count ?? undefined;
         const seqStart = this.usersStaged;
         this.usersStaged += page.size;
         let write: (() => Promise<void>) | null = null;
-        if (page.known) facts.knownPages.push({ page: page.page, digest: pageKey(page.digest!), seqStart });
-        else write = await take(page, seqStart);
+        if (page.known) remembered.noteKnown(page.page, seqStart);
+        else write = take(page, seqStart);
         const progress = { pages: this.pagesFetched, total: this.pagesTotal, users: this.usersStaged };
         if (write) {
           // Only a new write waits for the one in flight: the pages in between are prepared meanwhile.
@@ -223,8 +188,33 @@ export class SyncRun {
       throw err;
     }
     await writing;
-    await updateRunProgress(this.outside, runId, this.pagesFetched, this.pagesTotal, this.usersStaged);
+    await updateRunProgress(this.s, runId, this.pagesFetched, this.pagesTotal, this.usersStaged);
     return facts;
+  }
+
+  /**
+   * The removal confirmations, with their progress in the log and in the run
+   * row (confirmations_done of confirmations_total, at most twice a second).
+   */
+  private async confirm(client: TinesClient, total: number): Promise<ConfirmResult> {
+    const { s, runId } = this;
+    const started = performance.now();
+    await updateConfirmationProgress(this.s, runId, 0, total);
+    let writing: Promise<void> = Promise.resolve();
+    let lastWrite = performance.now();
+    const result = await confirmRemovals(s, client, this.connector.id, this.usersStaged, this.req.signal, (done) => {
+      this.progress.confirming(done, total);
+      const now = performance.now();
+      if (now - lastWrite < 500) return;
+      lastWrite = now;
+      // One write at a time, in order; a failed one surfaces after the calls.
+      writing = writing.then(() => updateConfirmationProgress(this.s, runId, done, total));
+      writing.catch(() => undefined); // observed after the calls
+    });
+    await writing;
+    await updateConfirmationProgress(this.s, runId, result.calls, total);
+    this.confirmMs = Math.round(performance.now() - started);
+    return result;
   }
 
   /** Writes one page, and keeps the run row current (at most twice a second). */
@@ -233,7 +223,7 @@ export class SyncRun {
     const now = performance.now();
     if (now - this.lastProgressWrite >= 500) {
       this.lastProgressWrite = now;
-      await updateRunProgress(this.outside, this.runId, progress.pages, progress.total, progress.users);
+      await updateRunProgress(this.s, this.runId, progress.pages, progress.total, progress.users);
     }
     this.progress.page(progress.pages, progress.total, progress.users);
   }
@@ -241,6 +231,7 @@ export class SyncRun {
   /** The end of the run's transaction: the connector still exists, the pages are remembered, the run and connector rows written. */
   private async commit(
     d: DiffCounts,
+    remembered: RememberedListing,
     o: {
       distinct: number;
       cand: Candidates;
@@ -248,14 +239,13 @@ export class SyncRun {
       held: Held | undefined;
       clean: boolean;
       complete: boolean;
-      externalWrites: number;
       unchanged: boolean;
     },
   ): Promise<{ counts: RunCounts; usersTouched: number; held: Held | undefined; wasStatus: string | undefined }> {
     const { s, connector, runId } = this;
     // Key-share: a concurrent delete of the connector waits for this commit (and then takes these rows along).
     const exists = await s.query('SELECT 1 FROM connectors WHERE id = $1 FOR KEY SHARE', [connector.id]);
-    if (exists.rows.length === 0) throw new Error(`connector "${connector.name}" was deleted during its sync; nothing was applied`);
+    if (exists.rows.length === 0) throw new ConnectorDeletedError(connector.name, connector.id, 'sync');
     const counts: RunCounts = {
       usersSeen: o.distinct,
       usersAdded: d.usersAdded,
@@ -269,13 +259,9 @@ export class SyncRun {
       confirmCalls: o.confirm.calls,
     };
     // A listing that showed every user once can vouch for its pages next time.
-    await rememberPages(s, connector.id, runId, this.deps.config.tines.pageSize, {
-      clean: o.clean,
-      complete: o.complete,
-      externalWrites: o.externalWrites,
-      unchanged: o.unchanged,
-    });
+    await remembered.remember(s, runId, { clean: o.clean, complete: o.complete, unchanged: o.unchanged });
     await finishRun(s, runId, o.held ? 'held' : 'succeeded', counts, o.held);
+    if (this.baseline && d.usersAdded > 0) await recordBaseline(s, connector.id, runId, d.usersAdded);
     const wasStatus = await recordSyncSuccess(s, connector.id, runId, !o.held);
     return { counts, usersTouched: d.usersTouched, held: o.held, wasStatus };
   }
@@ -289,14 +275,14 @@ export class SyncRun {
     const { counts: runCounts, usersTouched, held, wasStatus } = r;
     const status = held ? 'held' : 'succeeded';
     if (wasStatus) log.info({ from: wasStatus, to: 'active' }, `connector state: ${wasStatus} → active`);
-    await refreshStatistics(this.s, this.log, runCounts, usersTouched);
+    await refreshStatistics(this.ctx.db.backend, this.s, this.log, runCounts, usersTouched);
     const outcome: SyncOutcome = {
       result: status,
       runId,
       counts: runCounts,
       pagesFetched: this.pagesFetched,
       pagesTotal: this.pagesTotal,
-      durationMs: Math.round(performance.now() - this.started),
+      durationMs: Math.round(performance.now() - this.ctx.started),
       ...(held ? { errorKind: held.kind, message: held.message } : {}),
     };
     const line = {
@@ -309,6 +295,10 @@ export class SyncRun {
       usersShipped: this.usersShipped,
       usersTouched,
       stillPresent,
+      confirmMs: this.confirmMs,
+      listMs: this.phaseMs.list,
+      stageMs: this.phaseMs.stage,
+      applyMs: this.phaseMs.apply,
     };
     if (held) log.warn({ ...line, errorKind: held.kind }, `sync held: ${held.message}`);
     else log.info(line, 'sync succeeded');
@@ -318,16 +308,16 @@ export class SyncRun {
   /** Records a failed or aborted run. The session may be broken, so the pool writes it. */
   async fail(err: unknown): Promise<SyncOutcome> {
     const { connector, runId, log } = this;
-    const { db } = this.deps;
+    const { db, fingerprint } = this.ctx;
     const kind = errorKindOf(err);
     const status = kind === 'shutdown' ? 'aborted' : 'failed';
-    const message = kind === 'database' ? `database error: ${errorMessage(err)}` : errorMessage(err);
+    const message = kind === 'database' || kind === 'internal' ? `${kind} error: ${errorMessage(err)}` : errorMessage(err);
     const counts = { ...ZERO_COUNTS, usersSeen: this.usersStaged };
     try {
       await updateRunProgress(db, runId, this.pagesFetched, this.pagesTotal, this.usersStaged);
       await finishRun(db, runId, status, counts, { kind, message });
       if (kind === 'auth') {
-        await setConnectorStatus(db, connector.id, 'reconnect_required', message, { runId, refusedFingerprint: this.fingerprint });
+        await recordKeyRefused(db, connector.id, message, fingerprint, runId);
         await recordSyncFailure(db, connector.id, runId, message);
       } else if (kind !== 'shutdown') {
         if (await recordSyncFailure(db, connector.id, runId, message)) {
@@ -343,13 +333,14 @@ export class SyncRun {
       counts,
       pagesFetched: this.pagesFetched,
       pagesTotal: this.pagesTotal,
-      durationMs: Math.round(performance.now() - this.started),
+      durationMs: Math.round(performance.now() - this.ctx.started),
       errorKind: kind,
       message,
     };
     const line = { runId, trigger: this.req.trigger, status, errorKind: kind, durationMs: outcome.durationMs, pages: this.pagesFetched, usersSeen: this.usersStaged };
     if (kind === 'shutdown') log.warn(line, 'sync aborted by shutdown; nothing of it was applied');
     else if (kind === 'auth') log.error(line, `connector needs a reconnect: ${message}`);
+    else if (kind === 'internal') log.error({ ...line, err: { message, stack: err instanceof Error ? err.stack : undefined } }, `sync failed: ${message}`);
     else log.error(line, `sync failed: ${message}`);
     return outcome;
   }
