@@ -140,17 +140,22 @@ describe.each(backends())('one daemon, 50 registered connectors (%s)', (backend)
     expect(Math.max(...offsets) - Math.min(...offsets)).toBeGreaterThan(SPREAD_S / 2);
   });
 
-  it.runIf(backend === 'postgres')('50 rate limiters: each spaces its own requests, none waits for the others', () => {
+  it('50 rate limiters: each spaces its own requests, none waits for the others (the server; the embedded database syncs one at a time)', () => {
     const byKey = groupBy(
       fake.requests.filter((q) => q.status === 200),
       (q) => q.auth ?? '',
     );
     expect(byKey.size).toBe(N + 1);
+    for (const qs of byKey.values()) expect(qs.length).toBeGreaterThanOrEqual(2);
+    if (backend === 'embedded') return; // one page a tenant, one sync at a time: nothing to space
     const spacing = 60_000 / RPM;
     for (const [auth, qs] of byKey) {
-      // Within one sync (pages 1, 2, 3), requests are at least the limiter's spacing apart.
-      for (let i = 1; i < qs.length; i++) {
-        if (qs[i]!.query.page !== '1') expect(qs[i]!.at - qs[i - 1]!.at, auth.slice(0, 20)).toBeGreaterThanOrEqual(spacing - 50);
+      // Within one sync (pages 1, 2, 3) the limiter spaces the starts; measured at the fake, across
+      // the whole sync, so one late arrival under a loaded machine does not count twice.
+      const syncs: (typeof qs)[] = [];
+      for (const q of qs) (q.query.page === '1' || syncs.length === 0 ? syncs.push([q]) : syncs[syncs.length - 1]!.push(q));
+      for (const pages of syncs.filter((p) => p.length === 3)) {
+        expect(pages[2]!.at - pages[0]!.at, auth.slice(0, 20)).toBeGreaterThanOrEqual(2 * spacing - 200);
       }
     }
     // One shared limiter would let 2 requests a second through; here one second holds many tenants' requests.
