@@ -117,6 +117,22 @@ describe.each(backends())('registry changes under a running daemon (%s)', (backe
     expect(shown.body.runs.length).toBeGreaterThan(0);
   });
 
+  it('two `connectors add` of one name at once: one saves (exit 0), the other gets exit 2', async () => {
+    fake.latencyMs = 300; // both are past the name check before either saves
+    try {
+      const [x, y] = await Promise.all([
+        cli(['connectors', 'add', '--name', 'twin', '--domain', fake.url, '--key-file', keyFile(KEY_B)]),
+        cli(['connectors', 'add', '--name', 'twin', '--domain', fake.url, '--key-file', keyFile(KEY_B)]),
+      ]);
+      expect([x.code, y.code].sort(), `${x.stderr}\n${y.stderr}`).toEqual([0, 2]);
+      expect(`${x.stderr}${y.stderr}`).toMatch(/"twin" already exists/);
+    } finally {
+      fake.latencyMs = 0;
+    }
+    expect((await call('GET', '/api/connectors')).body.connectors.filter((c: { name: string }) => c.name === 'twin')).toHaveLength(1);
+    expect((await call('DELETE', '/api/connectors/twin')).status).toBe(200);
+  });
+
   it('a new key (set-key) is used from the next sync on', async () => {
     const r = await cli(['connectors', 'set-key', 'tenant-a', '--key-file', keyFile(KEY_A2)]);
     expect(r.code, r.stderr).toBe(0);
