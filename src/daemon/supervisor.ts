@@ -77,16 +77,6 @@ export class Supervisor {
     return false;
   }
 
-  /** The connectors served now, by name. */
-  get connectorNames(): string[] {
-    return [...this.served.keys()];
-  }
-
-  /** The environment's connector's Daemon, when there is one (the gateway and the demo use it). */
-  daemonOf(name: string): Daemon | undefined {
-    return this.served.get(name)?.daemon;
-  }
-
   async start(): Promise<void> {
     const { config } = this.opts;
     if (environmentConnectorConfigured(config)) {
