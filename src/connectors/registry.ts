@@ -180,7 +180,7 @@ export function registeredTarget(db: Queryable, config: Settings, c: Pick<Regist
         [c.id],
       );
       const row = r.rows[0];
-      if (!row) throw new ConnectorDeletedError(c.name, c.id);
+      if (!row) throw new ConnectorDeletedError(c.name, c.id, 'registry');
       return unseal(Buffer.from(row.sealed_api_key), row.sealed_key_id, c.id, config.registry.masterKeys);
     },
   };

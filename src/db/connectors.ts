@@ -214,11 +214,13 @@ export async function recordSyncFailure(db: Queryable, connectorId: number, runI
 export function reconnectPending(connector: ConnectorRow, fingerprint: string): string | undefined {
   if (connector.status !== 'reconnect_required' || connector.refused_key_fingerprint !== fingerprint) return undefined;
   const reason = (connector.status_reason ?? 'Tines refused the key').replace(/\.$/, '');
-  return (
-    `connector "${connector.name}" needs a reconnect and its API key has not changed, so Tines was not called. ` +
-    `Reason: ${reason}. Put a new Tenant-owner key in TINES_API_KEY or TINES_API_KEY_FILE ` +
-    '(the next sync then tries it), or run `tines-connector reconnect` once the key is valid again.'
-  );
+  const advice =
+    (connector as ConnectorRow & { source?: string }).source === 'registry'
+      ? `Give it a new Tenant-owner key with \`tines-connector connectors set-key ${connector.name} --key-file FILE\` (or PUT /api/connectors/${connector.name}/key), ` +
+        `or run \`tines-connector reconnect --connector ${connector.name}\` once the key is valid again.`
+      : 'Put a new Tenant-owner key in TINES_API_KEY or TINES_API_KEY_FILE (the next sync then tries it), ' +
+        'or run `tines-connector reconnect` once the key is valid again.';
+  return `connector "${connector.name}" needs a reconnect and its API key has not changed, so Tines was not called. Reason: ${reason}. ${advice}`;
 }
 
 /** Tines refused the key (401/403): reconnect_required, with the key's fingerprint, until the key changes or `reconnect` succeeds. */
@@ -260,7 +262,7 @@ export async function registerTarget(
   opts: { registeredId?: number } = {},
 ): Promise<ConnectorRow> {
   const row = target.source === 'env' ? await registerConnector(db, registration(config, fingerprint, target), opts) : await getConnector(db, target.name);
-  if (!row) throw new ConnectorDeletedError(target.name, opts.registeredId ?? 0);
+  if (!row) throw new ConnectorDeletedError(target.name, opts.registeredId ?? 0, target.source);
   const source = (row as ConnectorRow & { source?: string }).source ?? 'env';
   if (source !== target.source) {
     throw new Error(
