@@ -27,10 +27,19 @@ function endQuietlyOnClosedPipe(): void {
   }
 }
 
-/** The configuration the command needs; a ConfigError names every bad variable at once. */
-function configurationFor(command: CommandSpec): Settings {
+/**
+ * The configuration the command needs; a ConfigError names every bad variable at
+ * once. A command about the environment's connector needs it whole, unless it is
+ * told another connector (`--connector NAME`), or it is `run` without
+ * TINES_TENANT_DOMAIN, which then serves the registered connectors only.
+ */
+function configurationFor(command: CommandSpec, args: ParsedArgs): Settings {
   dotenv.config({ quiet: true });
-  return command.needs === 'connector' ? loadConfig(process.env) : loadSettings(process.env);
+  const environments =
+    command.needs === 'connector' && args.flags.connector === undefined && (command.name !== 'run' || Boolean(process.env.TINES_TENANT_DOMAIN?.trim()));
+  if (environments) return loadConfig(process.env);
+  // Commands that only read, migrate or delete rows do not stop on what only syncing reads.
+  return loadSettings(process.env, { onlyDatabase: command.notSyncing === true });
 }
 
 /** LOG_FORMAT as the environment says, before (or without) a valid configuration. */
@@ -66,7 +75,7 @@ async function runCommand(command: CommandSpec, args: ParsedArgs): Promise<numbe
   }
   let config: Settings;
   try {
-    config = configurationFor(command);
+    config = configurationFor(command, args);
   } catch (err) {
     if (err instanceof ConfigError) {
       reportFailure(command.name, err.message, requestedLogFormat());

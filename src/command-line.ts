@@ -56,6 +56,8 @@ interface Common {
   logsTo?: 'stdout';
   /** Whether opening the database applies pending migrations (see MigrateOnOpen); default true. */
   migrate?: MigrateOnOpen;
+  /** It never syncs nor calls Tines: bad variables only syncing reads (SYNC_SCHEDULE, TINES_PAGE_SIZE…) do not stop it. */
+  notSyncing?: true;
 }
 
 export type CommandSpec = Common &
@@ -66,6 +68,12 @@ export type CommandSpec = Common &
   );
 
 const JSON_FLAG: FlagSpec = { type: 'boolean', help: 'print one JSON document instead of text' };
+const CONNECTOR_FLAG: FlagSpec = { type: 'string', value: 'NAME', help: "the connector (default: CONNECTOR_NAME, the environment's)" };
+const KEY_FLAGS: Readonly<Record<string, FlagSpec>> = {
+  'key-file': { type: 'string', value: 'FILE', help: 'read the Tines API key from FILE' },
+  'key-stdin': { type: 'boolean', help: 'read the Tines API key from stdin (not echoed on a terminal); never give a key as an argument' },
+};
+const CONNECT_EXIT = 'Exit codes: 0 saved, 1 Tines unreachable (nothing saved), 2 bad input, name taken or no master key, 3 key refused by Tines (nothing saved).';
 
 /** Every command. One source of truth: the usage text, the parser and the dispatcher all read it. */
 export const COMMANDS: readonly CommandSpec[] = [
@@ -83,12 +91,15 @@ export const COMMANDS: readonly CommandSpec[] = [
     flags: {
       'allow-mass-removal': { type: 'boolean', help: 'remove users even beyond REMOVAL_GUARD_PERCENT / REMOVAL_GUARD_MIN (once)' },
       json: JSON_FLAG,
+      connector: CONNECTOR_FLAG,
     },
+    // With --connector NAME, only the database settings (see cli.ts).
     needs: 'connector',
     load: async () => (await import('./commands/sync.js')).syncCommand,
   },
   {
     name: 'migrate',
+    notSyncing: true,
     summary: 'apply pending migrations',
     needs: 'database',
     migrate: false,
@@ -96,8 +107,9 @@ export const COMMANDS: readonly CommandSpec[] = [
   },
   {
     name: 'status',
+    notSyncing: true,
     summary: 'each connector: state, reason, last run, last success, user counts',
-    flags: { json: JSON_FLAG },
+    flags: { json: JSON_FLAG, connector: { ...CONNECTOR_FLAG, help: 'only this connector' } },
     needs: 'database',
     migrate: 'if-installed',
     load: async () => (await import('./commands/status.js')).statusCommand,
@@ -105,20 +117,23 @@ export const COMMANDS: readonly CommandSpec[] = [
   {
     name: 'reconnect',
     summary: 'one authenticated call to Tines; on success the connector is active again',
-    details: 'Exit codes: 0 Tines accepted the key, 1 Tines unreachable, 3 still refused.',
+    details: 'Exit codes: 0 Tines accepted the key, 1 Tines unreachable, 2 no such connector, 3 still refused.',
+    flags: { connector: CONNECTOR_FLAG },
     needs: 'connector',
     load: async () => (await import('./commands/reconnect.js')).reconnectCommand,
   },
   {
     name: 'delete',
+    notSyncing: true,
     summary: 'remove the connector (CONNECTOR_NAME) and every row that belongs to it',
-    flags: { yes: { type: 'boolean', help: 'really delete (without it, nothing is deleted and the exit code is 2)' } },
+    flags: { yes: { type: 'boolean', help: 'really delete (without it, nothing is deleted and the exit code is 2)' }, connector: CONNECTOR_FLAG },
     needs: 'database',
     migrate: 'if-installed',
     load: async () => (await import('./commands/delete.js')).deleteCommand,
   },
   {
     name: 'query',
+    notSyncing: true,
     summary: 'one read-only statement (SELECT, WITH, VALUES, TABLE, SHOW, EXPLAIN)',
     positionals: [{ name: '"<SQL>"', required: true }],
     flags: {
@@ -132,14 +147,73 @@ export const COMMANDS: readonly CommandSpec[] = [
   },
   {
     name: 'report',
+    notSyncing: true,
     summary: 'insights per connector: joiners, leavers, idle, privileged, external',
-    flags: { json: JSON_FLAG },
+    flags: { json: JSON_FLAG, connector: { ...CONNECTOR_FLAG, help: 'only this connector' } },
     needs: 'database',
     migrate: 'if-installed',
     load: async () => (await import('./commands/report.js')).reportCommand,
   },
   {
+    name: 'connectors add',
+    summary: "register another Tines tenant: one call to Tines checks the key, then it is saved, sealed",
+    flags: {
+      name: { type: 'string', value: 'NAME', help: 'the connector\'s unique name (letters, digits, ".", "_", "-"; at most 100)' },
+      domain: { type: 'string', value: 'DOMAIN', help: 'the tenant: acme-1234.tines.com or https://acme-1234.tines.com' },
+      ...KEY_FLAGS,
+      schedule: { type: 'string', value: 'CRON', help: 'its own sync schedule (default SYNC_SCHEDULE)' },
+    },
+    details: `${CONNECT_EXIT}\nNeeds CONNECTOR_SECRETS_KEY (or _FILE): the master key its API key is sealed under.`,
+    needs: 'database',
+    load: async () => (await import('./commands/connectors.js')).connectorsAdd,
+  },
+  {
+    name: 'connectors list',
+    notSyncing: true,
+    summary: 'every connector: source, tenant, state, schedule, key fingerprint, last success',
+    flags: { json: JSON_FLAG },
+    needs: 'database',
+    migrate: 'if-installed',
+    load: async () => (await import('./commands/connectors.js')).connectorsList,
+  },
+  {
+    name: 'connectors show',
+    notSyncing: true,
+    summary: 'one connector with its last runs',
+    positionals: [{ name: 'NAME', required: true }],
+    flags: { json: JSON_FLAG },
+    needs: 'database',
+    migrate: 'if-installed',
+    load: async () => (await import('./commands/connectors.js')).connectorsShow,
+  },
+  {
+    name: 'connectors set-key',
+    summary: "a registered connector's new key, checked like add; on success it is active again",
+    positionals: [{ name: 'NAME', required: true }],
+    flags: KEY_FLAGS,
+    details: CONNECT_EXIT,
+    needs: 'database',
+    load: async () => (await import('./commands/connectors.js')).connectorsSetKey,
+  },
+  {
+    name: 'connectors remove',
+    summary: 'remove a registered connector and every row that belongs to it',
+    positionals: [{ name: 'NAME', required: true }],
+    flags: { yes: { type: 'boolean', help: 'really remove (without it, nothing is removed and the exit code is 2)' } },
+    needs: 'database',
+    migrate: 'if-installed',
+    load: async () => (await import('./commands/connectors.js')).connectorsRemove,
+  },
+  {
+    name: 'connectors rekey',
+    summary: 'reseal every key under the current master key (after CONNECTOR_SECRETS_KEY changed; the old one in CONNECTOR_SECRETS_KEY_PREVIOUS)',
+    details: 'Exit codes: 0 every key is under the current master key, 1 some did not open (listed), 2 no master key.',
+    needs: 'database',
+    load: async () => (await import('./commands/connectors.js')).connectorsRekey,
+  },
+  {
     name: 'people import',
+    notSyncing: true,
     summary: "load the organisation's directory (CSV) as one source's full snapshot: who is behind each account",
     positionals: [{ name: 'FILE.csv', required: true }],
     flags: {

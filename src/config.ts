@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import cron from 'node-cron';
 import { z } from 'zod';
+import { masterKey, parseMasterKey, type MasterKey } from './connectors/sealing.js';
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -63,18 +64,24 @@ export function normalizeTenant(input: string): { baseUrl: string; tenantDomain:
   return { baseUrl: url.origin, tenantDomain: url.host };
 }
 
+/** A connector's name, wherever it is given (CONNECTOR_NAME, `connectors add`, the admin API). */
+export const connectorNameSchema = z
+  .string()
+  .min(1, 'is required')
+  .max(100, 'must be at most 100 characters')
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'may contain only letters, digits, ".", "_" and "-" (and start with a letter or digit)');
+
+/** A 5- or 6-field cron expression node-cron accepts (SYNC_SCHEDULE, a connector's own schedule). */
+export function isValidCron(v: string): boolean {
+  return [5, 6].includes(v.trim().split(/\s+/).length) && cron.validate(v);
+}
+
 const schema = z.object({
   // Required by the commands that serve the environment's connector (run, sync, reconnect): see loadConfig.
   TINES_TENANT_DOMAIN: optionalString,
   TINES_API_KEY: optionalString,
   TINES_API_KEY_FILE: optionalString,
-  CONNECTOR_NAME: optionalString.pipe(
-    z
-      .string()
-      .max(100, 'must be at most 100 characters')
-      .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'may contain only letters, digits, ".", "_" and "-"')
-      .default('tines'),
-  ),
+  CONNECTOR_NAME: optionalString.pipe(connectorNameSchema.default('tines')),
   DATABASE_URL: optionalString.pipe(
     z
       .string()
@@ -86,7 +93,7 @@ const schema = z.object({
     z
       .string()
       .default('*/15 * * * *')
-      .refine((v) => [5, 6].includes(v.split(/\s+/).length) && cron.validate(v), 'is not a valid 5- or 6-field cron expression'),
+      .refine(isValidCron, 'is not a valid 5- or 6-field cron expression'),
   ),
   SYNC_TIMEZONE: optionalString.pipe(
     z
@@ -130,9 +137,23 @@ const schema = z.object({
     return domains;
   }),
   LOG_LEVEL: optionalString.pipe(z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info')),
+  // Many connectors in one deployment (CONTRACT.md): the master key of sealed keys, the admin API, scheduling, retention.
+  CONNECTOR_SECRETS_KEY: optionalString,
+  CONNECTOR_SECRETS_KEY_FILE: optionalString,
+  CONNECTOR_SECRETS_KEY_PREVIOUS: optionalString,
+  CONNECTOR_SECRETS_KEY_PREVIOUS_FILE: optionalString,
+  ADMIN_PORT: int(8081, 0, 65535),
+  ADMIN_TOKEN: optionalString,
+  ADMIN_TOKEN_FILE: optionalString,
+  SYNC_CONCURRENCY: int(4, 1, 1000),
+  SYNC_SPREAD_SECONDS: int(60, 0, 86_400),
+  RUNS_RETENTION_DAYS: int(90, 1, 36_500),
   // Unset: pretty text when the log goes to a terminal, JSON lines otherwise (see log.ts).
   LOG_FORMAT: optionalString.pipe(z.enum(LOG_FORMATS, { error: `must be one of ${LOG_FORMATS.join(', ')}` }).optional()),
 });
+
+/** Shortest ADMIN_TOKEN accepted: a guessable token would open every tenant's key to the network. */
+const ADMIN_TOKEN_MIN = 16;
 
 /** Every environment variable the connector reads. */
 export const ENV_VARIABLES: readonly string[] = Object.keys(schema.shape);
@@ -169,6 +190,18 @@ export interface Settings {
     readonly removalGuardPercent: number;
     readonly removalGuardMin: number;
   };
+  readonly registry: {
+    /** Non-enumerable. The master keys that open sealed keys: CONNECTOR_SECRETS_KEY, then the previous one. Empty: none set. */
+    readonly masterKeys: readonly MasterKey[];
+    readonly syncConcurrency: number;
+    readonly spreadSeconds: number;
+    readonly runsRetentionDays: number;
+  };
+  readonly admin: {
+    readonly port: number;
+    /** Non-enumerable. Unset: no admin API. */
+    readonly token?: string;
+  };
   readonly healthPort: number;
   readonly shutdownTimeoutMs: number;
   readonly inactiveAfterDays: number;
@@ -203,25 +236,28 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 }
 
 /**
- * Parses the environment for a command that needs only the database settings:
- * the Tines variables are checked when set, and required by none. Throws
- * ConfigError naming every bad variable at once.
+ * Parses the environment for a command that needs no connector of the
+ * environment: the Tines variables are checked when set, and required by none.
+ * `onlyDatabase` (a command that only reads, migrates or deletes rows): the
+ * variables only syncing reads (SYNC_ONLY) do not stop it. Throws ConfigError
+ * naming every bad variable at once.
  */
-export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
-  return parseEnvironment(env, false);
+export function loadSettings(env: NodeJS.ProcessEnv = process.env, opts: { onlyDatabase?: boolean } = {}): Settings {
+  return parseEnvironment(env, false, opts.onlyDatabase === true);
 }
 
 /**
  * Variables only the commands that sync read (the schedule, the Tines client's
  * limits, the daemon's ports and grace): a command that only reads, migrates or
- * deletes rows does not stop on them. `run`, `sync` and `reconnect` still
+ * deletes rows (loadSettings with onlyDatabase) does not stop on them. `run`,
+ * `sync` and `reconnect` (with or without a connector of the environment) still
  * refuse every bad one, all at once.
  */
 const SYNC_ONLY = new Set(['SYNC_SCHEDULE', 'SYNC_TIMEZONE', 'SYNC_ON_START', 'TINES_PAGE_SIZE', 'TINES_REQUESTS_PER_MINUTE', 'TINES_TIMEOUT_MS', 'TINES_MAX_RETRIES', 'HEALTH_PORT', 'SHUTDOWN_TIMEOUT_MS', 'EMBEDDED_PG_PORT']);
 
-function parseEnvironment(env: NodeJS.ProcessEnv, connectorRequired: boolean): Settings {
+function parseEnvironment(env: NodeJS.ProcessEnv, connectorRequired: boolean, lenientOnSyncing = false): Settings {
   let parsed = schema.safeParse(env);
-  if (!connectorRequired && !parsed.success) {
+  if (lenientOnSyncing && !parsed.success) {
     // Parsed again without the bad variables this command does not use: their defaults stand in.
     const unused = parsed.error.issues.map((i) => String(i.path[0])).filter((name) => SYNC_ONLY.has(name));
     if (unused.length > 0) parsed = schema.safeParse(Object.fromEntries(Object.entries(env).filter(([name]) => !unused.includes(name))));
@@ -262,6 +298,42 @@ function parseEnvironment(env: NodeJS.ProcessEnv, connectorRequired: boolean): S
     }
   }
 
+  const secret = (name: string): string | undefined => {
+    const value = env[name]?.trim() || undefined;
+    const file = env[`${name}_FILE`]?.trim() || undefined;
+    if (value && file) {
+      problems.push(`${name} and ${name}_FILE are both set: set only one`);
+      return undefined;
+    }
+    if (!file) return value;
+    try {
+      const text = readKeyFile(file);
+      if (!text) problems.push(`${name}_FILE ${file} is empty`);
+      return text || undefined;
+    } catch (err) {
+      problems.push(`${name}_FILE cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      return undefined;
+    }
+  };
+  const masterKeys: MasterKey[] = [];
+  const current = secret('CONNECTOR_SECRETS_KEY');
+  const previous = secret('CONNECTOR_SECRETS_KEY_PREVIOUS');
+  if (previous && !current) {
+    problems.push('CONNECTOR_SECRETS_KEY_PREVIOUS is set without CONNECTOR_SECRETS_KEY: the previous master key only serves a rotation to a current one');
+  }
+  for (const [name, text] of [['CONNECTOR_SECRETS_KEY', current], ['CONNECTOR_SECRETS_KEY_PREVIOUS', previous]] as const) {
+    if (!text) continue;
+    try {
+      masterKeys.push(masterKey(parseMasterKey(text)));
+    } catch (err) {
+      problems.push(`${name}${env[name]?.trim() ? '' : '_FILE'} ${(err as Error).message}`);
+    }
+  }
+  const adminToken = secret('ADMIN_TOKEN');
+  if (adminToken !== undefined && adminToken.length < ADMIN_TOKEN_MIN) {
+    problems.push(`ADMIN_TOKEN must be at least ${ADMIN_TOKEN_MIN} characters (e.g. \`openssl rand -hex 24\`)`);
+  }
+
   if (problems.length > 0 || !e) throw new ConfigError(problems);
 
   const tines = hide(
@@ -295,6 +367,12 @@ function parseEnvironment(env: NodeJS.ProcessEnv, connectorRequired: boolean): S
       removalGuardPercent: e.REMOVAL_GUARD_PERCENT,
       removalGuardMin: e.REMOVAL_GUARD_MIN,
     },
+    registry: hide(
+      { syncConcurrency: e.SYNC_CONCURRENCY, spreadSeconds: e.SYNC_SPREAD_SECONDS, runsRetentionDays: e.RUNS_RETENTION_DAYS },
+      'masterKeys',
+      Object.freeze(masterKeys),
+    ) as Config['registry'],
+    admin: hide({ port: e.ADMIN_PORT }, 'token', adminToken),
     healthPort: e.HEALTH_PORT,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     inactiveAfterDays: e.INACTIVE_AFTER_DAYS,

@@ -1,4 +1,5 @@
 // Errors that callers branch on. Everything else is a plain Error with a cause.
+import type { ConnectorSource } from './connectors/target.js';
 
 /** The `error_kind` values of `sync_runs`. */
 export type ErrorKind =
@@ -77,12 +78,15 @@ export class ConnectorDeletedError extends Error {
   constructor(
     readonly connectorName: string,
     readonly connectorId: number,
-    during?: 'sync',
+    /** `sync`: it went while a sync ran; otherwise which kind of connector it was. */
+    when: 'sync' | ConnectorSource = 'env',
   ) {
     super(
-      during === 'sync'
+      when === 'sync'
         ? `connector "${connectorName}" (id ${connectorId}) was deleted during its sync; nothing was applied`
-        : `connector "${connectorName}" (id ${connectorId}) was deleted while this process served it; ` +
+        : when === 'registry'
+          ? `connector "${connectorName}" (id ${connectorId}) was removed from the registry while this process served it; it is no longer synced`
+          : `connector "${connectorName}" (id ${connectorId}) was deleted while this process served it; ` +
             'it is not registered again until the process is restarted with it configured',
     );
     this.name = 'ConnectorDeletedError';
@@ -104,6 +108,30 @@ export class DataDirBusyError extends Error {
 
 export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+/** Bad input for a connector (name, domain, schedule, key): each field with what is wrong. */
+export class ConnectorInputError extends Error {
+  constructor(readonly fields: Readonly<Record<string, string>>) {
+    super(`invalid connector: ${Object.entries(fields).map(([f, m]) => `${f} ${m}`).join('; ')}`);
+    this.name = 'ConnectorInputError';
+  }
+}
+
+/** A connector of that name already exists. */
+export class ConnectorNameTakenError extends Error {
+  constructor(readonly connectorName: string, why = 'already exists') {
+    super(`a connector named "${connectorName}" ${why}`);
+    this.name = 'ConnectorNameTakenError';
+  }
+}
+
+/** No connector of that name (or it was removed meanwhile). */
+export class ConnectorNotFoundError extends Error {
+  constructor(readonly connectorName: string, what = 'connector') {
+    super(`no ${what} named "${connectorName}"`);
+    this.name = 'ConnectorNotFoundError';
+  }
 }
 
 /**

@@ -76,8 +76,15 @@ describe('demo', () => {
     // What the demo left in its database agrees with the story.
     const db = await EmbeddedDatabase.open(DATA_DIR);
     try {
-      const c = (await db.query<{ status: string }>('SELECT status FROM connectors')).rows;
-      expect(c).toEqual([{ status: 'active' }]);
+      // The story's tenant, and the second one (registered, its key sealed).
+      const c = (await db.query<{ name: string; source: string; status: string }>('SELECT name, source, status FROM connectors ORDER BY name')).rows;
+      expect(c).toEqual([
+        // The demo's own names: never the default "tines" of a real installation.
+        { name: 'demo', source: 'env', status: 'active' },
+        { name: 'staging', source: 'registry', status: 'active' },
+      ]);
+      expect(out).toMatch(/staging: sync succeeded, 12 users/);
+      expect(out).toMatch(/^staging \(/m);
       const kinds = (await db.query<{ kind: string }>('SELECT DISTINCT kind FROM change_events ORDER BY kind')).rows.map((k) => k.kind);
       expect(kinds).toEqual(expect.arrayContaining(['user_added', 'user_removed', 'user_updated', 'connector_status_changed']));
       const statuses = (await db.query<{ to: string }>(
@@ -87,7 +94,7 @@ describe('demo', () => {
       const orphans = (await db.query<{ admin: boolean; person_status: string }>('SELECT admin, person_status FROM privileged_orphans')).rows;
       expect(orphans).toContainEqual({ admin: true, person_status: 'departed' });
       // The skipped sync called nothing and recorded no run: one run per sync that reached Tines.
-      const runs = (await db.query<{ n: number }>('SELECT count(*)::int AS n FROM sync_runs')).rows[0]!.n;
+      const runs = (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM sync_runs r JOIN connectors c ON c.id = r.connector_id WHERE c.name = 'demo'`)).rows[0]!.n;
       expect(Number(runs)).toBe(syncLines.filter((l) => !/skipped/.test(l)).length);
     } finally {
       await db.close();

@@ -55,7 +55,7 @@ describe.each(backends())('cli output (%s)', (backend) => {
   });
   afterAll(() => h?.close());
 
-  it('`status`, `report`, `query`, `migrate` and `delete` run with the database settings alone; `run`, `sync`, `reconnect` exit 2 naming TINES_TENANT_DOMAIN', async () => {
+  it('`status`, `report`, `query`, `migrate` and `delete` run with the database settings alone; `sync`, `reconnect` exit 2 naming TINES_TENANT_DOMAIN; `run` without it serves the registered connectors', async () => {
     for (const args of [['status'], ['status', '--json'], ['report'], ['query', 'SELECT count(*) AS n FROM tines_users'], ['migrate'], ['delete']]) {
       const r = await cli(args, dbOnly);
       // `delete` without --yes explains and exits 2 by design; it got past the configuration.
@@ -67,7 +67,12 @@ describe.each(backends())('cli output (%s)', (backend) => {
       const r = await cli(args, { ...dbOnly, SYNC_SCHEDULE: '* * *', TINES_PAGE_SIZE: 'abc' });
       expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(0);
     }
-    for (const args of [['run'], ['sync'], ['reconnect']]) {
+    // run: the environment's connector is optional (CONTRACT, "Many connectors"); the other variables are still checked.
+    const run = await cli(['run'], { ...dbOnly, TINES_PAGE_SIZE: '0' });
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/TINES_PAGE_SIZE/);
+    expect(run.stderr).not.toMatch(/TINES_TENANT_DOMAIN|TINES_API_KEY/);
+    for (const args of [['sync'], ['reconnect']]) {
       const r = await cli(args, { ...dbOnly, TINES_PAGE_SIZE: '0' });
       expect(r.code, args[0]).toBe(2);
       // Every configuration error at once: the missing tenant and the bad page size together.

@@ -238,18 +238,19 @@ describe('errors are reported together', () => {
 
   it('loadSettings (commands that only read) does not stop on the variables only syncing reads; it still names every bad one it uses', () => {
     const syncOnly = { SYNC_SCHEDULE: '* * *', TINES_PAGE_SIZE: 'abc', SYNC_ON_START: 'perhaps', HEALTH_PORT: '70000', TINES_MAX_RETRIES: '-1' };
-    const settings = loadSettings({ ...syncOnly, DATA_DIR: '/srv/data' });
+    const settings = loadSettings({ ...syncOnly, DATA_DIR: '/srv/data' }, { onlyDatabase: true });
     expect(settings.database.dataDir).toBe('/srv/data');
     expect(settings.sync.schedule).toBe('*/15 * * * *'); // the default stands in; nothing reads it
     let err: unknown;
     try {
-      loadSettings({ ...syncOnly, LOG_LEVEL: 'loud', DATABASE_URL: 'mysql://x' });
+      loadSettings({ ...syncOnly, LOG_LEVEL: 'loud', DATABASE_URL: 'mysql://x' }, { onlyDatabase: true });
     } catch (e) {
       err = e;
     }
     expect((err as ConfigError).problems.map((p) => p.split(' ')[0]).sort()).toEqual(['DATABASE_URL', 'LOG_LEVEL']);
-    // The commands that sync still refuse every one of them at once.
+    // The commands that sync still refuse every one of them at once, `run` of registered connectors only too.
     expect(problemsOf({ ...BASE, ...syncOnly }).map((p) => p.split(' ')[0]).sort()).toEqual(['HEALTH_PORT', 'SYNC_ON_START', 'SYNC_SCHEDULE', 'TINES_MAX_RETRIES', 'TINES_PAGE_SIZE']);
+    expect(() => loadSettings(syncOnly)).toThrow(ConfigError);
   });
 
   it('reports bad ORG_EMAIL_DOMAINS entries together with other bad variables', () => {

@@ -97,7 +97,7 @@ describe.each(backends())('daemon: reconnect through a rotated key file (%s)', (
     expect(c.status).toBe('reconnect_required');
 
     const m = await daemon.get('/metrics');
-    expect(m.body).toMatch(/^tines_connector_status\{status="reconnect_required"\} 1$/m);
+    expect(m.body).toMatch(/^tines_connector_status\{connector="tines",status="reconnect_required"\} 1$/m);
     expect(m.body).not.toContain(OLD_KEY);
   });
 

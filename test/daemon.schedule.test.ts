@@ -78,11 +78,11 @@ describe.each(backends())('daemon: schedule, health, metrics, logs (%s)', (backe
     const m = await daemon.get('/metrics');
     expect(m.status).toBe(200);
     expect(m.contentType).toMatch(/^text\/plain/);
-    const succeeded = /^tines_connector_sync_runs_total\{status="succeeded"\} (\d+)/m.exec(m.body);
+    const succeeded = /^tines_connector_sync_runs_total\{connector="tines",status="succeeded"\} (\d+)/m.exec(m.body);
     expect(succeeded, m.body.slice(0, 2000)).not.toBeNull();
     expect(Number(succeeded![1])).toBeGreaterThanOrEqual(3);
-    expect(m.body).toMatch(new RegExp(`^tines_connector_users_present ${USERS}$`, 'm'));
-    expect(m.body).toMatch(/^tines_connector_tines_requests_total\{status="200"\} \d+/m);
+    expect(m.body).toMatch(new RegExp(`^tines_connector_users_present\\{connector="tines"\\} ${USERS}$`, 'm'));
+    expect(m.body).toMatch(/^tines_connector_tines_requests_total\{connector="tines",status="200"\} \d+/m);
     expect(m.body).not.toContain(KEY);
     expect(m.body).not.toContain(KEY.slice(0, 16));
   });

@@ -2,9 +2,10 @@
 import { embeddedDatabaseMissing, schemaInstalled, type CommandContext } from './context.js';
 
 export async function deleteCommand(ctx: CommandContext): Promise<number> {
-  const name = ctx.config.connectorName;
+  const given = typeof ctx.flags.connector === 'string' ? ctx.flags.connector : undefined;
+  const name = given ?? ctx.config.connectorName;
   if (!ctx.flags.yes) {
-    ctx.out(`This removes connector "${name}" and all its users, memberships, runs and events. Run \`tines-connector delete --yes\` to do it.`);
+    ctx.out(`This removes connector "${name}" and all its users, memberships, runs and events. Run \`tines-connector delete${given ? ` --connector ${name}` : ''} --yes\` to do it.`);
     return 2;
   }
   if (embeddedDatabaseMissing(ctx.config)) {

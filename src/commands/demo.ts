@@ -1,12 +1,16 @@
 // `demo [--syncs N] [--data-dir DIR] [--schedule CRON]`: a simulated tenant on loopback, the real
 // daemon on the embedded database, and a story: joiners, leavers, renames, a
 // role change, a deactivation, a revoked key, a rotated key, a recovery.
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join, relative } from 'node:path';
 import { Readable } from 'node:stream';
 import { ConfigError, loadConfig } from '../config.js';
+import { addConnector, newConnectorSchema, parseOrThrow } from '../connectors/connect.js';
+import { registeredTarget } from '../connectors/registry.js';
 import { Daemon } from '../daemon/daemon.js';
+import { SyncSlots } from '../daemon/sync-slots.js';
 import { connectorReports } from '../db/insights.js';
 import { migrate } from '../db/migrate.js';
 import { openDatabase } from '../db/open.js';
@@ -122,6 +126,8 @@ function describeSync(n: number, o: SyncOutcome): string {
 }
 
 const DEMO_CONNECTOR = 'demo';
+/** The demo's second tenant, registered as `connectors add` does it. */
+const DEMO_STAGING = 'staging';
 
 /**
  * How this very program is run from where the user stands: `tines-connector`
@@ -156,7 +162,7 @@ async function dataDirProblem(dataDir: string): Promise<string | undefined> {
   try {
     const installed = (await db.query<{ t: string | null }>(`SELECT to_regclass('connectors')::text AS t`)).rows[0]?.t;
     if (!installed) return undefined;
-    const others = (await db.query<{ name: string }>('SELECT name FROM connectors WHERE name <> $1 ORDER BY name', [DEMO_CONNECTOR])).rows.map((r) => r.name);
+    const others = (await db.query<{ name: string }>('SELECT name FROM connectors WHERE name <> ALL($1::text[]) ORDER BY name', [[DEMO_CONNECTOR, DEMO_STAGING]])).rows.map((r) => r.name);
     const demoHere = (await db.query('SELECT 1 FROM connectors WHERE name = $1', [DEMO_CONNECTOR])).rows.length > 0;
     const people = !demoHere && (await db.query<{ t: string | null }>(`SELECT to_regclass('people')::text AS t`)).rows[0]?.t ? (await db.query('SELECT 1 FROM people LIMIT 1')).rows.length > 0 : false;
     if (others.length > 0 || people) {
@@ -183,6 +189,8 @@ function demoConfig(url: string, keyFile: string, dataDir: string, schedule: str
     HEALTH_PORT: '0',
     ORG_EMAIL_DOMAINS: 'example.com',
     LOG_LEVEL: process.env.LOG_LEVEL ?? 'silent',
+    // The master key a registered connector's key is sealed under (the second tenant).
+    CONNECTOR_SECRETS_KEY: randomBytes(32).toString('base64'),
   });
 }
 
@@ -238,6 +246,26 @@ async function demoRun(schedule: string | undefined, out: (s: string) => void, f
   out(`demo: the HR directory, ${directory.departed.length} of its people departed and ${directory.suspended.length} suspended: \`people import directory.csv --source hr\``);
   out(describeImport(imported).replace(/^/gm, '        '));
 
+  // Many connectors: a second tenant ("staging"), registered as `connectors add` does it (one call to
+  // Tines checks the key, then it is sealed and saved), synced by its own daemon beside the first.
+  // The embedded database runs one sync at a time, so the two share one slot.
+  const slots = new SyncSlots(1);
+  const stagingKey = 'demo-key-staging';
+  fake.addTenant(stagingKey, generateUsers(12, { seed: 7, startId: 50_000, emailDomain: 'example.com' }));
+  const added = await addConnector({ config, db, log }, parseOrThrow(newConnectorSchema, { name: DEMO_STAGING, tenant_domain: fake.url, api_key: stagingKey }));
+  out(`demo: a second tenant: \`connectors add --name staging --domain ${fake.url} --key-stdin\`: Tines accepted the key (${added.count} users), saved sealed as ${added.connector.api_key_fingerprint}`);
+  let stagingSyncs = 0;
+  const stagingDaemon = new Daemon({
+    config,
+    db,
+    log,
+    slots,
+    target: registeredTarget(db, config, added.connector),
+    onSyncFinished: (o) => {
+      if (stagingSyncs++ === 0) out(visible(`staging: sync ${o.result}, ${o.counts.usersSeen} users (its own key, schedule, state and rate limiter)`));
+    },
+  });
+
   const steps = story();
   let n = 0;
   let refused = false;
@@ -247,6 +275,7 @@ async function demoRun(schedule: string | undefined, out: (s: string) => void, f
     config,
     db,
     log,
+    slots,
     onSyncFinished: (o) => {
       n++;
       out(visible(describeSync(n, o)));
@@ -272,11 +301,12 @@ async function demoRun(schedule: string | undefined, out: (s: string) => void, f
   process.once('SIGTERM', onSignal);
   try {
     await daemon.start();
+    await stagingDaemon.start();
     await finished;
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
-    await daemon.stop(5_000);
+    await Promise.all([daemon.stop(5_000), stagingDaemon.stop(5_000)]);
     const reports = await connectorReports(db).catch(() => []);
     const owners = await ownerReports(db).catch(() => new Map());
     out('');

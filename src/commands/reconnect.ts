@@ -7,8 +7,15 @@ import { reconnectThroughGateway, type ReconnectOutcome } from '../daemon/local-
 import { CommandRefusal, DataDirBusyError, errorMessage, TinesAuthError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { createTinesClient } from '../tines/client.js';
+import { callAdminSocket } from '../connectors/admin-client.js';
+import { reconnectTarget } from '../connectors/connect.js';
+import { targetByName } from '../connectors/registry.js';
+import { ConnectorNotFoundError } from '../errors.js';
+import type { Settings } from '../config.js';
+import { refusal } from './connectors.js';
 import type { CommandContext } from './context.js';
 import { visible } from './format.js';
+import { connectorNameOf } from './sync.js';
 
 /** The key in force, tried once against Tines; the connector's state records the answer. */
 export async function reconnect(config: Config, db: Database, log: Logger): Promise<ReconnectOutcome> {
@@ -38,7 +45,52 @@ export async function reconnect(config: Config, db: Database, log: Logger): Prom
 
 const EXIT: Record<ReconnectOutcome['result'], number> = { accepted: 0, unreachable: 1, refused: 3 };
 
-export async function reconnectCommand(ctx: CommandContext<Config>): Promise<number> {
+/** `reconnect --connector NAME` for a registered connector: its sealed key, tried once. */
+async function reconnectRegistered(ctx: CommandContext<Settings>, name: string): Promise<number> {
+  let db: Database;
+  try {
+    db = await ctx.db();
+  } catch (err) {
+    // The embedded database is held by a running daemon: it makes the call, through its admin socket.
+    if (!(err instanceof DataDirBusyError)) throw err;
+    const answer = await callAdminSocket(ctx.config.database.dataDir, 'POST', `/api/connectors/${encodeURIComponent(name)}/reconnect`, {});
+    if (!answer) throw err;
+    const message = answer.status === 200 ? `Tines accepted the key for connector "${name}"; it is active.` : (answer.body.error?.message ?? `the daemon answered ${answer.status}`);
+    ctx.out(visible(`${message}\n  (done by the daemon that holds ${ctx.config.database.dataDir})`));
+    return answer.status === 200 ? 0 : answer.status === 422 ? 3 : answer.status === 404 ? 2 : 1;
+  }
+  let target;
+  try {
+    target = await targetByName(db, ctx.config, name);
+  } catch (err) {
+    if (!(err instanceof ConnectorNotFoundError)) throw err;
+    process.stderr.write(`tines-connector reconnect: ${err.message}\n`);
+    return 2;
+  }
+  try {
+    const { count, from, fingerprint } = await reconnectTarget({ config: ctx.config, db, log: ctx.log }, target);
+    ctx.out(
+      `Tines accepted the key ${fingerprint} for ${target.tenantDomain}${count !== null ? ` (${count} users)` : ''}. ` +
+        `Connector "${name}" is active${from && from !== 'active' ? ` again (was ${from})` : ''}; the next sync runs as scheduled.`,
+    );
+    return 0;
+  } catch (err) {
+    if (err instanceof TinesAuthError) {
+      ctx.out(visible(`still refused: ${refusal(err)}; give it a new key with \`tines-connector connectors set-key ${name} --key-stdin\``));
+      return 3;
+    }
+    ctx.out(visible(`reconnect could not reach Tines: ${errorMessage(err)}`));
+    return 1;
+  }
+}
+
+export async function reconnectCommand(ctx: CommandContext<Settings>): Promise<number> {
+  const name = connectorNameOf(ctx);
+  if (name !== ctx.config.connectorName || !ctx.config.tines.tenantDomain) return reconnectRegistered(ctx, name);
+  return reconnectEnvironment(ctx as CommandContext<Config>);
+}
+
+async function reconnectEnvironment(ctx: CommandContext<Config>): Promise<number> {
   let db: Database;
   try {
     db = await ctx.db();

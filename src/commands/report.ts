@@ -38,7 +38,12 @@ export function formatReport(r: ConnectorReport): string {
 export async function reportCommand(ctx: CommandContext): Promise<number> {
   const { q, via } = await readAccess(ctx);
   await requireSchema(q, via);
-  const reports = await connectorReports(q);
+  const only = typeof ctx.flags.connector === 'string' ? ctx.flags.connector : undefined;
+  const reports = (await connectorReports(q)).filter((r) => only === undefined || r.name === only);
+  if (only !== undefined && reports.length === 0) {
+    process.stderr.write(`tines-connector report: no connector named "${only}"\n`);
+    return 2;
+  }
   // Owners (009_people.sql): a block of their own per connector, `owners` in --json.
   const owners = await ownerReports(q);
   if (ctx.flags.json) {

@@ -1,15 +1,19 @@
 // `run`: the health server first; then the database opened, migrated and the
-// connector registered, retried with backoff while the database does not
-// answer; then syncs on start and on schedule until SIGTERM/SIGINT.
-import { readApiKey, type Config } from '../config.js';
+// environment's connector registered, retried with backoff while the database
+// does not answer; then every connector (the environment's and the registered
+// ones) synced on start and on schedule until SIGTERM/SIGINT, and the admin API.
+import { readApiKey, type Config, type Settings } from '../config.js';
+import { startAdminApi, startAdminSocket } from '../connectors/admin-api.js';
+import { adminSocketPath } from '../connectors/admin-client.js';
+import { environmentConnectorConfigured } from '../connectors/connect.js';
 import { keyFingerprint, registerConnector, registration } from '../db/connectors.js';
 import type { Database } from '../db/database.js';
 import { migrate } from '../db/migrate.js';
 import { describeDatabase, openDatabase } from '../db/open.js';
-import { Daemon } from '../daemon/daemon.js';
 import { untilDatabaseReady } from '../daemon/database-wait.js';
 import { HealthServer } from '../daemon/health.js';
 import { startReadGateway } from '../daemon/local-gateway.js';
+import { Supervisor } from '../daemon/supervisor.js';
 import { VERSION } from '../version.js';
 import { CommandRefusal, errorMessage } from '../errors.js';
 import { dataDirUnusable, explainFailure } from './explain.js';
@@ -32,11 +36,12 @@ function firstSignal(onSecond: (sig: NodeJS.Signals) => void): Promise<NodeJS.Si
   });
 }
 
-/** One attempt at the database `run` needs: opened, migrated, the connector registered; closed again if any step fails. */
-async function openForRun(config: Config, log: Logger, fingerprint: string | null): Promise<{ db: Database; connectorId: number }> {
+/** One attempt at the database `run` needs: opened, migrated, the environment's connector (if any) registered; closed again if any step fails. */
+async function openForRun(config: Settings, log: Logger, fingerprint: string | null): Promise<{ db: Database; connectorId: number | undefined }> {
   const db = await openDatabase(config, log);
   try {
     await migrate(db, log.child({ component: 'migrate' }));
+    if (!environmentConnectorConfigured(config)) return { db, connectorId: undefined };
     const connector = await registerConnector(db, registration(config, fingerprint));
     return { db, connectorId: connector.id };
   } catch (err) {
@@ -45,7 +50,7 @@ async function openForRun(config: Config, log: Logger, fingerprint: string | nul
   }
 }
 
-export async function runCommand(ctx: CommandContext<Config>, opts: { stopSignal?: Promise<unknown> } = {}): Promise<number> {
+export async function runCommand(ctx: CommandContext<Settings>, opts: { stopSignal?: Promise<unknown> } = {}): Promise<number> {
   const { config } = ctx;
   const log = ctx.log.child({ component: 'run' });
   // Signals are ours from the first moment, so one during start-up still stops cleanly.
@@ -56,10 +61,13 @@ export async function runCommand(ctx: CommandContext<Config>, opts: { stopSignal
   const stopping = new AbortController();
   void signal.then(() => stopping.abort());
   let fingerprint: string | null = null;
-  try {
-    fingerprint = keyFingerprint(readApiKey(config));
-  } catch (err) {
-    log.warn(`cannot read the API key yet: ${errorMessage(err)}; each sync reads it again`);
+  // The environment's connector exists only when TINES_TENANT_DOMAIN is set; without it, the registered ones are served.
+  if (environmentConnectorConfigured(config)) {
+    try {
+      fingerprint = keyFingerprint(readApiKey(config));
+    } catch (err) {
+      log.warn(`cannot read the API key yet: ${errorMessage(err)}; each sync reads it again`);
+    }
   }
   // The effective configuration: secrets are non-enumerable, so they are not in it; DATA_DIR only when it is used.
   const shown = config.database.url ? { ...config, database: {} } : config;
@@ -98,21 +106,29 @@ export async function runCommand(ctx: CommandContext<Config>, opts: { stopSignal
         "daemon's own statements. Use `tines-connector query`, which reaches this daemon, or a PostgreSQL server with DATABASE_URL.",
     );
   }
-  // Registered once, here: a connector deleted under the daemon is not created again by its syncs.
-  const daemon = new Daemon({ config, db, log: ctx.log, registeredId: ready.connectorId });
-  health?.serve({ db, metrics: daemon.metrics, syncInFlight: () => daemon.syncInFlight });
+  // The environment's connector is registered once, here: deleted under the daemon, it is not created again by its syncs.
+  const supervisor = new Supervisor({ config, db, log: ctx.log, environmentId: ready.connectorId });
+  health?.serve({ db, metrics: supervisor.metrics, syncInFlight: () => supervisor.syncInFlight });
   const gateway =
     db.backend === 'embedded'
       ? await startReadGateway(db, config.database.dataDir, log, {
           connectorName: config.connectorName,
-          syncNow: (o) => daemon.syncNow('manual', o),
-          reconnectNow: () => reconnect(config, db, ctx.log),
+          syncNow: (name, o) => supervisor.syncNow(name, 'manual', o),
+          ...(environmentConnectorConfigured(config) ? { reconnectNow: () => reconnect(config as Config, db, ctx.log) } : {}),
         })
       : undefined;
-  await daemon.start();
+  // Connectors are changed through the admin API: on ADMIN_PORT with ADMIN_TOKEN; for local commands on the embedded database, on its socket.
+  const adminLog = ctx.log.child({ component: 'admin-api' });
+  const control = supervisor.adminControl();
+  const admins = [
+    ...(config.admin.token ? [await startAdminApi({ config, db, log: adminLog, control, token: config.admin.token, port: config.admin.port })] : []),
+    ...(db.backend === 'embedded' ? [await startAdminSocket({ config, db, log: adminLog, control, path: adminSocketPath(config.database.dataDir) })] : []),
+  ];
+  await supervisor.start();
   const why = await signal;
   log.info({ signal: why, graceMs: config.shutdownTimeoutMs }, 'shutting down');
-  const clean = await daemon.stop(config.shutdownTimeoutMs);
+  await Promise.all(admins.map((a) => a.close().catch(() => undefined)));
+  const clean = await supervisor.stop(config.shutdownTimeoutMs);
   await health?.close();
   await gateway?.stop().catch(() => undefined);
   if (!clean) {

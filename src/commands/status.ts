@@ -10,7 +10,12 @@ import { ago, jsonDocument, visible } from './format.js';
 export async function statusCommand(ctx: CommandContext): Promise<number> {
   const { q, via } = await readAccess(ctx);
   await requireSchema(q, via);
-  const rows = await connectorStatuses(q);
+  const only = typeof ctx.flags.connector === 'string' ? ctx.flags.connector : undefined;
+  const rows = (await connectorStatuses(q)).filter((c) => only === undefined || c.name === only);
+  if (only !== undefined && rows.length === 0) {
+    process.stderr.write(`tines-connector status: no connector named "${only}"\n`);
+    return 2;
+  }
   const name = ctx.config.connectorName;
   const mine = rows.find((c) => c.name === name);
   // The environment's connector exists only when TINES_TENANT_DOMAIN is set.
@@ -30,7 +35,7 @@ export async function statusCommand(ctx: CommandContext): Promise<number> {
     return 0;
   }
   const lines: string[] = [`database: ${via}`];
-  if (!mine && tenantDomain) lines.push(`note: connector "${name}" (${tenantDomain}) is not registered here yet; the first sync or run registers it`);
+  if (!mine && tenantDomain && only === undefined) lines.push(`note: connector "${name}" (${tenantDomain}) is not registered here yet; the first sync or run registers it`);
   if (rows.length === 0 && !tenantDomain) lines.push('no connectors yet: set TINES_TENANT_DOMAIN and its key, then run `tines-connector sync` or `run`');
   for (const c of rows) {
     const keyNote = c === mine && keyInForce && keyInForce !== c.api_key_fingerprint ? ` (the configured key is ${keyInForce}; the next sync uses it)` : '';

@@ -4,7 +4,9 @@ import { exitCodeFor, runSync, type SyncOutcome } from '../sync/run-sync.js';
 import { syncThroughGateway } from '../daemon/local-gateway.js';
 import { DataDirBusyError } from '../errors.js';
 import { jsonDocument, visible } from './format.js';
-import type { Config } from '../config.js';
+import type { Settings } from '../config.js';
+import { targetByName } from '../connectors/registry.js';
+import { ConnectorNotFoundError } from '../errors.js';
 import type { CommandContext } from './context.js';
 
 /**
@@ -35,18 +37,33 @@ export function describeOutcome(o: SyncOutcome, opts: { errorLogged?: boolean } 
   return lines.map(visible).join('\n');
 }
 
-export async function syncCommand(ctx: CommandContext<Config>): Promise<number> {
+/** The connector `--connector NAME` names, else the environment's (CONNECTOR_NAME). */
+export function connectorNameOf(ctx: CommandContext): string {
+  return typeof ctx.flags.connector === 'string' ? ctx.flags.connector : ctx.config.connectorName;
+}
+
+/** `sync [--connector NAME]`: the environment's connector (Config) by default, a registered one by name. */
+export async function syncCommand(ctx: CommandContext<Settings>): Promise<number> {
   const allowMassRemoval = ctx.flags['allow-mass-removal'] === true;
+  const name = connectorNameOf(ctx);
   let db;
   try {
     db = await ctx.db();
   } catch (err) {
     // The embedded database is held by a running daemon: it runs the sync for us.
     if (!(err instanceof DataDirBusyError)) throw err;
-    const outcome = await syncThroughGateway(ctx.config.database.dataDir, ctx.config.connectorName, allowMassRemoval);
+    const outcome = await syncThroughGateway(ctx.config.database.dataDir, name, allowMassRemoval);
     if (!outcome) throw err;
     ctx.out(ctx.flags.json ? jsonDocument(outcome) : `${describeOutcome(outcome)}\n  (run by the daemon that holds ${ctx.config.database.dataDir})`);
     return exitCodeFor(outcome);
+  }
+  let target;
+  try {
+    target = await targetByName(db, ctx.config, name);
+  } catch (err) {
+    if (!(err instanceof ConnectorNotFoundError)) throw err;
+    process.stderr.write(`tines-connector sync: ${err.message} (see \`tines-connector connectors list\`)\n`);
+    return 2;
   }
   const controller = new AbortController();
   const onSignal = () => controller.abort();
@@ -54,7 +71,7 @@ export async function syncCommand(ctx: CommandContext<Config>): Promise<number> 
   process.once('SIGTERM', onSignal);
   try {
     const outcome = await runSync(
-      { config: ctx.config, db, log: ctx.log },
+      { config: ctx.config, db, log: ctx.log, target },
       { trigger: 'manual', allowMassRemoval, signal: controller.signal },
     );
     // A person at a terminal (text logs on stderr, the summary on stdout, both on screen) reads the error once.

@@ -1,7 +1,7 @@
 // Which connector a sync or a key check serves: its name, its tenant, and how
 // to get its key now. The environment's connector is one kind; registered
 // connectors (with sealed keys) are another. The sync needs nothing else of them.
-import { readApiKey, type Config } from '../config.js';
+import { readApiKey, type Settings } from '../config.js';
 
 export type ConnectorSource = 'env' | 'registry';
 
@@ -22,11 +22,14 @@ export interface ConnectorTarget {
 }
 
 /** The connector the environment configures: TINES_TENANT_DOMAIN, its key, named CONNECTOR_NAME. */
-export function environmentTarget(config: Config): ConnectorTarget {
+export function environmentTarget(config: Settings): ConnectorTarget {
+  const { tenantDomain, baseUrl } = config.tines;
+  // loadConfig requires both; loadSettings (TINES_TENANT_DOMAIN unset: no environment's connector) has neither.
+  if (!tenantDomain || !baseUrl) throw new Error("there is no environment's connector: TINES_TENANT_DOMAIN is not set");
   return {
     name: config.connectorName,
-    tenantDomain: config.tines.tenantDomain,
-    baseUrl: config.tines.baseUrl,
+    tenantDomain,
+    baseUrl,
     source: 'env',
     readKey: async () => readApiKey(config),
   };

@@ -1,25 +1,39 @@
-// The long-running service: a sync at start, then on the cron schedule, never
-// two at once; failures counted and retried with jittered backoff; an explicit
-// shutdown that aborts the sync in flight within a grace period. Its database is
+// The long-running service of one connector: a sync at start, then on the cron
+// schedule (each slot plus the connector's spread offset), never two at once;
+// failures counted and retried with jittered backoff; an explicit shutdown that
+// aborts the sync in flight within a grace period. The Supervisor runs one per
+// connector, sharing their metrics and the process's sync slots. Its database is
 // open and migrated before it starts (see database-wait.ts); the health server
 // is the caller's.
 import cron, { type ScheduledTask } from 'node-cron';
-import type { Config } from '../config.js';
+import type { Settings } from '../config.js';
+import type { ConnectorTarget } from '../connectors/target.js';
 import type { Database } from '../db/database.js';
 import type { RunTrigger } from '../db/runs.js';
-import { ConnectorDeletedError, errorMessage } from '../errors.js';
+import { ConnectorDeletedError, errorMessage, SyncAbortedError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { notStarted } from '../sync/outcome.js';
 import { runSync, type SyncOutcome } from '../sync/run-sync.js';
 import { Metrics } from './metrics.js';
+import type { SyncSlots } from './sync-slots.js';
 
 const RETRY_BASE_MS = 5_000;
 const RETRY_CAP_MS = 5 * 60_000;
 
 export interface DaemonOptions {
-  config: Config;
+  config: Settings;
   db: Database;
   log: Logger;
+  /** The connector it serves; the environment's by default. */
+  target?: ConnectorTarget;
+  /** Its cron expression; SYNC_SCHEDULE by default. */
+  schedule?: string;
+  /** How long after each scheduled slot its sync begins: its spread offset. */
+  offsetMs?: number;
+  /** The process's sync slots (SYNC_CONCURRENCY); without them its syncs start at once. */
+  slots?: SyncSlots;
+  /** Shared metrics; its own otherwise. */
+  metrics?: Metrics;
   /**
    * The connector's row as `run` registered it at start. Syncs refresh that row
    * and never create it again: once it is deleted (`delete --yes`), the daemon
@@ -40,12 +54,32 @@ export class Daemon {
   private retryTimer: NodeJS.Timeout | undefined;
   private failuresInARow = 0;
   private stopping = false;
+  private readonly delayed = new Set<NodeJS.Timeout>();
+  /** The connector's name: its label in logs and metrics. */
+  readonly name: string;
+  private readonly schedule: string;
   /** Set when the connector was deleted under this daemon: no sync from then on. */
   private connectorDeleted = false;
 
   constructor(private readonly opts: DaemonOptions) {
-    this.log = opts.log.child({ component: 'daemon' });
-    this.metrics = new Metrics(opts.db, opts.config.connectorName, opts.log.child({ component: 'metrics' }));
+    this.name = opts.target?.name ?? opts.config.connectorName;
+    this.schedule = opts.schedule ?? opts.config.sync.schedule;
+    this.log = opts.log.child({ component: 'daemon', connector: this.name });
+    this.metrics = opts.metrics ?? new Metrics(opts.db, opts.log.child({ component: 'metrics' }));
+  }
+
+  /** Starts a scheduled sync after the connector's offset (a timer that stop() clears). */
+  private later(): void {
+    const offset = this.opts.offsetMs ?? 0;
+    if (offset <= 0) {
+      void this.tick('schedule');
+      return;
+    }
+    const timer = setTimeout(() => {
+      this.delayed.delete(timer);
+      void this.tick('schedule');
+    }, offset);
+    this.delayed.add(timer);
   }
 
   /** Whether a sync runs now (the embedded database then answers /readyz late). */
@@ -56,8 +90,8 @@ export class Daemon {
   async start(): Promise<void> {
     const { config } = this.opts;
     const cronLog = this.opts.log.child({ component: 'cron' });
-    this.task = cron.schedule(config.sync.schedule, () => this.tick('schedule'), {
-      name: `sync:${config.connectorName}`,
+    this.task = cron.schedule(this.schedule, () => this.later(), {
+      name: `sync:${this.name}`,
       timezone: config.sync.timezone,
       noOverlap: true,
       logger: {
@@ -79,7 +113,7 @@ export class Daemon {
       });
     });
     this.log.info(
-      { schedule: config.sync.schedule, timezone: config.sync.timezone, nextRun: this.task.getNextRun()?.toISOString() ?? null },
+      { schedule: this.schedule, timezone: config.sync.timezone, offsetMs: this.opts.offsetMs ?? 0, nextRun: this.task.getNextRun()?.toISOString() ?? null },
       'schedule started',
     );
     if (config.sync.onStart) void this.tick('start');
@@ -106,10 +140,12 @@ export class Daemon {
     this.controller = controller;
     const run = (async (): Promise<SyncOutcome | undefined> => {
       try {
-        const outcome = await runSync(
-          { config: this.opts.config, db: this.opts.db, log: this.opts.log, hooks: this.metrics.hooks(), registeredId: this.opts.registeredId },
-          { trigger, signal: controller.signal, allowMassRemoval: opts.allowMassRemoval },
-        );
+        const sync = () =>
+          runSync(
+            { config: this.opts.config, db: this.opts.db, log: this.opts.log, hooks: this.metrics.hooks(this.name), registeredId: this.opts.registeredId, target: this.opts.target },
+            { trigger, signal: controller.signal, allowMassRemoval: opts.allowMassRemoval },
+          );
+        const outcome = await (this.opts.slots ? this.opts.slots.run(controller.signal, sync) : sync());
         if (outcome.result === 'busy') this.log.info({ trigger }, 'another replica is syncing this connector; tick skipped');
         if (outcome.result === 'failed') this.failed(`sync failed (${outcome.errorKind}): ${outcome.message}`, outcome.errorKind !== 'auth');
         else if (outcome.result !== 'aborted') this.failuresInARow = 0;
@@ -121,7 +157,8 @@ export class Daemon {
           return undefined;
         }
         // Before a run could be recorded: database unreachable, key file unreadable, ...
-        this.metrics.tickFailed();
+        if (this.stopping && err instanceof SyncAbortedError) return undefined; // stopped while it waited for a slot
+        this.metrics.tickFailed(this.name);
         this.failed(`sync could not start: ${errorMessage(err)}`, true);
         return undefined;
       } finally {
@@ -174,6 +211,8 @@ export class Daemon {
   async stop(graceMs: number): Promise<boolean> {
     this.stopping = true;
     clearTimeout(this.retryTimer);
+    for (const t of this.delayed) clearTimeout(t);
+    this.delayed.clear();
     await this.task?.destroy();
     let finished = true;
     if (this.inFlight) {

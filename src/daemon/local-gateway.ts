@@ -22,8 +22,12 @@ export function gatewayPath(dataDir: string): string {
   return join(dataDir, GATEWAY_SOCKET);
 }
 
-/** Runs a sync in the daemon for `tines-connector sync`; undefined when it could not start. */
-export type SyncNow = (opts: { allowMassRemoval: boolean }) => Promise<SyncOutcome | undefined>;
+/**
+ * Runs a sync of the named connector in the daemon for `tines-connector sync`:
+ * undefined when the daemon does not serve that connector, else a promise of
+ * the outcome (undefined when it could not start).
+ */
+export type SyncNow = (connectorName: string, opts: { allowMassRemoval: boolean }) => Promise<SyncOutcome | undefined> | undefined;
 
 /** What `tines-connector reconnect` reports: Tines' answer to the key in force (its fingerprint). */
 export interface ReconnectOutcome {
@@ -33,7 +37,7 @@ export interface ReconnectOutcome {
 }
 
 export interface GatewayOptions {
-  /** The connector this daemon syncs: a `sync` or `reconnect` for another one is refused. */
+  /** The environment's connector: a `reconnect` for another one is refused (registered ones go through the admin socket). */
   connectorName: string;
   syncNow: SyncNow;
   /** Runs `reconnect` in the daemon, with the daemon's key. */
@@ -76,12 +80,11 @@ export async function startReadGateway(db: Database, dataDir: string, log: Logge
       }
       if (req.url === '/sync') {
         if (!sync) return reply(404, { error: 'this process does not run syncs' });
-        if (body.connectorName !== sync.connectorName) {
-          return reply(409, {
-            error: `the daemon holding this DATA_DIR syncs connector "${sync.connectorName}", not "${String(body.connectorName)}"; stop it to sync another connector here`,
-          });
+        const started = sync.syncNow(String(body.connectorName), { allowMassRemoval: body.allowMassRemoval === true });
+        if (!started) {
+          return reply(409, { error: `the daemon holding this DATA_DIR does not serve a connector named "${String(body.connectorName)}" (see \`tines-connector connectors list\`)` });
         }
-        sync.syncNow({ allowMassRemoval: body.allowMassRemoval === true }).then(
+        started.then(
           (outcome) => (outcome ? reply(200, { outcome }) : reply(503, { error: 'the sync could not start; see the daemon log' })),
           (err: Error) => reply(500, { error: err.message }),
         );

@@ -7,7 +7,7 @@
 //   any ──401/403 (key refused)──▶ reconnect_required (refused fingerprint kept)
 //   reconnect_required ──a new key accepted, or `reconnect`──▶ active
 import { createHash } from 'node:crypto';
-import type { Config } from '../config.js';
+import type { Settings } from '../config.js';
 import { environmentTarget, type ConnectorTarget } from '../connectors/target.js';
 import { ConnectorDeletedError } from '../errors.js';
 import type { Queryable } from './database.js';
@@ -53,7 +53,7 @@ export interface Registration {
 }
 
 /** The connector's row as the target and configuration describe it; `fingerprint` null when the key could not be read. */
-export function registration(config: Config, fingerprint: string | null, target: ConnectorTarget = environmentTarget(config)): Registration {
+export function registration(config: Settings, fingerprint: string | null, target: ConnectorTarget = environmentTarget(config)): Registration {
   return {
     name: target.name,
     tenantDomain: target.tenantDomain,
@@ -82,7 +82,9 @@ export async function registerConnector(db: Queryable, r: Registration, opts: { 
               inactive_after_days = EXCLUDED.inactive_after_days,
               org_email_domains = EXCLUDED.org_email_domains,
               updated_at = now()
-        WHERE (c.tenant_domain, c.api_key_fingerprint, c.inactive_after_days, c.org_email_domains)
+        -- A registered connector of that name is not the environment's to rewrite (the sync refuses it).
+        WHERE c.source = 'env'
+          AND (c.tenant_domain, c.api_key_fingerprint, c.inactive_after_days, c.org_email_domains)
               IS DISTINCT FROM
               (EXCLUDED.tenant_domain, COALESCE(EXCLUDED.api_key_fingerprint, c.api_key_fingerprint),
                EXCLUDED.inactive_after_days, EXCLUDED.org_email_domains)
@@ -212,11 +214,13 @@ export async function recordSyncFailure(db: Queryable, connectorId: number, runI
 export function reconnectPending(connector: ConnectorRow, fingerprint: string): string | undefined {
   if (connector.status !== 'reconnect_required' || connector.refused_key_fingerprint !== fingerprint) return undefined;
   const reason = (connector.status_reason ?? 'Tines refused the key').replace(/\.$/, '');
-  return (
-    `connector "${connector.name}" needs a reconnect and its API key has not changed, so Tines was not called. ` +
-    `Reason: ${reason}. Put a new Tenant-owner key in TINES_API_KEY or TINES_API_KEY_FILE ` +
-    '(the next sync then tries it), or run `tines-connector reconnect` once the key is valid again.'
-  );
+  const advice =
+    (connector as ConnectorRow & { source?: string }).source === 'registry'
+      ? `Give it a new Tenant-owner key with \`tines-connector connectors set-key ${connector.name} --key-file FILE\` (or PUT /api/connectors/${connector.name}/key), ` +
+        `or run \`tines-connector reconnect --connector ${connector.name}\` once the key is valid again.`
+      : 'Put a new Tenant-owner key in TINES_API_KEY or TINES_API_KEY_FILE (the next sync then tries it), ' +
+        'or run `tines-connector reconnect` once the key is valid again.';
+  return `connector "${connector.name}" needs a reconnect and its API key has not changed, so Tines was not called. Reason: ${reason}. ${advice}`;
 }
 
 /** Tines refused the key (401/403): reconnect_required, with the key's fingerprint, until the key changes or `reconnect` succeeds. */
@@ -231,13 +235,41 @@ export async function recordKeyRefused(db: Queryable, connectorId: number, reaso
  */
 export async function recordKeyUnreadable(
   db: Queryable,
-  config: Config,
+  config: Settings,
   target: ConnectorTarget,
   message: string,
-  opts: { registeredId?: number } = {},
+  opts: { registeredId?: number; failNow?: boolean } = {},
 ): Promise<boolean> {
-  const connector = await registerConnector(db, registration(config, null, target), opts);
-  return recordSyncFailure(db, connector.id, null, message);
+  const connector = await registerTarget(db, config, target, null, opts);
+  const justFailing = await recordSyncFailure(db, connector.id, null, message);
+  // A sealed key that does not open (no or another master key) is no passing fault: failing now, with why.
+  if (!opts.failNow) return justFailing;
+  const from = await setConnectorStatus(db, connector.id, 'failing', message);
+  return from !== undefined && from !== 'failing';
+}
+
+/**
+ * The target's row. The environment's connector is registered (or refreshed,
+ * with registeredId) from configuration; a registered one (`connectors add`)
+ * must exist and is never re-created: a connector removed meanwhile throws
+ * ConnectorDeletedError, so its sync leaves no row behind.
+ */
+export async function registerTarget(
+  db: Queryable,
+  config: Settings,
+  target: ConnectorTarget,
+  fingerprint: string | null,
+  opts: { registeredId?: number } = {},
+): Promise<ConnectorRow> {
+  const row = target.source === 'env' ? await registerConnector(db, registration(config, fingerprint, target), opts) : await getConnector(db, target.name);
+  if (!row) throw new ConnectorDeletedError(target.name, opts.registeredId ?? 0, target.source);
+  const source = (row as ConnectorRow & { source?: string }).source ?? 'env';
+  if (source !== target.source) {
+    throw new Error(
+      `connector "${target.name}" is ${source === 'registry' ? 'a registered' : "the environment's"} connector in the database, not ${target.source === 'env' ? "the environment's" : 'a registered one'}: give CONNECTOR_NAME another name`,
+    );
+  }
+  return row;
 }
 
 /** Tines accepted the key again (`reconnect`): no failures in a row, active. Returns the status it left, if it changed. */

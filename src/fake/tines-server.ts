@@ -22,7 +22,11 @@ export interface FakeFault {
   /** HTTP status; 0 destroys the connection without answering (a network error). */
   status: number; headers?: Record<string, string>; body?: string; times?: number;
 }
-export interface FakeRequestLog { method: string; path: string; query: Record<string, string>; status: number; auth: string | undefined }
+export interface FakeRequestLog {
+  method: string; path: string; query: Record<string, string>; status: number; auth: string | undefined;
+  /** Date.now() when the request arrived. */
+  at: number;
+}
 
 export const USERS_PATH = '/api/v1/admin/users';
 const MAX_LOG = 100_000; // a long benchmark run must not grow the log without bound
@@ -62,9 +66,9 @@ export class FakeTines {
   private readonly maxPerPage: number;
   private readonly cacheBudget: number;
   private readonly defaultRpm: number;
-  private sortedIds: Float64Array | null = null;
-  private pageCache = new Map<string, Buffer>();
-  private cacheBytes = 0;
+  /** The default tenant's ids, pages and cache; other tenants have their own (see addTenant). */
+  private readonly main: TenantState;
+  private readonly tenants = new Map<string, TenantState>();
   private gate: Promise<void> = Promise.resolve();
   private rate = new Map<string, number[]>();
 
@@ -76,8 +80,31 @@ export class FakeTines {
     this.validKeys = new Set([opts.apiKey ?? 'test-key']);
     const map = new TenantMap();
     for (const u of opts.users ?? []) map.set(u.id, u);
+    this.main = new TenantState(map);
     map.onChange = () => this.invalidate();
     this.users = map;
+  }
+
+  /**
+   * Another tenant on this same server, told apart by its key (many connectors,
+   * one fake): requests with `key` see `users` and only them. Returns its users.
+   */
+  addTenant(key: string, users: FakeUser[]): Map<number, FakeUser> {
+    const map = new TenantMap();
+    for (const u of users) map.set(u.id, u);
+    const state = new TenantState(map);
+    map.onChange = () => state.invalidate();
+    this.tenants.set(key, state);
+    return map;
+  }
+
+  removeTenant(key: string): void {
+    this.tenants.delete(key);
+  }
+
+  /** The users the tenant of `key` holds (the default tenant's for its keys). */
+  usersOf(key: string): Map<number, FakeUser> {
+    return this.tenants.get(key)?.users ?? this.users;
   }
 
   static async start(opts: FakeTinesOptions = {}): Promise<FakeTines> {
@@ -97,8 +124,7 @@ export class FakeTines {
 
   /** Drops cached ids and pages; call it after mutating a user object in place. */
   invalidate(): void {
-    this.sortedIds = null;
-    if (this.pageCache.size) { this.pageCache.clear(); this.cacheBytes = 0; }
+    this.main.invalidate();
   }
 
   setUsers(users: FakeUser[]): void {
@@ -135,13 +161,14 @@ export class FakeTines {
     await closed;
   }
 
+  private cacheBytes(): number {
+    let n = this.main.cacheBytes;
+    for (const t of this.tenants.values()) n += t.cacheBytes;
+    return n;
+  }
+
   private clampPerPage(n: number): number { return Math.min(this.maxPerPage, Math.max(1, Math.floor(n))); }
 
-  private ids(): Float64Array {
-    // A typed array sorts numerically in native code: ~10x faster than Array#sort for 1M ids.
-    if (!this.sortedIds) this.sortedIds = Float64Array.from(this.users.keys()).sort();
-    return this.sortedIds;
-  }
 
   private render(u: FakeUser, withMemberships: boolean): Record<string, unknown> {
     // The connector's usual request needs no copy: stringify the stored object as is.
@@ -152,11 +179,11 @@ export class FakeTines {
   }
 
   /** One page's user array as JSON. */
-  private pageJson(perPage: number, page: number, include: boolean): string {
-    const ids = this.ids();
+  private pageJson(t: TenantState, perPage: number, page: number, include: boolean): string {
+    const ids = t.ids();
     const out: Record<string, unknown>[] = [];
     for (let i = (page - 1) * perPage, end = Math.min(ids.length, page * perPage); i < end; i++) {
-      out.push(this.render(this.users.get(ids[i]!)!, include));
+      out.push(this.render(t.users.get(ids[i]!)!, include));
     }
     return JSON.stringify(out);
   }
@@ -166,12 +193,12 @@ export class FakeTines {
    * changes: a cached page costs the server next to nothing. The key holds all
    * the body depends on (its links repeat the request's host and query).
    */
-  private pageBody(url: URL, host: string | undefined, perPage: number, page: number, include: boolean): Buffer {
+  private pageBody(t: TenantState, url: URL, host: string | undefined, perPage: number, page: number, include: boolean): Buffer {
     const key = `${perPage}:${page}:${include ? 1 : 0}:${this.omitIsActive ? 1 : 0}:${this.omitNextPageNumber ? 1 : 0}:${this.omitTotals ? 1 : 0}:${this.endlessPaging || 0}:${host ?? ''}:${url.search}`;
-    const hit = this.pageCache.get(key);
+    const hit = t.pageCache.get(key);
     if (hit !== undefined) { this.cacheStats.hits++; return hit; }
     this.cacheStats.misses++;
-    const count = this.users.size;
+    const count = t.users.size;
     const pages = Math.max(1, Math.ceil(count / perPage));
     const base = host ? `http://${host}` : this.url;
     const link = (p: number) => { const q = new URLSearchParams(url.searchParams); q.set('page', String(p)); return `${base}${USERS_PATH}?${q}`; };
@@ -186,11 +213,11 @@ export class FakeTines {
     if (this.omitNextPageNumber) delete meta.next_page_number;
     if (this.omitTotals) { delete meta.pages; delete meta.count; }
     const served = this.endlessPaging === 'repeat-first' ? 1 : page;
-    const body = Buffer.from(`{"admin/users":${this.pageJson(perPage, served, include)},"meta":${JSON.stringify(meta)}}`);
+    const body = Buffer.from(`{"admin/users":${this.pageJson(t, perPage, served, include)},"meta":${JSON.stringify(meta)}}`);
     // Insert-only under the budget: LRU would thrash on a sequential sweep larger than it.
     // Each Host and query string is a variant of its own: at 1M users one variant is
     // ~410 MB, so a warm-up must ask exactly as the connector will (the bench does).
-    if (this.cacheBytes + body.length <= this.cacheBudget) { this.pageCache.set(key, body); this.cacheBytes += body.length; }
+    if (this.cacheBytes() + body.length <= this.cacheBudget) { t.pageCache.set(key, body); t.cacheBytes += body.length; }
     return body;
   }
 
@@ -199,9 +226,10 @@ export class FakeTines {
     const path = url.pathname.length > 1 ? url.pathname.replace(/\/$/, '') : url.pathname;
     const query = Object.fromEntries(url.searchParams);
     const auth = req.headers.authorization;
+    const at = Date.now();
     const log = (status: number) => {
       if (this.requests.length >= MAX_LOG) this.requests.splice(0, MAX_LOG / 2);
-      this.requests.push({ method: req.method ?? 'GET', path, query, status, auth });
+      this.requests.push({ method: req.method ?? 'GET', path, query, status, auth, at });
     };
     const send = (status: number, body: string | Buffer, headers: Record<string, string> = {}) => {
       log(status);
@@ -230,7 +258,8 @@ export class FakeTines {
       if (req.method !== 'GET' || !m) { await send(404, '{"error":"Not found"}'); return; }
 
       const key = /^Bearer\s+(.+)$/i.exec(auth ?? '')?.[1]?.trim();
-      if (key === undefined || !this.validKeys.has(key)) {
+      const tenant = key === undefined ? undefined : this.tenants.get(key);
+      if (key === undefined || (!tenant && !this.validKeys.has(key))) {
         if (key !== undefined && this.forbiddenKeys.has(key)) await send(403, '{"error":"Forbidden"}');
         else await send(401, '{"error":"Unauthorized"}');
         return;
@@ -241,16 +270,17 @@ export class FakeTines {
         return;
       }
 
+      const t = tenant ?? this.main;
       const include = this.includeMemberships && (query.include ?? '').split(',').includes('team_memberships');
       if (m[1] !== undefined) {
-        const u = userId === undefined ? undefined : this.users.get(userId);
+        const u = userId === undefined ? undefined : t.users.get(userId);
         if (!u) await send(404, '{"error":"Not found"}');
         else await send(200, JSON.stringify(this.render(u, include)));
         return;
       }
 
       const perPage = this.clampPerPage(parsePositive(query.per_page, 20));
-      const body = this.pageBody(url, req.headers.host, perPage, pageArg!, include);
+      const body = this.pageBody(t, url, req.headers.host, perPage, pageArg!, include);
       // Hold later requests until the hook is done, so its mutation lands exactly between pages.
       const hooked = send(200, body).then(() => this.onPage?.(pageArg!))
         .catch((err: unknown) => { console.error('FakeTines onPage failed:', err); });
@@ -272,6 +302,25 @@ export class FakeTines {
     if (starts.length >= this.requestsPerMinute) return Math.max(1, Math.ceil((starts[0]! + 60_000 - now) / 1000));
     starts.push(now);
     return 0;
+  }
+}
+
+/** One tenant's users and what is derived from them: sorted ids, cached page bodies. */
+class TenantState {
+  private sortedIds: Float64Array | null = null;
+  readonly pageCache = new Map<string, Buffer>();
+  cacheBytes = 0;
+  constructor(readonly users: Map<number, FakeUser>) {}
+
+  ids(): Float64Array {
+    // A typed array sorts numerically in native code: ~10x faster than Array#sort for 1M ids.
+    if (!this.sortedIds) this.sortedIds = Float64Array.from(this.users.keys()).sort();
+    return this.sortedIds;
+  }
+
+  invalidate(): void {
+    this.sortedIds = null;
+    if (this.pageCache.size) { this.pageCache.clear(); this.cacheBytes = 0; }
   }
 }
 

@@ -2,9 +2,10 @@
 // single-flight lock, the reconnect gate, the run row, and the outcome. What
 // happens once the run row exists (the listing, the removal rules, the commit)
 // is the run's: SyncRun in run.ts.
-import type { Config } from '../config.js';
+import type { Settings } from '../config.js';
+import { isSealProblem } from '../connectors/registry.js';
 import { environmentTarget, type ConnectorTarget } from '../connectors/target.js';
-import { FAILING_AFTER, getConnector, keyFingerprint, reconnectPending, recordKeyUnreadable, registerConnector, registration } from '../db/connectors.js';
+import { FAILING_AFTER, getConnector, keyFingerprint, reconnectPending, recordKeyUnreadable, registerTarget } from '../db/connectors.js';
 import type { Database } from '../db/database.js';
 import { abortStaleRuns, startRun, type RunTrigger } from '../db/runs.js';
 import { ConnectorDeletedError, errorMessage } from '../errors.js';
@@ -23,7 +24,7 @@ export interface SyncHooks {
 }
 
 export interface SyncDeps {
-  config: Config;
+  config: Settings;
   db: Database;
   log: Logger;
   hooks?: SyncHooks;
@@ -56,8 +57,9 @@ async function syncOnce(deps: SyncDeps, req: SyncRequest): Promise<SyncOutcome> 
     apiKey = await target.readKey();
   } catch (err) {
     try {
-      if (await recordKeyUnreadable(db, config, target, errorMessage(err), { registeredId: deps.registeredId })) {
-        log.error(`connector is now failing (${FAILING_AFTER} or more syncs in a row could not run): ${errorMessage(err)}`);
+      const failNow = isSealProblem(err);
+      if (await recordKeyUnreadable(db, config, target, errorMessage(err), { registeredId: deps.registeredId, failNow })) {
+        log.error(failNow ? `connector is now failing: ${errorMessage(err)}` : `connector is now failing (${FAILING_AFTER} or more syncs in a row could not run): ${errorMessage(err)}`);
       }
     } catch (dbErr) {
       if (dbErr instanceof ConnectorDeletedError) throw dbErr;
@@ -66,7 +68,7 @@ async function syncOnce(deps: SyncDeps, req: SyncRequest): Promise<SyncOutcome> 
     throw err;
   }
   const fingerprint = keyFingerprint(apiKey);
-  const registered = await registerConnector(db, registration(config, fingerprint, target), { registeredId: deps.registeredId });
+  const registered = await registerTarget(db, config, target, fingerprint, { registeredId: deps.registeredId });
 
   return db.withSession(async (session) => {
     const lock = `tines-connector:sync:${registered.id}`;

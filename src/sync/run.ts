@@ -1,7 +1,7 @@
 // One run of a sync, once the entry (run-sync.ts) holds the lock and the run
 // row exists: the listing into staging, the removal rules, and the transaction
 // that applies the diff; or the record of its failure.
-import type { Config } from '../config.js';
+import type { Settings } from '../config.js';
 import type { ConnectorTarget } from '../connectors/target.js';
 import { recordBaseline, recordKeyAccepted, recordKeyRefused, recordSyncFailure, recordSyncSuccess, type ConnectorRow } from '../db/connectors.js';
 import type { Database, Session } from '../db/database.js';
@@ -21,7 +21,7 @@ import { createStaging, finalizeStaging, hasNoUsers, markSyncWriter, preparePage
 
 /** Everything one run needs, handed over by the entry once the lock is held and the run row exists. */
 export interface RunContext {
-  config: Config;
+  config: Settings;
   db: Database;
   hooks?: Pick<TinesClientOptions, 'onResponse' | 'onRetry'>;
   target: ConnectorTarget;

@@ -5,7 +5,7 @@ import http from 'node:http';
 import https from 'node:https';
 import axios, { type AxiosInstance, type AxiosResponse } from 'axios';
 import { RetryableError, SyncAbortedError, TinesAuthError, TinesRequestError } from '../errors.js';
-import type { Config } from '../config.js';
+import type { Settings } from '../config.js';
 import type { Logger } from '../log.js';
 import { RateLimiter } from './rate-limiter.js';
 import { backoffMs, parseRetryAfter, sleep, tlsCertificateProblem } from './retry.js';
@@ -366,7 +366,7 @@ export function nextPageNumber(current: UsersPage, pageSize: number): number | n
 
 /** The client for one tenant (its origin) and the key in force, with the configured limits and optional metric hooks. */
 export function createTinesClient(
-  config: Config,
+  config: Settings,
   baseUrl: string,
   apiKey: string,
   log: Logger,

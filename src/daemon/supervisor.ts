@@ -1,0 +1,212 @@
+// One process, many connectors: a Daemon per connector (the environment's, when
+// TINES_TENANT_DOMAIN is set, and every registered one), each on its own
+// schedule with its own state, failure count and retries, and its own Tines
+// client (so its own rate limiter) per sync; the process's SyncSlots bound how
+// many sync at once. The set follows the registry without a restart: on the
+// server a NOTIFY (registry-watch.ts), on the embedded database the admin API in
+// this process; a slow poll catches anything missed. /readyz (run's health server)
+// is about the process and its database; per-connector health is in /metrics and `status`.
+//
+// The split the fleet builds on: *when* a connector is due is each Daemon's
+// schedule plus its spread offset (spread.ts); *who* runs it is SyncSlots. A
+// shared job queue can take the second part over without touching the first.
+import type { Settings } from '../config.js';
+import type { AdminControl } from '../connectors/admin-api.js';
+import { environmentConnectorConfigured } from '../connectors/connect.js';
+import { listRegistered, registeredTarget, type RegisteredConnector } from '../connectors/registry.js';
+import type { Database } from '../db/database.js';
+import type { RunTrigger } from '../db/runs.js';
+import { pruneRuns } from '../db/run-retention.js';
+import { errorMessage } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { SyncOutcome } from '../sync/outcome.js';
+import { Daemon } from './daemon.js';
+import { Metrics } from './metrics.js';
+import { watchRegistry } from './registry-watch.js';
+import { schedulePeriodMs, spreadOffsetMs } from './spread.js';
+import { SyncSlots } from './sync-slots.js';
+
+/** A reload now and then even without a notification: a lost NOTIFY costs at most this. */
+const POLL_MS = 30_000;
+const RETENTION_EVERY_MS = 3600_000;
+
+export interface SupervisorOptions {
+  config: Settings;
+  db: Database;
+  log: Logger;
+  /** The environment's connector's row, registered by `run` at start (see DaemonOptions.registeredId). */
+  environmentId?: number;
+  /** Called after each sync of any connector (the demo prints them). */
+  onSyncFinished?: (connector: string, outcome: SyncOutcome) => void;
+}
+
+interface Served {
+  daemon: Daemon;
+  /** What it was started with: a change (re-created under the name, new schedule or tenant) restarts it. */
+  definition: string;
+}
+
+export class Supervisor {
+  readonly metrics: Metrics;
+  readonly slots: SyncSlots;
+  private readonly log: Logger;
+  private readonly served = new Map<string, Served>();
+  private watch: { stop(): Promise<void> } | undefined;
+  private pollTimer: NodeJS.Timeout | undefined;
+  private retentionTimer: NodeJS.Timeout | undefined;
+  private reloading: Promise<void> | undefined;
+  private reloadAgain = false;
+  private stopping = false;
+  private readonly periods = new Map<string, number>();
+
+  constructor(private readonly opts: SupervisorOptions) {
+    this.log = opts.log.child({ component: 'supervisor' });
+    this.metrics = new Metrics(opts.db, opts.log.child({ component: 'metrics' }));
+    // The embedded database has one session, which a sync's staging tables and
+    // transaction occupy: there, syncs run one at a time whatever SYNC_CONCURRENCY says.
+    this.slots = new SyncSlots(opts.db.backend === 'embedded' ? 1 : opts.config.registry.syncConcurrency);
+    if (opts.db.backend === 'embedded' && opts.config.registry.syncConcurrency > 1) {
+      this.log.info({ syncConcurrency: 1 }, 'the embedded database runs one sync at a time (one session); SYNC_CONCURRENCY applies with DATABASE_URL');
+    }
+    this.metrics.watchSlots(this.slots);
+  }
+
+  /** Whether any sync runs (or waits for a slot) now. */
+  get syncInFlight(): boolean {
+    for (const s of this.served.values()) if (s.daemon.syncInFlight) return true;
+    return false;
+  }
+
+  async start(): Promise<void> {
+    const { config } = this.opts;
+    if (environmentConnectorConfigured(config)) {
+      // The environment's connector keeps its schedule exactly: no offset.
+      await this.serve(config.connectorName, 'env', new Daemon({ ...this.daemonOptions(config.connectorName), registeredId: this.opts.environmentId }));
+    }
+    await this.reload();
+    if (config.database.url) this.watch = watchRegistry(config.database.url, this.opts.log.child({ component: 'registry-watch' }), () => this.changed());
+    this.pollTimer = setInterval(() => this.changed(), POLL_MS);
+    this.pollTimer.unref();
+    void this.prune();
+    this.retentionTimer = setInterval(() => void this.prune(), RETENTION_EVERY_MS);
+    this.retentionTimer.unref();
+    if (this.served.size === 0) this.log.info('no connector yet: waiting for one to be added (`tines-connector connectors add`, or POST /api/connectors)');
+  }
+
+  private daemonOptions(name: string) {
+    const { config, db, log } = this.opts;
+    return {
+      config,
+      db,
+      log,
+      slots: this.slots,
+      metrics: this.metrics,
+      onSyncFinished: (o: SyncOutcome) => this.opts.onSyncFinished?.(name, o),
+    };
+  }
+
+  private async serve(name: string, definition: string, daemon: Daemon): Promise<void> {
+    this.served.set(name, { daemon, definition });
+    await daemon.start();
+  }
+
+  /** Something in the registry changed (or may have): reload soon; never two reloads at once. */
+  changed(): void {
+    if (this.stopping) return;
+    if (this.reloading) {
+      this.reloadAgain = true;
+      return;
+    }
+    void this.reload();
+  }
+
+  private reload(): Promise<void> {
+    this.reloading ??= (async () => {
+      try {
+        do {
+          this.reloadAgain = false;
+          await this.reconcile(await listRegistered(this.opts.db));
+        } while (this.reloadAgain && !this.stopping);
+      } catch (err) {
+        this.log.warn({ err: { message: errorMessage(err) } }, 'cannot read the registered connectors; the next reload tries again');
+      } finally {
+        this.reloading = undefined;
+      }
+    })();
+    return this.reloading;
+  }
+
+  private async reconcile(rows: RegisteredConnector[]): Promise<void> {
+    const { config } = this.opts;
+    const wanted = new Map(rows.map((r) => [r.name, r]));
+    const definitionOf = (r: RegisteredConnector) => `registry:${r.id}:${r.tenant_domain}:${r.schedule ?? ''}`;
+    // Gone or changed: stopped (a sync in flight is aborted; its connector's rows went with the connector).
+    const stops: Promise<void>[] = [];
+    for (const [name, s] of this.served) {
+      if (s.definition === 'env') continue;
+      const r = wanted.get(name);
+      if (r && definitionOf(r) === s.definition) continue;
+      this.served.delete(name);
+      this.log.info({ connector: name }, r ? 'connector changed: restarting its schedule' : 'connector removed: no longer served');
+      stops.push(s.daemon.stop(config.shutdownTimeoutMs).then(() => undefined));
+    }
+    await Promise.all(stops);
+    if (this.stopping) return;
+    for (const r of rows) {
+      if (this.served.has(r.name)) continue;
+      const schedule = r.schedule ?? config.sync.schedule;
+      const offsetMs = spreadOffsetMs(r.id, config.registry.spreadSeconds, this.periodOf(schedule));
+      const daemon = new Daemon({ ...this.daemonOptions(r.name), target: registeredTarget(this.opts.db, config, r), schedule, offsetMs });
+      this.log.info({ connector: r.name, tenant: r.tenant_domain, schedule, offsetMs }, 'serving connector');
+      await this.serve(r.name, definitionOf(r), daemon);
+    }
+  }
+
+  private periodOf(schedule: string): number {
+    let p = this.periods.get(schedule);
+    if (p === undefined) this.periods.set(schedule, (p = schedulePeriodMs(schedule, this.opts.config.sync.timezone)));
+    return p;
+  }
+
+  private async prune(): Promise<void> {
+    try {
+      const n = await pruneRuns(this.opts.db, this.opts.config.registry.runsRetentionDays);
+      if (n > 0) this.log.info({ deleted: n, retentionDays: this.opts.config.registry.runsRetentionDays }, 'deleted sync runs older than RUNS_RETENTION_DAYS');
+    } catch (err) {
+      this.log.warn({ err: { message: errorMessage(err) } }, 'cannot delete old sync runs; the next hourly pass tries again');
+    }
+  }
+
+  /** A sync of the named connector now (the gateway's `sync`); undefined when it is not served here or could not start. */
+  syncNow(name: string, trigger: RunTrigger, opts: { allowMassRemoval?: boolean } = {}): Promise<SyncOutcome | undefined> | undefined {
+    return this.served.get(name)?.daemon.syncNow(trigger, opts);
+  }
+
+  /** What the admin API asks of the process. */
+  adminControl(): AdminControl {
+    return {
+      syncNow: (name) => {
+        const s = this.served.get(name);
+        if (!s) return 'unknown';
+        if (s.daemon.syncInFlight) return 'busy';
+        void s.daemon.syncNow('manual');
+        return 'accepted';
+      },
+      changed: () => this.changed(),
+    };
+  }
+
+  /**
+   * Stops every schedule and aborts every sync in flight, waiting for them up
+   * to the grace period. The caller closes the health server and the database. Returns false when a sync did not finish in time.
+   */
+  async stop(graceMs: number): Promise<boolean> {
+    this.stopping = true;
+    clearInterval(this.pollTimer);
+    clearInterval(this.retentionTimer);
+    await this.watch?.stop();
+    await this.reloading;
+    const results = await Promise.all([...this.served.values()].map((s) => s.daemon.stop(graceMs)));
+    return results.every(Boolean);
+  }
+}
