@@ -55,17 +55,19 @@ async function reconnectRegistered(ctx: CommandContext<Settings>, name: string):
     if (!(err instanceof DataDirBusyError)) throw err;
     const answer = await callAdminSocket(ctx.config.database.dataDir, 'POST', `/api/connectors/${encodeURIComponent(name)}/reconnect`, {});
     if (!answer) throw err;
-    const message = answer.status === 200 ? `Tines accepted the key for connector "${name}"; it is active.` : (answer.body.error?.message ?? `the daemon answered ${answer.status}`);
-    ctx.out(visible(`${message}\n  (done by the daemon that holds ${ctx.config.database.dataDir})`));
-    return answer.status === 200 ? 0 : answer.status === 422 ? 3 : answer.status === 404 ? 2 : 1;
+    const done = `\n  (done by the daemon that holds ${ctx.config.database.dataDir})`;
+    if (answer.status === 200) {
+      ctx.out(`Tines accepted the key for connector "${visible(name)}"; it is active.${done}`);
+      return 0;
+    }
+    throw new CommandRefusal(`${visible(answer.body.error?.message ?? `the daemon answered ${answer.status}`)}${done}`, answer.status === 422 ? 3 : answer.status === 404 ? 2 : 1);
   }
   let target;
   try {
     target = await targetByName(db, ctx.config, name);
   } catch (err) {
     if (!(err instanceof ConnectorNotFoundError)) throw err;
-    process.stderr.write(`tines-connector reconnect: ${err.message}\n`);
-    return 2;
+    throw new CommandRefusal(err.message, 2);
   }
   try {
     const { count, from, fingerprint } = await reconnectTarget({ config: ctx.config, db, log: ctx.log }, target);
@@ -76,11 +78,9 @@ async function reconnectRegistered(ctx: CommandContext<Settings>, name: string):
     return 0;
   } catch (err) {
     if (err instanceof TinesAuthError) {
-      ctx.out(visible(`still refused: ${refusal(err)}; give it a new key with \`tines-connector connectors set-key ${name} --key-stdin\``));
-      return 3;
+      throw new CommandRefusal(`still refused: ${visible(refusal(err))}; give it a new key with \`tines-connector connectors set-key ${visible(name)} --key-stdin\``, 3);
     }
-    ctx.out(visible(`reconnect could not reach Tines: ${errorMessage(err)}`));
-    return 1;
+    throw new CommandRefusal(`reconnect could not reach Tines: ${visible(errorMessage(err))}`, 1);
   }
 }
 
