@@ -394,7 +394,7 @@ export function readApiKey(config: Settings): string {
     try {
       key = readKeyFile(config.tines.apiKeyFile);
     } catch (err) {
-      throw new Error(`cannot read TINES_API_KEY_FILE ${config.tines.apiKeyFile}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+      throw new Error(`cannot read TINES_API_KEY_FILE ${config.tines.apiKeyFile}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`, { cause: err });
     }
     if (!key) throw new Error(`TINES_API_KEY_FILE ${config.tines.apiKeyFile} is empty`);
     return key;

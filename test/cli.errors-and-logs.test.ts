@@ -143,7 +143,7 @@ describe('errors and logs of one-shot commands', () => {
     expect(prettyLines.length).toBeGreaterThan(0);
     for (const l of prettyLines) expect(l.startsWith('{'), l).toBe(false);
     expect(pretty.stderr).toMatch(/INFO.*sync succeeded/);
-    for (const vars of [{ LOG_FORMAT: 'json' }, {}]) {
+    for (const vars of [{ LOG_FORMAT: 'json' }, {}] as Record<string, string>[]) {
       const json = await runCli(['sync'], env(vars), { cwd: CHILD_CWD });
       expect(json.code, json.stderr).toBe(0);
       const lines = json.stderr.trim().split('\n').map((l) => JSON.parse(l) as { msg: string; component?: string });

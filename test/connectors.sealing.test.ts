@@ -40,7 +40,7 @@ describe('seal and unseal', () => {
 
   it('an altered byte does not open', () => {
     const a = seal('tk_secret_value', 7, mk);
-    a.sealed[14] ^= 1;
+    a.sealed[14] = a.sealed[14]! ^ 1;
     expect(() => unseal(a.sealed, a.keyId, 7, [mk])).toThrow(UnsealError);
   });
 

@@ -153,7 +153,10 @@ describe.each(backends())('one daemon, 50 registered connectors (%s)', (backend)
       // Within one sync (pages 1, 2, 3) the limiter spaces the starts; measured at the fake, across
       // the whole sync, so one late arrival under a loaded machine does not count twice.
       const syncs: (typeof qs)[] = [];
-      for (const q of qs) (q.query.page === '1' || syncs.length === 0 ? syncs.push([q]) : syncs[syncs.length - 1]!.push(q));
+      for (const q of qs) {
+        if (q.query.page === '1' || syncs.length === 0) syncs.push([q]);
+        else syncs[syncs.length - 1]!.push(q);
+      }
       for (const pages of syncs.filter((p) => p.length === 3)) {
         expect(pages[2]!.at - pages[0]!.at, auth.slice(0, 20)).toBeGreaterThanOrEqual(2 * spacing - 200);
       }

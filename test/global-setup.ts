@@ -36,7 +36,7 @@ async function probePostgres(url: string): Promise<string | null> {
     return url;
   } catch (err) {
     if (process.env.REQUIRE_POSTGRES === '1') {
-      throw new Error(`REQUIRE_POSTGRES=1 but PostgreSQL at ${url.replace(/:[^:@/]*@/, ':***@')} is unreachable: ${(err as Error).message}`);
+      throw new Error(`REQUIRE_POSTGRES=1 but PostgreSQL at ${url.replace(/:[^:@/]*@/, ':***@')} is unreachable: ${(err as Error).message}`, { cause: err });
     }
     console.warn(`PostgreSQL not reachable (${(err as Error).message}); database tests run on the embedded backend only`);
     return null;

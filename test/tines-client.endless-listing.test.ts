@@ -8,7 +8,7 @@ import nock from 'nock';
 import { describe, expect, it } from 'vitest';
 import { TinesRequestError } from '../src/errors.js';
 import { MAX_LISTING_PAGES, USERS_PATH, type UsersPage } from '../src/tines/client.js';
-import { BASE, makeClient, pageQuery as q, useNock } from './helpers/tines-client.js';
+import { BASE, makeClient, useNock } from './helpers/tines-client.js';
 
 const users = (...ids: number[]) => ids.map((id) => ({ id, email: `u${id}@example.com`, is_active: true, team_memberships: [] }));
 

@@ -291,8 +291,9 @@ export class TinesClient {
         const ahead = next !== null && next === current.page + 1 && typeof total === 'number' && next < total ? next + 1 : null;
         // A speculative request the listing did not follow is dropped (its answer is never used).
         for (const n of inFlight.keys()) if (n !== next && n !== ahead) inFlight.delete(n);
-        if (next !== null) request(next);
-        if (ahead !== null) request(ahead);
+        // Started now, awaited on a later turn of the loop (each has its rejection observed in request()).
+        if (next !== null) void request(next);
+        if (ahead !== null) void request(ahead);
         yield current;
         previous = current;
         pageNo = next;
