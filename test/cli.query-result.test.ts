@@ -17,7 +17,8 @@ const CHILD_CWD = childCwd();
 
 describe.each(backends())('query results (%s)', (backend) => {
   let db: TestDb;
-  const cli = (args: string[], env: Record<string, string> = {}) => runCli(args, childEnv({ LOG_LEVEL: 'warn', ...db.env, ...env }), { cwd: CHILD_CWD, timeoutMs: 120_000 });
+  const cli = (args: string[], env: Record<string, string> = {}) =>
+    runCli(args, childEnv({ LOG_LEVEL: 'warn', ...db.env, ...env }), { cwd: CHILD_CWD, timeoutMs: 120_000 });
 
   beforeAll(async () => {
     db = await createTestDb(backend);
@@ -41,7 +42,9 @@ describe.each(backends())('query results (%s)', (backend) => {
     const env = { TZ: 'Asia/Tokyo' };
     const j = await cli(['query', sql, '--json'], env);
     expect(j.code, j.stderr).toBe(0);
-    expect(JSON.parse(j.stdout)).toEqual([{ d: '2026-12-01', ts: '2026-01-01T10:00:00.000', tz: '2026-01-01T05:00:00.000Z', t: '2026-01-01 10:00:00+05', b: '\\x78' }]);
+    expect(JSON.parse(j.stdout)).toEqual([
+      { d: '2026-12-01', ts: '2026-01-01T10:00:00.000', tz: '2026-01-01T05:00:00.000Z', t: '2026-01-01 10:00:00+05', b: '\\x78' },
+    ]);
     const c = await cli(['query', sql, '--format', 'csv'], env);
     expect(c.stdout).toBe('d,ts,tz,t,b\n2026-12-01,2026-01-01T10:00:00.000,2026-01-01T05:00:00.000Z,2026-01-01 10:00:00+05,\\x78\n');
     const t = await cli(['query', `SELECT date '2026-12-01' AS d, 'x'::bytea AS b`], env);
@@ -69,7 +72,11 @@ describe.each(backends())('query results (%s)', (backend) => {
 
   it('a CSV larger than the heap streams: 1,500,000 rows (160 MB) with a 64 MB heap, exit 0, no abort', async () => {
     const sql = `SELECT g, repeat('x', 100) AS filler FROM generate_series(1, 1500000) g`;
-    const child = spawn(process.execPath, ['--max-old-space-size=64', CLI, 'query', sql, '--format', 'csv'], { cwd: CHILD_CWD, env: childEnv({ LOG_LEVEL: 'warn', ...db.env }), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--max-old-space-size=64', CLI, 'query', sql, '--format', 'csv'], {
+      cwd: CHILD_CWD,
+      env: childEnv({ LOG_LEVEL: 'warn', ...db.env }),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let bytes = 0;
     let lines = 0;
     let stderr = '';

@@ -1,6 +1,5 @@
 // What a person reads: text with its control characters made visible, aligned
 // tables, CSV, ages. Scripts read --json, which carries the data as stored.
-import { stringify } from 'csv-stringify/sync';
 import stringWidth from 'string-width';
 
 const NAMED: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
