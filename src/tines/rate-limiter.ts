@@ -15,11 +15,17 @@ export class RateLimiter {
     this.nextAt = Math.max(this.nextAt, performance.now() + ms);
   }
 
-  /** Resolves when the caller may start a request; rejects if the signal aborts. */
-  async acquire(signal?: AbortSignal): Promise<void> {
+  /** Takes the next start slot and says how long from now until it: 0 when a request may start at once. */
+  reserve(): number {
     const now = performance.now();
     const at = Math.max(now, this.nextAt);
     this.nextAt = at + this.spacingMs;
-    if (at > now) await sleep(at - now, signal);
+    return at - now;
+  }
+
+  /** Resolves when the caller may start a request; rejects if the signal aborts. */
+  async acquire(signal?: AbortSignal): Promise<void> {
+    const waitMs = this.reserve();
+    if (waitMs > 0) await sleep(waitMs, signal);
   }
 }
