@@ -93,7 +93,14 @@ async function benchBackend(name: 'embedded' | 'postgres', files: Record<'small'
     const first = await runCli(env, `${name} first load`, ['people', 'import', files.first, '--source', 'bench']);
     const again = await runCli(env, `${name} same file again`, ['people', 'import', files.first, '--source', 'bench']);
     const changed = await runCli(env, `${name} 5% gone, 5% renamed`, ['people', 'import', files.changed, '--source', 'bench']);
-    return { small_ms: small.ms, small_rss_mb: small.rssMb, first_ms: first.ms, again_ms: again.ms, changed_ms: changed.ms, peak_rss_mb: Math.max(first.rssMb, again.rssMb, changed.rssMb) };
+    return {
+      small_ms: small.ms,
+      small_rss_mb: small.rssMb,
+      first_ms: first.ms,
+      again_ms: again.ms,
+      changed_ms: changed.ms,
+      peak_rss_mb: Math.max(first.rssMb, again.rssMb, changed.rssMb),
+    };
   } finally {
     await drop();
   }

@@ -32,9 +32,13 @@ function adminUrl(): string {
 
 /** The fake Tines in its own process, driven by stdin line commands. */
 async function startFake() {
-  const child = spawn(process.execPath, [join(root, 'dist', 'src', 'fake', 'main.js'), '--users', String(users), '--key', KEY, '--rpm-free', '--cache-mb', '4096'], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    [join(root, 'dist', 'src', 'fake', 'main.js'), '--users', String(users), '--key', KEY, '--rpm-free', '--cache-mb', '4096'],
+    {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    },
+  );
   const lines = readline.createInterface({ input: child.stdout! });
   const it = lines[Symbol.asyncIterator]();
   const next = async () => JSON.parse(String((await it.next()).value)) as Record<string, unknown>;
@@ -230,8 +234,7 @@ async function main() {
     const initial = await runCli(env, 'initial');
     await saveFloorRows(db, tmp);
 
-    const counts = async () =>
-      (await db.query<{ n: string }>('SELECT (SELECT count(*) FROM change_events) AS n')).rows[0]!.n;
+    const counts = async () => (await db.query<{ n: string }>('SELECT (SELECT count(*) FROM change_events) AS n')).rows[0]!.n;
     const { rows } = await db.query<{ x: string }>('SELECT (txid_current() % 4294967296)::text AS x');
     const before = Number(rows[0]!.x);
     const noop = await runCli(env, 'no-op resync');
@@ -250,10 +253,14 @@ async function main() {
     const churnEvents = Number(await counts()) - eventsBefore;
 
     const floorMs = await writeFloor(db, tmp);
-    log(`write floor: ${floorMs} ms to COPY the rows the first sync wrote (users, memberships, events) into copies of their tables, indexes included (initial_ms is ${(initial.ms / floorMs).toFixed(2)}x this)`);
+    log(
+      `write floor: ${floorMs} ms to COPY the rows the first sync wrote (users, memberships, events) into copies of their tables, indexes included (initial_ms is ${(initial.ms / floorMs).toFixed(2)}x this)`,
+    );
     const keysFloorMs = await writeFloor(db, tmp, true);
     log(`write floor with primary keys only: ${keysFloorMs} ms (the same rows, no secondary index)`);
-    log(`targets: churn_ms - confirm_ms = ${churn.ms - churn.confirmMs} ms against 2.0 x noop_ms = ${2 * noop.ms} ms; initial_ms = ${initial.ms} ms against 1.5 x write_floor_ms = ${Math.round(1.5 * floorMs)} ms`);
+    log(
+      `targets: churn_ms - confirm_ms = ${churn.ms - churn.confirmMs} ms against 2.0 x noop_ms = ${2 * noop.ms} ms; initial_ms = ${initial.ms} ms against 1.5 x write_floor_ms = ${Math.round(1.5 * floorMs)} ms`,
+    );
 
     const result = {
       users,

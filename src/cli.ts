@@ -67,7 +67,9 @@ function reportFailure(commandName: string | undefined, message: string, format:
 async function runCommand(command: CommandSpec, args: ParsedArgs): Promise<number> {
   if (command.needs === 'nothing') {
     try {
-      return await (await command.load())(args);
+      return await (
+        await command.load()
+      )(args);
     } catch (err) {
       reportFailure(command.name, errorMessage(err), requestedLogFormat());
       return err instanceof CommandRefusal ? err.exitCode : 1;

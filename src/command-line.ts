@@ -73,7 +73,8 @@ const KEY_FLAGS: Readonly<Record<string, FlagSpec>> = {
   'key-file': { type: 'string', value: 'FILE', help: 'read the Tines API key from FILE' },
   'key-stdin': { type: 'boolean', help: 'read the Tines API key from stdin (not echoed on a terminal); never give a key as an argument' },
 };
-const CONNECT_EXIT = 'Exit codes: 0 saved, 1 Tines unreachable (nothing saved), 2 bad input, name taken or no master key, 3 key refused by Tines (nothing saved).';
+const CONNECT_EXIT =
+  'Exit codes: 0 saved, 1 Tines unreachable (nothing saved), 2 bad input, name taken or no master key, 3 key refused by Tines (nothing saved).';
 
 /** Every command. One source of truth: the usage text, the parser and the dispatcher all read it. */
 export const COMMANDS: readonly CommandSpec[] = [
@@ -156,7 +157,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   },
   {
     name: 'connectors add',
-    summary: "register another Tines tenant: one call to Tines checks the key, then it is saved, sealed",
+    summary: 'register another Tines tenant: one call to Tines checks the key, then it is saved, sealed',
     flags: {
       name: { type: 'string', value: 'NAME', help: 'the connector\'s unique name (letters, digits, ".", "_", "-"; at most 100)' },
       domain: { type: 'string', value: 'DOMAIN', help: 'the tenant: acme-1234.tines.com or https://acme-1234.tines.com' },
@@ -217,7 +218,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     summary: "load the organisation's directory (CSV) as one source's full snapshot: who is behind each account",
     positionals: [{ name: 'FILE.csv', required: true }],
     flags: {
-      source: { type: 'string', value: 'NAME', help: 'the snapshot\'s source: only its people can be departed by it (default directory)' },
+      source: { type: 'string', value: 'NAME', help: "the snapshot's source: only its people can be departed by it (default directory)" },
       'allow-mass-departure': { type: 'boolean', help: 'depart people even beyond REMOVAL_GUARD_PERCENT / REMOVAL_GUARD_MIN (once)' },
       json: JSON_FLAG,
     },
@@ -241,9 +242,7 @@ export const COMMANDS: readonly CommandSpec[] = [
 ];
 
 /** The outcome of reading argv: run a command, or print a text and exit with a code. */
-export type Parsed =
-  | { kind: 'run'; command: CommandSpec; args: ParsedArgs }
-  | { kind: 'print'; stream: 'stdout' | 'stderr'; text: string; code: number };
+export type Parsed = { kind: 'run'; command: CommandSpec; args: ParsedArgs } | { kind: 'print'; stream: 'stdout' | 'stderr'; text: string; code: number };
 
 /** `sync [--allow-mass-removal] [--json]`, `query "<SQL>" [--format table|json|csv] [--json]`. */
 export function synopsis(command: CommandSpec): string {
@@ -254,7 +253,9 @@ export function synopsis(command: CommandSpec): string {
 
 /** `<command> --help`: synopsis, summary, flags, details. */
 export function commandUsage(command: CommandSpec): string {
-  const flagLines = Object.entries(command.flags ?? {}).map(([name, f]) => [`${f.short ? `-${f.short}, ` : ''}--${name}${f.type === 'string' ? ` ${f.value ?? 'VALUE'}` : ''}`, f.help] as const);
+  const flagLines = Object.entries(command.flags ?? {}).map(
+    ([name, f]) => [`${f.short ? `-${f.short}, ` : ''}--${name}${f.type === 'string' ? ` ${f.value ?? 'VALUE'}` : ''}`, f.help] as const,
+  );
   flagLines.push(['-h, --help', 'print this help and exit']);
   const width = Math.max(...flagLines.map(([l]) => l.length));
   return [
@@ -265,7 +266,14 @@ export function commandUsage(command: CommandSpec): string {
     'options:',
     ...flagLines.map(([l, h]) => `  ${l.padEnd(width)}  ${h}`),
     ...(command.details ? ['', command.details] : []),
-    ...(command.needs !== 'nothing' ? ['', command.needs === 'connector' ? 'Needs TINES_TENANT_DOMAIN and TINES_API_KEY (or TINES_API_KEY_FILE), and the database settings.' : 'Needs only the database settings (DATABASE_URL, or DATA_DIR for the embedded database).'] : []),
+    ...(command.needs !== 'nothing'
+      ? [
+          '',
+          command.needs === 'connector'
+            ? 'Needs TINES_TENANT_DOMAIN and TINES_API_KEY (or TINES_API_KEY_FILE), and the database settings.'
+            : 'Needs only the database settings (DATABASE_URL, or DATA_DIR for the embedded database).',
+        ]
+      : []),
   ].join('\n');
 }
 
@@ -301,7 +309,8 @@ function looksLikeFlag(arg: string): boolean {
 /** `--syncs -1` as `--syncs=-1` when `-1` is not one of the command's flags. */
 function joinDashValues(args: readonly string[], flags: Readonly<Record<string, FlagSpec>>): string[] {
   const known = new Set(Object.entries(flags).flatMap(([name, f]) => [`--${name}`, ...(f.short ? [`-${f.short}`] : [])]));
-  const takesValue = (a: string) => Object.entries(flags).some(([name, f]) => f.type === 'string' && (a === `--${name}` || (f.short !== undefined && a === `-${f.short}`)));
+  const takesValue = (a: string) =>
+    Object.entries(flags).some(([name, f]) => f.type === 'string' && (a === `--${name}` || (f.short !== undefined && a === `-${f.short}`)));
   const out: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;

@@ -89,12 +89,7 @@ const schema = z.object({
       .optional(),
   ),
   DATA_DIR: optionalString.pipe(z.string().default('./data')),
-  SYNC_SCHEDULE: optionalString.pipe(
-    z
-      .string()
-      .default('*/15 * * * *')
-      .refine(isValidCron, 'is not a valid 5- or 6-field cron expression'),
-  ),
+  SYNC_SCHEDULE: optionalString.pipe(z.string().default('*/15 * * * *').refine(isValidCron, 'is not a valid 5- or 6-field cron expression')),
   SYNC_TIMEZONE: optionalString.pipe(
     z
       .string()
@@ -253,7 +248,18 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env, opts: { onlyD
  * `sync` and `reconnect` (with or without a connector of the environment) still
  * refuse every bad one, all at once.
  */
-const SYNC_ONLY = new Set(['SYNC_SCHEDULE', 'SYNC_TIMEZONE', 'SYNC_ON_START', 'TINES_PAGE_SIZE', 'TINES_REQUESTS_PER_MINUTE', 'TINES_TIMEOUT_MS', 'TINES_MAX_RETRIES', 'HEALTH_PORT', 'SHUTDOWN_TIMEOUT_MS', 'EMBEDDED_PG_PORT']);
+const SYNC_ONLY = new Set([
+  'SYNC_SCHEDULE',
+  'SYNC_TIMEZONE',
+  'SYNC_ON_START',
+  'TINES_PAGE_SIZE',
+  'TINES_REQUESTS_PER_MINUTE',
+  'TINES_TIMEOUT_MS',
+  'TINES_MAX_RETRIES',
+  'HEALTH_PORT',
+  'SHUTDOWN_TIMEOUT_MS',
+  'EMBEDDED_PG_PORT',
+]);
 
 function parseEnvironment(env: NodeJS.ProcessEnv, connectorRequired: boolean, lenientOnSyncing = false): Settings {
   let parsed = schema.safeParse(env);
@@ -293,7 +299,14 @@ function parseEnvironment(env: NodeJS.ProcessEnv, connectorRequired: boolean, le
       if (!readKeyFile(keyFile)) problems.push(`TINES_API_KEY_FILE ${keyFile} is empty`);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'it is a directory' : (code ?? (err as Error).message);
+      const why =
+        code === 'ENOENT'
+          ? 'no such file'
+          : code === 'EACCES'
+            ? 'permission denied'
+            : code === 'EISDIR'
+              ? 'it is a directory'
+              : (code ?? (err as Error).message);
       problems.push(`TINES_API_KEY_FILE ${keyFile} cannot be read (${why}${code && code !== why ? `, ${code}` : ''})`);
     }
   }
@@ -321,7 +334,10 @@ function parseEnvironment(env: NodeJS.ProcessEnv, connectorRequired: boolean, le
   if (previous && !current) {
     problems.push('CONNECTOR_SECRETS_KEY_PREVIOUS is set without CONNECTOR_SECRETS_KEY: the previous master key only serves a rotation to a current one');
   }
-  for (const [name, text] of [['CONNECTOR_SECRETS_KEY', current], ['CONNECTOR_SECRETS_KEY_PREVIOUS', previous]] as const) {
+  for (const [name, text] of [
+    ['CONNECTOR_SECRETS_KEY', current],
+    ['CONNECTOR_SECRETS_KEY_PREVIOUS', previous],
+  ] as const) {
     if (!text) continue;
     try {
       masterKeys.push(masterKey(parseMasterKey(text)));

@@ -113,14 +113,21 @@ export function errorMessage(err: unknown): string {
 /** Bad input for a connector (name, domain, schedule, key): each field with what is wrong. */
 export class ConnectorInputError extends Error {
   constructor(readonly fields: Readonly<Record<string, string>>) {
-    super(`invalid connector: ${Object.entries(fields).map(([f, m]) => `${f} ${m}`).join('; ')}`);
+    super(
+      `invalid connector: ${Object.entries(fields)
+        .map(([f, m]) => `${f} ${m}`)
+        .join('; ')}`,
+    );
     this.name = 'ConnectorInputError';
   }
 }
 
 /** A connector of that name already exists. */
 export class ConnectorNameTakenError extends Error {
-  constructor(readonly connectorName: string, why = 'already exists') {
+  constructor(
+    readonly connectorName: string,
+    why = 'already exists',
+  ) {
     super(`a connector named "${connectorName}" ${why}`);
     this.name = 'ConnectorNameTakenError';
   }
@@ -128,7 +135,10 @@ export class ConnectorNameTakenError extends Error {
 
 /** No connector of that name (or it was removed meanwhile). */
 export class ConnectorNotFoundError extends Error {
-  constructor(readonly connectorName: string, what = 'connector') {
+  constructor(
+    readonly connectorName: string,
+    what = 'connector',
+  ) {
     super(`no ${what} named "${connectorName}"`);
     this.name = 'ConnectorNotFoundError';
   }

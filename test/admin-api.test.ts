@@ -36,7 +36,10 @@ describe.each(backends())('admin API (%s)', (backend) => {
     const token = opts.token === undefined ? TOKEN : opts.token;
     const res = await fetch(`${base}${path}`, {
       method,
-      headers: { ...(token !== null ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined || opts.raw ? { 'content-type': 'application/json' } : {}) },
+      headers: {
+        ...(token !== null ? { authorization: `Bearer ${token}` } : {}),
+        ...(body !== undefined || opts.raw ? { 'content-type': 'application/json' } : {}),
+      },
       body: opts.raw ?? (body === undefined ? undefined : JSON.stringify(body)),
     });
     const text = await res.text();
@@ -83,7 +86,10 @@ describe.each(backends())('admin API (%s)', (backend) => {
   it('POST: Connect, then Save (201); the answer tells the fingerprint, never the key', async () => {
     const r = await call('POST', '/api/connectors', { name: 'tenant-b', tenant_domain: h.fake.url, api_key: KEY_B, schedule: '*/10 * * * *' });
     expect(r.status, JSON.stringify(r.body)).toBe(201);
-    expect(r.body).toMatchObject({ users: 5, connector: { name: 'tenant-b', source: 'registry', schedule: '*/10 * * * *', status: 'active', api_key_fingerprint: expect.stringMatching(/^sha256:/) } });
+    expect(r.body).toMatchObject({
+      users: 5,
+      connector: { name: 'tenant-b', source: 'registry', schedule: '*/10 * * * *', status: 'active', api_key_fingerprint: expect.stringMatching(/^sha256:/) },
+    });
     expect(JSON.stringify(r.body)).not.toContain('sealed_api_key');
     const list = await call('GET', '/api/connectors');
     expect(list.body.connectors.map((c: { name: string }) => c.name)).toEqual(['tenant-b']);

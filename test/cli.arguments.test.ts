@@ -61,7 +61,15 @@ describe('the command line', () => {
       { label: `${c.name} -h`, argv: [...words, '-h'], command: c.name },
       { label: `help ${c.name}`, argv: ['help', ...words], command: c.name },
       // --help wins over whatever else is on the line, even flags that would run something.
-      ...(firstFlag ? [{ label: `${c.name} --${firstFlag} … --help`, argv: [...words, `--${firstFlag}`, ...(c.flags![firstFlag]!.type === 'string' ? ['2'] : []), '--help'], command: c.name }] : []),
+      ...(firstFlag
+        ? [
+            {
+              label: `${c.name} --${firstFlag} … --help`,
+              argv: [...words, `--${firstFlag}`, ...(c.flags![firstFlag]!.type === 'string' ? ['2'] : []), '--help'],
+              command: c.name,
+            },
+          ]
+        : []),
       ...(c.positionals?.length ? [{ label: `${c.name} <arg> --help`, argv: [...words, 'SELECT 1', '--help'], command: c.name }] : []),
     ];
   });

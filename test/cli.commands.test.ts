@@ -69,24 +69,27 @@ describe.each(backends())('cli commands (%s)', (backend) => {
     expect(await counts(['connectors', 'sync_runs'])).toEqual({ connectors: 0, sync_runs: 0 });
   });
 
-  if (backend === 'postgres') it('bad configuration: not even a connection is opened to the database server', async () => {
-    // A listener standing in for the server: any connection attempt would show here.
-    const connections: number[] = [];
-    const server = createServer((sock) => {
-      connections.push(Date.now());
-      sock.destroy();
+  if (backend === 'postgres')
+    it('bad configuration: not even a connection is opened to the database server', async () => {
+      // A listener standing in for the server: any connection attempt would show here.
+      const connections: number[] = [];
+      const server = createServer((sock) => {
+        connections.push(Date.now());
+        sock.destroy();
+      });
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+      try {
+        const port = (server.address() as AddressInfo).port;
+        const { TINES_API_KEY: _key, ...withoutKey } = h.env;
+        const r = await runCli(['sync'], childEnv({ ...withoutKey, DATABASE_URL: `postgres://u@127.0.0.1:${port}/db`, TINES_PAGE_SIZE: '0' }), {
+          cwd: CHILD_CWD,
+        });
+        expect(r.code).toBe(2);
+        expect(connections).toEqual([]);
+      } finally {
+        await new Promise((r) => server.close(r));
+      }
     });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-    try {
-      const port = (server.address() as AddressInfo).port;
-      const { TINES_API_KEY: _key, ...withoutKey } = h.env;
-      const r = await runCli(['sync'], childEnv({ ...withoutKey, DATABASE_URL: `postgres://u@127.0.0.1:${port}/db`, TINES_PAGE_SIZE: '0' }), { cwd: CHILD_CWD });
-      expect(r.code).toBe(2);
-      expect(connections).toEqual([]);
-    } finally {
-      await new Promise((r) => server.close(r));
-    }
-  });
 
   it('`migrate`: exit 0, and the schema is there', async () => {
     const r = await cli(['migrate']);
@@ -169,36 +172,37 @@ describe.each(backends())('cli commands (%s)', (backend) => {
     }
   });
 
-  if (backend === 'postgres') it('`status` and `report` on a database without the schema say so (exit 1); `query` and `delete` still run; none installs the schema', async () => {
-    const admin = new pg.Client({ connectionString: inject('pgAdminUrl')! });
-    await admin.connect();
-    const name = `tc_test_empty_${randomBytes(4).toString('hex')}`;
-    await admin.query(`CREATE DATABASE ${name}`);
-    try {
-      const url = new URL(inject('pgAdminUrl')!);
-      url.pathname = `/${name}`;
-      const env = { DATABASE_URL: url.toString() };
-      for (const args of [['status'], ['report']]) {
-        const r = await cli(args, env);
-        expect(r.code, args[0]).toBe(1);
-        expect(r.stderr).toMatch(/no tines-connector schema in .*is DATABASE_URL right/);
+  if (backend === 'postgres')
+    it('`status` and `report` on a database without the schema say so (exit 1); `query` and `delete` still run; none installs the schema', async () => {
+      const admin = new pg.Client({ connectionString: inject('pgAdminUrl')! });
+      await admin.connect();
+      const name = `tc_test_empty_${randomBytes(4).toString('hex')}`;
+      await admin.query(`CREATE DATABASE ${name}`);
+      try {
+        const url = new URL(inject('pgAdminUrl')!);
+        url.pathname = `/${name}`;
+        const env = { DATABASE_URL: url.toString() };
+        for (const args of [['status'], ['report']]) {
+          const r = await cli(args, env);
+          expect(r.code, args[0]).toBe(1);
+          expect(r.stderr).toMatch(/no tines-connector schema in .*is DATABASE_URL right/);
+        }
+        const q = await cli(['query', 'SELECT 1 AS one', '--json'], env);
+        expect(q.code, q.stderr).toBe(0);
+        expect(JSON.parse(q.stdout)).toEqual([{ one: 1 }]);
+        const d = await cli(['delete', '--yes'], env);
+        expect(d.code, d.stderr).toBe(0);
+        expect(d.stdout).toMatch(/No tines-connector schema .*nothing deleted/);
+        const probe = new pg.Client({ connectionString: url.toString() });
+        await probe.connect();
+        const t = await probe.query(`SELECT to_regclass('schema_migrations')::text AS a, to_regclass('connectors')::text AS b`);
+        await probe.end();
+        expect(t.rows[0]).toEqual({ a: null, b: null });
+      } finally {
+        await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+        await admin.end();
       }
-      const q = await cli(['query', 'SELECT 1 AS one', '--json'], env);
-      expect(q.code, q.stderr).toBe(0);
-      expect(JSON.parse(q.stdout)).toEqual([{ one: 1 }]);
-      const d = await cli(['delete', '--yes'], env);
-      expect(d.code, d.stderr).toBe(0);
-      expect(d.stdout).toMatch(/No tines-connector schema .*nothing deleted/);
-      const probe = new pg.Client({ connectionString: url.toString() });
-      await probe.connect();
-      const t = await probe.query(`SELECT to_regclass('schema_migrations')::text AS a, to_regclass('connectors')::text AS b`);
-      await probe.end();
-      expect(t.rows[0]).toEqual({ a: null, b: null });
-    } finally {
-      await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await admin.end();
-    }
-  });
+    });
 
   it('`query … --json`: exit 0 and the rows as JSON', async () => {
     const r = await cli(['query', 'SELECT count(*) AS n FROM tines_users', '--json']);
@@ -242,7 +246,16 @@ describe.each(backends())('cli commands (%s)', (backend) => {
       expect(r.stderr, sql).toMatch(/only read-only queries run here \(SELECT, WITH, VALUES, TABLE, SHOW, EXPLAIN\), not (COPY|DO|CALL)/);
     }
     expect(existsSync(target)).toBe(false);
-    for (const sql of ['/* count */ SELECT count(*) AS n FROM tines_users', '-- a leading comment\nSELECT 1', '(SELECT 1)', 'WITH x AS (SELECT 1) SELECT * FROM x', 'VALUES (1)', 'TABLE connectors', 'SHOW timezone', 'EXPLAIN SELECT 1']) {
+    for (const sql of [
+      '/* count */ SELECT count(*) AS n FROM tines_users',
+      '-- a leading comment\nSELECT 1',
+      '(SELECT 1)',
+      'WITH x AS (SELECT 1) SELECT * FROM x',
+      'VALUES (1)',
+      'TABLE connectors',
+      'SHOW timezone',
+      'EXPLAIN SELECT 1',
+    ]) {
       const r = await cli(['query', sql]);
       expect(r.code, `${sql}: ${r.stderr}`).toBe(0);
     }

@@ -38,7 +38,8 @@ describe.each(backends())('connectors commands (%s)', (backend) => {
     outputs.push(r);
     return r;
   };
-  const registered = () => inDb(h, async (db) => (await db.query<{ name: string }>(`SELECT name FROM connectors WHERE source = 'registry' ORDER BY name`)).rows.map((r) => r.name));
+  const registered = () =>
+    inDb(h, async (db) => (await db.query<{ name: string }>(`SELECT name FROM connectors WHERE source = 'registry' ORDER BY name`)).rows.map((r) => r.name));
 
   beforeAll(async () => {
     h = await createHarness(backend, generateUsers(5, { seed: 1 }));
@@ -67,7 +68,15 @@ describe.each(backends())('connectors commands (%s)', (backend) => {
     const list = await cli(['connectors', 'list', '--json']);
     expect(list.code, list.stderr).toBe(0);
     const rows = (JSON.parse(list.stdout) as { connectors: Record<string, unknown>[] }).connectors;
-    expect(rows).toEqual([expect.objectContaining({ name: 'tenant-b', source: 'registry', schedule: '*/5 * * * *', status: 'active', api_key_fingerprint: expect.stringMatching(/^sha256:/) })]);
+    expect(rows).toEqual([
+      expect.objectContaining({
+        name: 'tenant-b',
+        source: 'registry',
+        schedule: '*/5 * * * *',
+        status: 'active',
+        api_key_fingerprint: expect.stringMatching(/^sha256:/),
+      }),
+    ]);
     expect(rows[0]).not.toHaveProperty('sealed_api_key');
     const show = await cli(['connectors', 'show', 'tenant-b']);
     expect(show.code, show.stderr).toBe(0);
@@ -189,7 +198,12 @@ describe.each(backends())('connectors commands (%s)', (backend) => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/Removed connector "tenant-c"[\s\S]*revoke/);
     expect(await registered()).toEqual(['tenant-b']);
-    const left = await inDb(h, async (db) => (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM sync_runs r LEFT JOIN connectors c ON c.id = r.connector_id WHERE c.id IS NULL`)).rows[0]!.n);
+    const left = await inDb(
+      h,
+      async (db) =>
+        (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM sync_runs r LEFT JOIN connectors c ON c.id = r.connector_id WHERE c.id IS NULL`))
+          .rows[0]!.n,
+    );
     expect(left).toBe(0);
     r = await cli(['connectors', 'remove', 'tenant-c', '--yes']);
     expect(r.code).toBe(2);

@@ -41,7 +41,10 @@ describe('demo', () => {
     const out = r.stdout;
     const lines = out.split('\n');
     const syncLines = lines.filter((l) => /^sync \d+:/.test(l));
-    expect(syncLines.map((l) => Number(/^sync (\d+):/.exec(l)![1])), context).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(
+      syncLines.map((l) => Number(/^sync (\d+):/.exec(l)![1])),
+      context,
+    ).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
 
     // Users added: the whole tenant at first, then joiners.
     expect(syncLines[0], context).toMatch(/succeeded .*\+240 users added/);
@@ -57,7 +60,10 @@ describe('demo', () => {
     const recoveredAt = lines.findIndex((l) => /active again/.test(l));
     expect(recoveredAt, context).toBeGreaterThan(lines.indexOf(syncLines[skipped]!));
     // After recovery, more joiners and another leaver.
-    expect(syncLines.slice(skipped + 1).some((l) => /\+2 users added.*-1 removed/.test(l)), context).toBe(true);
+    expect(
+      syncLines.slice(skipped + 1).some((l) => /\+2 users added.*-1 removed/.test(l)),
+      context,
+    ).toBe(true);
     // The final report.
     const reportAt = lines.findIndex((l) => /users present/.test(l));
     expect(reportAt, context).toBeGreaterThan(lines.indexOf(syncLines[7]!));
@@ -87,14 +93,16 @@ describe('demo', () => {
       expect(out).toMatch(/^staging \(/m);
       const kinds = (await db.query<{ kind: string }>('SELECT DISTINCT kind FROM change_events ORDER BY kind')).rows.map((k) => k.kind);
       expect(kinds).toEqual(expect.arrayContaining(['user_added', 'user_removed', 'user_updated', 'connector_status_changed']));
-      const statuses = (await db.query<{ to: string }>(
-        `SELECT details->'status'->>'to' AS "to" FROM change_events WHERE kind = 'connector_status_changed' ORDER BY id`,
-      )).rows.map((s) => s.to);
+      const statuses = (
+        await db.query<{ to: string }>(`SELECT details->'status'->>'to' AS "to" FROM change_events WHERE kind = 'connector_status_changed' ORDER BY id`)
+      ).rows.map((s) => s.to);
       expect(statuses.slice(-2)).toEqual(['reconnect_required', 'active']);
       const orphans = (await db.query<{ admin: boolean; person_status: string }>('SELECT admin, person_status FROM privileged_orphans')).rows;
       expect(orphans).toContainEqual({ admin: true, person_status: 'departed' });
       // The skipped sync called nothing and recorded no run: one run per sync that reached Tines.
-      const runs = (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM sync_runs r JOIN connectors c ON c.id = r.connector_id WHERE c.name = 'demo'`)).rows[0]!.n;
+      const runs = (
+        await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM sync_runs r JOIN connectors c ON c.id = r.connector_id WHERE c.name = 'demo'`)
+      ).rows[0]!.n;
       expect(Number(runs)).toBe(syncLines.filter((l) => !/skipped/.test(l)).length);
     } finally {
       await db.close();
@@ -130,7 +138,9 @@ describe('demo', () => {
       expect(r.stdout).not.toMatch(/sync 1/);
       const db = await EmbeddedDatabase.open(real);
       try {
-        expect((await db.query('SELECT name, tenant_domain, api_key_fingerprint FROM connectors')).rows).toEqual([{ name: 'tines', tenant_domain: 'acme.tines.com', api_key_fingerprint: 'sha256:real' }]);
+        expect((await db.query('SELECT name, tenant_domain, api_key_fingerprint FROM connectors')).rows).toEqual([
+          { name: 'tines', tenant_domain: 'acme.tines.com', api_key_fingerprint: 'sha256:real' },
+        ]);
         expect((await db.query<{ n: number }>('SELECT count(*)::int AS n FROM tines_users')).rows[0]!.n).toBe(0);
       } finally {
         await db.close();

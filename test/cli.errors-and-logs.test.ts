@@ -57,9 +57,19 @@ describe('errors and logs of one-shot commands', () => {
   });
 
   it('Tines refusing the connection: the sync summary names TINES_TENANT_DOMAIN, exit 1', async () => {
-    const r = await runCli(['sync'], childEnv({ TINES_TENANT_DOMAIN: `http://127.0.0.1:${closedPort}`, TINES_API_KEY: 'k', TINES_MAX_RETRIES: '0', DATA_DIR: join(scratch, 'tines-refused'), LOG_LEVEL: 'silent' }), {
-      cwd: CHILD_CWD,
-    });
+    const r = await runCli(
+      ['sync'],
+      childEnv({
+        TINES_TENANT_DOMAIN: `http://127.0.0.1:${closedPort}`,
+        TINES_API_KEY: 'k',
+        TINES_MAX_RETRIES: '0',
+        DATA_DIR: join(scratch, 'tines-refused'),
+        LOG_LEVEL: 'silent',
+      }),
+      {
+        cwd: CHILD_CWD,
+      },
+    );
     expect(r.code, r.stdout + r.stderr).toBe(1);
     expect(r.stdout).toMatch(/network/);
     expect(r.stdout).toMatch(/TINES_TENANT_DOMAIN/);
@@ -74,7 +84,12 @@ describe('errors and logs of one-shot commands', () => {
     // root writes anywhere: run the child as nobody then; anyone else is kept out by the mode.
     const asRoot = process.getuid?.() === 0;
     const r = await new Promise<CliResult>((done) => {
-      const child = spawn(process.execPath, [CLI, 'migrate'], { cwd, env: childEnv({ DATA_DIR: join(locked, 'data') }), stdio: ['ignore', 'pipe', 'pipe'], ...(asRoot ? { uid: 65534, gid: 65534 } : {}) });
+      const child = spawn(process.execPath, [CLI, 'migrate'], {
+        cwd,
+        env: childEnv({ DATA_DIR: join(locked, 'data') }),
+        stdio: ['ignore', 'pipe', 'pipe'],
+        ...(asRoot ? { uid: 65534, gid: 65534 } : {}),
+      });
       let stdout = '';
       let stderr = '';
       child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -94,7 +109,11 @@ describe('errors and logs of one-shot commands', () => {
     const env = childEnv({ TINES_TENANT_DOMAIN: fake.url, TINES_API_KEY: 'wrong', DATA_DIR: dataDir, LOG_LEVEL: 'info', TERM: 'dumb' });
     // script(1) gives the child a terminal for stdout and stderr both, as a person has.
     const r = await new Promise<CliResult>((done) => {
-      const child = spawn('script', ['-qec', `${JSON.stringify(process.execPath)} ${JSON.stringify(CLI)} sync`, '/dev/null'], { cwd: CHILD_CWD, env, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn('script', ['-qec', `${JSON.stringify(process.execPath)} ${JSON.stringify(CLI)} sync`, '/dev/null'], {
+        cwd: CHILD_CWD,
+        env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       let stdout = '';
       child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
       child.on('close', (code, signal) => done({ code, signal, stdout, stderr: '' }));
@@ -115,7 +134,13 @@ describe('errors and logs of one-shot commands', () => {
     mkdirSync(cwd, { mode: 0o755 });
     const asRoot = process.getuid?.() === 0;
     const r = await new Promise<CliResult>((done) => {
-      const env = childEnv({ DATA_DIR: join(locked, 'data'), TINES_TENANT_DOMAIN: 'http://127.0.0.1:1', TINES_API_KEY: 'k', HEALTH_PORT: '0', LOG_LEVEL: 'warn' });
+      const env = childEnv({
+        DATA_DIR: join(locked, 'data'),
+        TINES_TENANT_DOMAIN: 'http://127.0.0.1:1',
+        TINES_API_KEY: 'k',
+        HEALTH_PORT: '0',
+        LOG_LEVEL: 'warn',
+      });
       const child = spawn(process.execPath, [CLI, 'run'], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], ...(asRoot ? { uid: 65534, gid: 65534 } : {}) });
       let stdout = '';
       let stderr = '';
@@ -130,13 +155,21 @@ describe('errors and logs of one-shot commands', () => {
     const uid = asRoot ? 65534 : process.getuid!();
     expect(r.signal, r.stdout + r.stderr).toBeNull();
     expect(r.code, r.stdout + r.stderr).toBe(2);
-    expect(r.stderr).toMatch(new RegExp(`^tines-connector run: DATA_DIR ${locked}/data cannot be written by this process \\(uid ${uid}.*it must belong to uid ${uid}`));
+    expect(r.stderr).toMatch(
+      new RegExp(`^tines-connector run: DATA_DIR ${locked}/data cannot be written by this process \\(uid ${uid}.*it must belong to uid ${uid}`),
+    );
     expect(r.stdout + r.stderr).not.toMatch(/retrying with backoff/);
   });
 
   it('LOG_FORMAT=pretty writes text lines, LOG_FORMAT=json (and the default off a terminal) JSON lines; a bad value exits 2', async () => {
     const env = (vars: Record<string, string>) =>
-      childEnv({ TINES_TENANT_DOMAIN: fake.url, TINES_API_KEY: 'k', DATA_DIR: join(scratch, `logs-${Object.values(vars).join('-') || 'default'}`), LOG_LEVEL: 'info', ...vars });
+      childEnv({
+        TINES_TENANT_DOMAIN: fake.url,
+        TINES_API_KEY: 'k',
+        DATA_DIR: join(scratch, `logs-${Object.values(vars).join('-') || 'default'}`),
+        LOG_LEVEL: 'info',
+        ...vars,
+      });
     const pretty = await runCli(['sync'], env({ LOG_FORMAT: 'pretty' }), { cwd: CHILD_CWD });
     expect(pretty.code, pretty.stderr).toBe(0);
     const prettyLines = pretty.stderr.trim().split('\n');
@@ -146,7 +179,10 @@ describe('errors and logs of one-shot commands', () => {
     for (const vars of [{ LOG_FORMAT: 'json' }, {}] as Record<string, string>[]) {
       const json = await runCli(['sync'], env(vars), { cwd: CHILD_CWD });
       expect(json.code, json.stderr).toBe(0);
-      const lines = json.stderr.trim().split('\n').map((l) => JSON.parse(l) as { msg: string; component?: string });
+      const lines = json.stderr
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { msg: string; component?: string });
       expect(lines.some((l) => l.msg === 'sync succeeded')).toBe(true);
     }
     const bad = await runCli(['status'], env({ LOG_FORMAT: 'xml' }), { cwd: CHILD_CWD });
@@ -157,7 +193,14 @@ describe('errors and logs of one-shot commands', () => {
   it('`run | head`: the daemon stops cleanly when the reader of its log goes, exit 0', async () => {
     const child = spawn(process.execPath, [CLI, 'run'], {
       cwd: CHILD_CWD,
-      env: childEnv({ TINES_TENANT_DOMAIN: fake.url, TINES_API_KEY: 'k', DATA_DIR: join(scratch, 'run-head'), HEALTH_PORT: '0', SYNC_SCHEDULE: '* * * * * *', LOG_LEVEL: 'info' }),
+      env: childEnv({
+        TINES_TENANT_DOMAIN: fake.url,
+        TINES_API_KEY: 'k',
+        DATA_DIR: join(scratch, 'run-head'),
+        HEALTH_PORT: '0',
+        SYNC_SCHEDULE: '* * * * * *',
+        LOG_LEVEL: 'info',
+      }),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stderr = '';
@@ -172,7 +215,11 @@ describe('errors and logs of one-shot commands', () => {
 
   it('a Tines client line carries one component (it was "sync" and "tines-client" both)', async () => {
     fake.faults = [{ status: 503, times: 1 }];
-    const r = await runCli(['sync'], childEnv({ TINES_TENANT_DOMAIN: fake.url, TINES_API_KEY: 'k', DATA_DIR: join(scratch, 'component'), LOG_LEVEL: 'info', LOG_FORMAT: 'json' }), { cwd: CHILD_CWD });
+    const r = await runCli(
+      ['sync'],
+      childEnv({ TINES_TENANT_DOMAIN: fake.url, TINES_API_KEY: 'k', DATA_DIR: join(scratch, 'component'), LOG_LEVEL: 'info', LOG_FORMAT: 'json' }),
+      { cwd: CHILD_CWD },
+    );
     expect(r.code, r.stderr).toBe(0);
     const retry = r.stderr.split('\n').filter((l) => l.includes('retrying Tines request'));
     expect(retry).toHaveLength(1);
@@ -193,7 +240,11 @@ describe('every failure said once, naming the setting to check', () => {
     const usage = await cli(['status', '--bogus'], { LOG_FORMAT: 'json' });
     const config = await cli(['sync'], { LOG_FORMAT: 'json', SYNC_SCHEDULE: '* * *' });
     const query = await cli(['query', 'SELEC 1'], { LOG_FORMAT: 'json', DATA_DIR: join(scratch, 'none') });
-    for (const [r, code, what] of [[usage, 2, /Unknown option '--bogus'/], [config, 2, /SYNC_SCHEDULE/], [query, 1, /no embedded database/]] as const) {
+    for (const [r, code, what] of [
+      [usage, 2, /Unknown option '--bogus'/],
+      [config, 2, /SYNC_SCHEDULE/],
+      [query, 1, /no embedded database/],
+    ] as const) {
       expect(r.code, r.stderr).toBe(code);
       const lines = r.stderr.trim().split('\n');
       expect(lines, r.stderr).toHaveLength(1);
@@ -208,7 +259,13 @@ describe('every failure said once, naming the setting to check', () => {
   });
 
   it('`reconnect` that cannot reach Tines: once, on stderr, exit 1', async () => {
-    const r = await cli(['reconnect'], { TINES_TENANT_DOMAIN: 'http://127.0.0.1:1', TINES_API_KEY: 'k', TINES_MAX_RETRIES: '0', DATA_DIR: join(scratch, 'reconnect'), LOG_LEVEL: 'silent' });
+    const r = await cli(['reconnect'], {
+      TINES_TENANT_DOMAIN: 'http://127.0.0.1:1',
+      TINES_API_KEY: 'k',
+      TINES_MAX_RETRIES: '0',
+      DATA_DIR: join(scratch, 'reconnect'),
+      LOG_LEVEL: 'silent',
+    });
     expect(r.code, r.stdout + r.stderr).toBe(1);
     expect(r.stdout).toBe('');
     expect(r.stderr).toMatch(/^tines-connector reconnect: reconnect could not reach Tines: .*TINES_TENANT_DOMAIN/);
@@ -220,8 +277,14 @@ describe('every failure said once, naming the setting to check', () => {
     writeFileSync(file, 'x');
     const m = await cli(['migrate'], { DATA_DIR: file });
     expect(m.code).toBe(1);
-    expect(m.stderr).toBe(`tines-connector migrate: DATA_DIR ${file} is not a directory (${file} is a file): point DATA_DIR at a directory (it is created if missing)\n`);
-    const k = await cli(['sync'], { TINES_TENANT_DOMAIN: 'http://127.0.0.1:1', TINES_API_KEY_FILE: join(scratch, 'missing-key'), DATA_DIR: join(scratch, 'k') });
+    expect(m.stderr).toBe(
+      `tines-connector migrate: DATA_DIR ${file} is not a directory (${file} is a file): point DATA_DIR at a directory (it is created if missing)\n`,
+    );
+    const k = await cli(['sync'], {
+      TINES_TENANT_DOMAIN: 'http://127.0.0.1:1',
+      TINES_API_KEY_FILE: join(scratch, 'missing-key'),
+      DATA_DIR: join(scratch, 'k'),
+    });
     expect(k.code).toBe(2);
     expect(k.stderr).toContain(`TINES_API_KEY_FILE ${join(scratch, 'missing-key')} cannot be read (no such file, ENOENT)`);
   });
@@ -238,7 +301,14 @@ describe('every failure said once, naming the setting to check', () => {
     const holder: Server = createServer();
     await new Promise<void>((done) => holder.listen(port, done));
     try {
-      const r = await cli(['run'], { HEALTH_PORT: String(port), TINES_TENANT_DOMAIN: 'http://127.0.0.1:1', TINES_API_KEY: 'k', SYNC_ON_START: 'false', DATA_DIR: join(scratch, 'health'), LOG_LEVEL: 'silent' });
+      const r = await cli(['run'], {
+        HEALTH_PORT: String(port),
+        TINES_TENANT_DOMAIN: 'http://127.0.0.1:1',
+        TINES_API_KEY: 'k',
+        SYNC_ON_START: 'false',
+        DATA_DIR: join(scratch, 'health'),
+        LOG_LEVEL: 'silent',
+      });
       expect(r.code, r.stdout + r.stderr).toBe(1);
       expect(r.stderr).toMatch(new RegExp(`HEALTH_PORT ${port} is already in use by another process`));
     } finally {
@@ -274,9 +344,17 @@ describe('every failure said once, naming the setting to check', () => {
   it('every log line of a command names its component (status`s unreadable-key warning was without one)', async () => {
     const db = await createTestDb('embedded');
     try {
-      const r = await cli(['status'], { ...db.env, LOG_FORMAT: 'json', TINES_TENANT_DOMAIN: 'http://127.0.0.1:1', TINES_API_KEY_FILE: join(scratch, 'no-key') });
+      const r = await cli(['status'], {
+        ...db.env,
+        LOG_FORMAT: 'json',
+        TINES_TENANT_DOMAIN: 'http://127.0.0.1:1',
+        TINES_API_KEY_FILE: join(scratch, 'no-key'),
+      });
       expect(r.code, r.stderr).toBe(0);
-      const lines = r.stderr.trim().split('\n').map((l) => JSON.parse(l) as { component?: string; msg: string });
+      const lines = r.stderr
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { component?: string; msg: string });
       expect(lines.find((l) => /cannot read the API key/.test(l.msg))).toMatchObject({ component: 'status' });
       for (const l of lines) expect(typeof l.component, l.msg).toBe('string');
     } finally {

@@ -20,7 +20,12 @@ const RAW_CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/; // newline asid
 
 function users(): FakeUser[] {
   const list = generateUsers(30, { seed: 5 });
-  Object.assign(list[29]!, { email: 'eve@example.com', first_name: HOSTILE_FIRST, last_name: 'Smith', team_memberships: [{ team_id: 77, team_name: HOSTILE_TEAM, role: 'VIEWER' }] });
+  Object.assign(list[29]!, {
+    email: 'eve@example.com',
+    first_name: HOSTILE_FIRST,
+    last_name: 'Smith',
+    team_memberships: [{ team_id: 77, team_name: HOSTILE_TEAM, role: 'VIEWER' }],
+  });
   return list;
 }
 
@@ -88,7 +93,13 @@ describe.each(backends())('cli output (%s)', (backend) => {
     expect(report.stdout).not.toMatch(RAW_CONTROL);
     expect(report.stdout).toContain('Eve\\u001b]0;pwned\\u0007');
     expect(report.stdout).not.toMatch(/^\s*user_removed\s+ceo@example\.com/m);
-    const table = await cli(['query', `SELECT first_name, last_name, (SELECT team_name FROM team_memberships m WHERE m.tines_user_id = u.tines_user_id) AS team FROM tines_users u WHERE email = 'eve@example.com'`], dbOnly);
+    const table = await cli(
+      [
+        'query',
+        `SELECT first_name, last_name, (SELECT team_name FROM team_memberships m WHERE m.tines_user_id = u.tines_user_id) AS team FROM tines_users u WHERE email = 'eve@example.com'`,
+      ],
+      dbOnly,
+    );
     expect(table.code, table.stderr).toBe(0);
     expect(table.stdout).not.toMatch(RAW_CONTROL);
     expect(table.stdout).toContain('Eve\\u001b]0;pwned\\u0007');
@@ -100,7 +111,11 @@ describe.each(backends())('cli output (%s)', (backend) => {
   });
 
   it('the data stays byte for byte: in the database, in `query --json`, `report --json` and `query --format csv`', async () => {
-    const stored = await inDb(h, async (db) => (await db.query<{ first_name: string; last_name: string }>(`SELECT first_name, last_name FROM tines_users WHERE email = 'eve@example.com'`)).rows[0]);
+    const stored = await inDb(
+      h,
+      async (db) =>
+        (await db.query<{ first_name: string; last_name: string }>(`SELECT first_name, last_name FROM tines_users WHERE email = 'eve@example.com'`)).rows[0],
+    );
     expect(stored).toEqual({ first_name: HOSTILE_FIRST, last_name: HOSTILE_LAST });
     const json = await cli(['query', `SELECT first_name, last_name FROM tines_users WHERE email = 'eve@example.com'`, '--json'], dbOnly);
     expect(JSON.parse(json.stdout)).toEqual([{ first_name: HOSTILE_FIRST, last_name: HOSTILE_LAST }]);
@@ -137,7 +152,9 @@ describe.each(backends())('cli output (%s)', (backend) => {
     const stamps = [...timestampsOf(status), ...timestampsOf(report)];
     expect(stamps.length).toBeGreaterThan(8);
     for (const s of stamps) expect(s).toMatch(ISO);
-    const rows = JSON.parse((await cli(['query', 'SELECT first_seen_at, status_changed_at FROM tines_users, connectors LIMIT 1', '--json'], dbOnly)).stdout) as Record<string, string>[];
+    const rows = JSON.parse(
+      (await cli(['query', 'SELECT first_seen_at, status_changed_at FROM tines_users, connectors LIMIT 1', '--json'], dbOnly)).stdout,
+    ) as Record<string, string>[];
     expect(rows[0]!.first_seen_at).toMatch(ISO);
     expect(rows[0]!.status_changed_at).toMatch(ISO);
   });

@@ -42,7 +42,10 @@ describe.each(backends())('people import through the bin (%s)', (backend) => {
   afterAll(() => h?.close());
 
   it('loads a directory (exit 0), names the columns it ignores, and report shows orphaned, privileged and unowned accounts', async () => {
-    const rows = [...staff.map((e, i) => `${e},"Person, ${i}",${i === 0 || i === 3 ? 'departed' : 'active'},CC1`), ...extra.map((e) => `${e},Staff,active,CC2`)];
+    const rows = [
+      ...staff.map((e, i) => `${e},"Person, ${i}",${i === 0 || i === 3 ? 'departed' : 'active'},CC1`),
+      ...extra.map((e) => `${e},Staff,active,CC2`),
+    ];
     const r = await cli(['people', 'import', file('all.csv', csv(rows)), '--source', 'hr']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/people imported: source "hr", 30 people in the file\n\s+\+30 added/);
@@ -50,7 +53,16 @@ describe.each(backends())('people import through the bin (%s)', (backend) => {
 
     const json = await cli(['report', '--json']);
     expect(json.code, json.stderr).toBe(0);
-    const owners = (JSON.parse(json.stdout) as { connectors: { owners: Record<string, unknown> & { orphaned_accounts: { email: string; privileged: boolean; reasons: string[] | null; days_since_departure: number }[]; unowned_accounts: { email: string }[] } }[] }).connectors[0]!.owners;
+    const owners = (
+      JSON.parse(json.stdout) as {
+        connectors: {
+          owners: Record<string, unknown> & {
+            orphaned_accounts: { email: string; privileged: boolean; reasons: string[] | null; days_since_departure: number }[];
+            unowned_accounts: { email: string }[];
+          };
+        }[];
+      }
+    ).connectors[0]!.owners;
     expect(owners).toMatchObject({ directory_people: 30, orphaned: 2, privileged_orphans: 1, unowned: 1 });
     expect(owners.orphaned_accounts.map((a) => [a.email, a.privileged, a.days_since_departure])).toEqual([
       [staff[0], true, 0],
@@ -58,7 +70,11 @@ describe.each(backends())('people import through the bin (%s)', (backend) => {
     ]);
     expect(owners.orphaned_accounts[0]!.reasons).toContain('tenant admin');
     expect(owners.unowned_accounts.map((a) => a.email)).toEqual([users[10]!.email]); // not visitor@gmail.com: external
-    const views = await inDb(h, async (db) => (await db.query<{ n: number }>('SELECT (SELECT count(*) FROM orphaned_accounts)::int + (SELECT count(*) FROM unowned_accounts)::int AS n')).rows[0]!.n);
+    const views = await inDb(
+      h,
+      async (db) =>
+        (await db.query<{ n: number }>('SELECT (SELECT count(*) FROM orphaned_accounts)::int + (SELECT count(*) FROM unowned_accounts)::int AS n')).rows[0]!.n,
+    );
     expect(views).toBe(3);
 
     const text = await cli(['report']);
@@ -68,7 +84,11 @@ describe.each(backends())('people import through the bin (%s)', (backend) => {
   });
 
   it('rejects a file with bad rows (exit 2), listing each by line, and loads nothing', async () => {
-    const r = await cli(['people', 'import', file('bad.csv', csv(['ok@example.com,Ok,active,', 'nope,No,active,', ',Nobody,,', 'ok2@example.com,Ok,retired,', 'OK@example.com,Dup,,']))]);
+    const r = await cli([
+      'people',
+      'import',
+      file('bad.csv', csv(['ok@example.com,Ok,active,', 'nope,No,active,', ',Nobody,,', 'ok2@example.com,Ok,retired,', 'OK@example.com,Dup,,'])),
+    ]);
     expect(r.code, r.stderr).toBe(2);
     expect(r.stdout).toBe(
       'people import rejected: 4 bad rows, nothing loaded (source "directory")\n' +

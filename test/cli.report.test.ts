@@ -91,8 +91,14 @@ describe.each(backends())('report (%s)', (backend) => {
 
     const expected = await inDb(h, async (db) => ({
       users_present: await n(db, 'SELECT count(*)::int AS n FROM tines_users WHERE removed_at IS NULL'),
-      joined_7d: await n(db, `SELECT count(*)::int AS n FROM change_events WHERE kind IN ('user_added', 'user_restored') AND NOT details ? 'baseline' AND occurred_at >= now() - interval '7 days'`),
-      joined_30d: await n(db, `SELECT count(*)::int AS n FROM change_events WHERE kind IN ('user_added', 'user_restored') AND NOT details ? 'baseline' AND occurred_at >= now() - interval '30 days'`),
+      joined_7d: await n(
+        db,
+        `SELECT count(*)::int AS n FROM change_events WHERE kind IN ('user_added', 'user_restored') AND NOT details ? 'baseline' AND occurred_at >= now() - interval '7 days'`,
+      ),
+      joined_30d: await n(
+        db,
+        `SELECT count(*)::int AS n FROM change_events WHERE kind IN ('user_added', 'user_restored') AND NOT details ? 'baseline' AND occurred_at >= now() - interval '30 days'`,
+      ),
       baseline_users: await n(db, `SELECT count(*)::int AS n FROM change_events WHERE kind = 'user_added' AND details @> '{"baseline": true}'`),
       left_7d: await n(db, `SELECT count(*)::int AS n FROM tines_users WHERE removed_at >= now() - interval '7 days'`),
       inactive: await n(db, 'SELECT count(*)::int AS n FROM inactive_users'),
@@ -114,7 +120,9 @@ describe.each(backends())('report (%s)', (backend) => {
     expect(rep.left_30d).toBe(1);
     expect(rep.inactive).toBe(present.filter((u) => u.is_active !== false && (u.last_seen === null || Date.parse(u.last_seen) < cutoff)).length);
     expect(rep.never_seen).toBe(present.filter((u) => u.is_active !== false && u.last_seen === null).length);
-    expect(rep.privileged).toBe(present.filter((u) => u.admin || u.tenant_permissions.length > 0 || u.team_memberships.some((t) => t.role === 'TEAM_ADMIN')).length);
+    expect(rep.privileged).toBe(
+      present.filter((u) => u.admin || u.tenant_permissions.length > 0 || u.team_memberships.some((t) => t.role === 'TEAM_ADMIN')).length,
+    );
     expect(rep.tenant_admins).toBe(present.filter((u) => u.admin).length);
     expect(rep.external).toBe(3); // gmail.com, contractor.io, outlook.com; not eu.example.com
     expect(rep.inactive).toBeGreaterThan(0);
@@ -130,17 +138,28 @@ describe.each(backends())('report (%s)', (backend) => {
     for (let i = 1; i < changes.length; i++) {
       expect(Date.parse(changes[i - 1]!.occurred_at)).toBeGreaterThanOrEqual(Date.parse(changes[i]!.occurred_at));
     }
-    const newest = await inDb(h, async (db) =>
-      (await db.query<{ kind: string; email: string | null; occurred_at: Date | string }>(
-        `SELECT kind, email, occurred_at FROM change_events WHERE NOT details @> '{"baseline": true}' ORDER BY occurred_at DESC, id DESC LIMIT 5`,
-      )).rows,
+    const newest = await inDb(
+      h,
+      async (db) =>
+        (
+          await db.query<{ kind: string; email: string | null; occurred_at: Date | string }>(
+            `SELECT kind, email, occurred_at FROM change_events WHERE NOT details @> '{"baseline": true}' ORDER BY occurred_at DESC, id DESC LIMIT 5`,
+          )
+        ).rows,
     );
     expect(changes.map((c) => ({ kind: c.kind, email: c.email, at: Date.parse(c.occurred_at) }))).toEqual(
       newest.map((c) => ({ kind: c.kind, email: c.email, at: new Date(c.occurred_at).getTime() })),
     );
     // The second sync's changes include the leaver and both joiners.
-    const kinds = new Set((await inDb(h, async (db) =>
-      (await db.query<{ kind: string }>('SELECT DISTINCT kind FROM change_events WHERE sync_run_id = (SELECT max(sync_run_id) FROM change_events)')).rows)).map((k) => k.kind));
+    const kinds = new Set(
+      (
+        await inDb(
+          h,
+          async (db) =>
+            (await db.query<{ kind: string }>('SELECT DISTINCT kind FROM change_events WHERE sync_run_id = (SELECT max(sync_run_id) FROM change_events)')).rows,
+        )
+      ).map((k) => k.kind),
+    );
     expect(kinds).toContain('user_removed');
     expect(kinds).toContain('user_added');
   });

@@ -14,7 +14,14 @@ const TABLE: CommandSpec[] = [
     needs: 'database',
     load: handler,
   },
-  { name: 'connectors show', summary: 'show one', positionals: [{ name: 'NAME', required: true }], flags: { json: { type: 'boolean', help: 'json' } }, needs: 'database', load: handler },
+  {
+    name: 'connectors show',
+    summary: 'show one',
+    positionals: [{ name: 'NAME', required: true }],
+    flags: { json: { type: 'boolean', help: 'json' } },
+    needs: 'database',
+    load: handler,
+  },
   { name: 'query', summary: 'sql', positionals: [{ name: '"<SQL>"', required: true }], needs: 'database', load: handler },
 ];
 

@@ -229,7 +229,10 @@ describe('errors are reported together', () => {
     expect(ce.name).toBe('ConfigError');
     const names = ['TINES_TENANT_DOMAIN', 'TINES_PAGE_SIZE', 'SYNC_SCHEDULE', 'LOG_LEVEL', 'HEALTH_PORT', 'DATABASE_URL', 'SYNC_ON_START', 'TINES_API_KEY'];
     for (const n of names) {
-      expect(ce.problems.some((p) => p.startsWith(`${n} `)), n).toBe(true);
+      expect(
+        ce.problems.some((p) => p.startsWith(`${n} `)),
+        n,
+      ).toBe(true);
       expect(ce.message).toContain(n);
     }
     expect(ce.problems).toHaveLength(names.length);
@@ -249,13 +252,21 @@ describe('errors are reported together', () => {
     }
     expect((err as ConfigError).problems.map((p) => p.split(' ')[0]).sort()).toEqual(['DATABASE_URL', 'LOG_LEVEL']);
     // The commands that sync still refuse every one of them at once, `run` of registered connectors only too.
-    expect(problemsOf({ ...BASE, ...syncOnly }).map((p) => p.split(' ')[0]).sort()).toEqual(['HEALTH_PORT', 'SYNC_ON_START', 'SYNC_SCHEDULE', 'TINES_MAX_RETRIES', 'TINES_PAGE_SIZE']);
+    expect(
+      problemsOf({ ...BASE, ...syncOnly })
+        .map((p) => p.split(' ')[0])
+        .sort(),
+    ).toEqual(['HEALTH_PORT', 'SYNC_ON_START', 'SYNC_SCHEDULE', 'TINES_MAX_RETRIES', 'TINES_PAGE_SIZE']);
     expect(() => loadSettings(syncOnly)).toThrow(ConfigError);
   });
 
   it('reports bad ORG_EMAIL_DOMAINS entries together with other bad variables', () => {
     const problems = problemsOf({ ...BASE, ORG_EMAIL_DOMAINS: '@@,foo,example.com', LOG_LEVEL: 'loud' });
-    expect(problems.sort()).toEqual(['LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent', 'ORG_EMAIL_DOMAINS "@" is not a domain name', 'ORG_EMAIL_DOMAINS "foo" is not a domain name']);
+    expect(problems.sort()).toEqual([
+      'LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent',
+      'ORG_EMAIL_DOMAINS "@" is not a domain name',
+      'ORG_EMAIL_DOMAINS "foo" is not a domain name',
+    ]);
   });
 
   it('reports a bad tenant domain together with schema problems', () => {

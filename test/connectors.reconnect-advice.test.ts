@@ -5,7 +5,13 @@ import { reconnectPending, type ConnectorRow } from '../src/db/connectors.js';
 import { ConnectorDeletedError } from '../src/errors.js';
 
 const refused = (source: 'env' | 'registry') =>
-  ({ name: 'staging', status: 'reconnect_required', status_reason: 'Tines answered 401.', refused_key_fingerprint: 'sha256:aa', source }) as unknown as ConnectorRow;
+  ({
+    name: 'staging',
+    status: 'reconnect_required',
+    status_reason: 'Tines answered 401.',
+    refused_key_fingerprint: 'sha256:aa',
+    source,
+  }) as unknown as ConnectorRow;
 
 describe('a connector waiting for a reconnect', () => {
   it('with the same key: the environment connector is told to change TINES_API_KEY', () => {

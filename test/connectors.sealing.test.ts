@@ -135,7 +135,10 @@ describe.each(backends())('sealed keys in the database (%s)', (backend) => {
 
   const cfg = (keys: Buffer[]) => {
     const [cur, prev] = keys;
-    return h.config({ ...(cur ? { CONNECTOR_SECRETS_KEY: cur.toString('hex') } : {}), ...(prev ? { CONNECTOR_SECRETS_KEY_PREVIOUS: prev.toString('base64') } : {}) });
+    return h.config({
+      ...(cur ? { CONNECTOR_SECRETS_KEY: cur.toString('hex') } : {}),
+      ...(prev ? { CONNECTOR_SECRETS_KEY_PREVIOUS: prev.toString('base64') } : {}),
+    });
   };
 
   it('stores only the sealed key and its key id; the table holds no key in any form', async () => {
@@ -155,7 +158,9 @@ describe.each(backends())('sealed keys in the database (%s)', (backend) => {
     const config = cfg([K1]);
     await h.db.query(`UPDATE connectors SET sealed_api_key = (SELECT sealed_api_key FROM connectors WHERE name = 'tenant-a') WHERE name = 'tenant-b'`);
     const b = (await h.one<{ id: number; name: string; tenant_domain: string }>(`SELECT id, name, tenant_domain FROM connectors WHERE name = 'tenant-b'`))!;
-    await expect(runSync({ config, db: h.db, log: h.logs.logger, target: registeredTarget(h.db, config, b) }, { trigger: 'schedule' })).rejects.toThrow(UnsealError);
+    await expect(runSync({ config, db: h.db, log: h.logs.logger, target: registeredTarget(h.db, config, b) }, { trigger: 'schedule' })).rejects.toThrow(
+      UnsealError,
+    );
     const row = await h.one<{ status: string; status_reason: string }>(`SELECT status, status_reason FROM connectors WHERE name = 'tenant-b'`);
     expect(row.status).toBe('failing');
     expect(row.status_reason).toMatch(/does not open/);
@@ -165,19 +170,25 @@ describe.each(backends())('sealed keys in the database (%s)', (backend) => {
   it('a wrong master key: failing with a reason naming the key ids, no crash; the right one makes it active again', async () => {
     const wrong = cfg([K2]);
     const a = (await h.one<{ id: number; name: string; tenant_domain: string }>(`SELECT id, name, tenant_domain FROM connectors WHERE name = 'tenant-a'`))!;
-    await expect(runSync({ config: wrong, db: h.db, log: h.logs.logger, target: registeredTarget(h.db, wrong, a) }, { trigger: 'schedule' })).rejects.toThrow(/not configured here/);
+    await expect(runSync({ config: wrong, db: h.db, log: h.logs.logger, target: registeredTarget(h.db, wrong, a) }, { trigger: 'schedule' })).rejects.toThrow(
+      /not configured here/,
+    );
     let row = await h.one<{ status: string; status_reason: string }>(`SELECT status, status_reason FROM connectors WHERE name = 'tenant-a'`);
     expect(row).toMatchObject({ status: 'failing' });
     expect(row.status_reason).toContain(masterKeyId(K1));
     expect(row.status_reason).toContain(masterKeyId(K2));
     // Without any master key: failing, naming the variable; the environment's connector is unaffected.
     const none = cfg([]);
-    await expect(runSync({ config: none, db: h.db, log: h.logs.logger, target: registeredTarget(h.db, none, a) }, { trigger: 'schedule' })).rejects.toThrow(MasterKeyMissingError);
+    await expect(runSync({ config: none, db: h.db, log: h.logs.logger, target: registeredTarget(h.db, none, a) }, { trigger: 'schedule' })).rejects.toThrow(
+      MasterKeyMissingError,
+    );
     row = await h.one(`SELECT status, status_reason FROM connectors WHERE name = 'tenant-a'`);
     expect(row.status_reason).toContain('CONNECTOR_SECRETS_KEY');
     expect((await runSync({ config: none, db: h.db, log: h.logs.logger }, { trigger: 'manual' })).result).toBe('succeeded');
     const right = cfg([K1]);
-    expect((await runSync({ config: right, db: h.db, log: h.logs.logger, target: registeredTarget(h.db, right, a) }, { trigger: 'manual' })).result).toBe('succeeded');
+    expect((await runSync({ config: right, db: h.db, log: h.logs.logger, target: registeredTarget(h.db, right, a) }, { trigger: 'manual' })).result).toBe(
+      'succeeded',
+    );
     row = await h.one(`SELECT status, status_reason FROM connectors WHERE name = 'tenant-a'`);
     expect(row).toEqual({ status: 'active', status_reason: null });
   });

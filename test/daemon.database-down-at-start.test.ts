@@ -110,7 +110,10 @@ describe.each(backends().filter((b) => b === 'postgres'))('run while PostgreSQL 
     await daemon.waitForLog(/^database not ready: /, { timeoutMs: 10_000 });
     const notReady = await daemon.get('/readyz');
     expect(notReady.status).toBe(503);
-    expect(JSON.parse(notReady.body)).toMatchObject({ status: 'not ready', reason: expect.stringMatching(/^waiting for the database \(attempt \d+ failed: cannot reach PostgreSQL at .* \(connection refused\): check DATABASE_URL/) });
+    expect(JSON.parse(notReady.body)).toMatchObject({
+      status: 'not ready',
+      reason: expect.stringMatching(/^waiting for the database \(attempt \d+ failed: cannot reach PostgreSQL at .* \(connection refused\): check DATABASE_URL/),
+    });
     expect((await daemon.get('/metrics')).status).toBe(503);
     // A second attempt, later than the first: backoff, not a tight loop, and not an exit.
     await daemon.waitForLog((l) => l.msg?.startsWith('database not ready: ') === true && l.attempt === 2, { timeoutMs: 10_000 });

@@ -58,7 +58,12 @@ describe.each(backends())('one daemon, 50 registered connectors (%s)', (backend)
     const db = await testDb.open();
     try {
       for (let i = 0; i < N; i++) {
-        await insertRegistered(db, settings, { name: `tenant-${String(i).padStart(2, '0')}`, tenantDomain: new URL(fake.url).host, schedule: null, apiKey: keys[i]! });
+        await insertRegistered(db, settings, {
+          name: `tenant-${String(i).padStart(2, '0')}`,
+          tenantDomain: new URL(fake.url).host,
+          schedule: null,
+          apiKey: keys[i]!,
+        });
       }
     } finally {
       await db.close();
@@ -79,9 +84,9 @@ describe.each(backends())('one daemon, 50 registered connectors (%s)', (backend)
     // Two slots of every connector, each synced.
     const progress = async () =>
       JSON.stringify(
-        await sql.rows(
-          `SELECT r.status, r.trigger, r.error_kind, count(*)::int AS n, min(r.error_message) AS message FROM sync_runs r GROUP BY 1, 2, 3`,
-        ).catch((err: Error) => err.message),
+        await sql
+          .rows(`SELECT r.status, r.trigger, r.error_kind, count(*)::int AS n, min(r.error_message) AS message FROM sync_runs r GROUP BY 1, 2, 3`)
+          .catch((err: Error) => err.message),
       );
     await waitFor(
       async () => {
@@ -118,7 +123,10 @@ describe.each(backends())('one daemon, 50 registered connectors (%s)', (backend)
     const byName = groupBy(runs, (r) => r.name);
     expect(byName.size).toBe(N + 1);
     for (const [name, rs] of byName) {
-      expect(rs.every((r) => r.status === 'succeeded' && r.trigger === 'schedule'), `${name}: ${JSON.stringify(rs)}`).toBe(true);
+      expect(
+        rs.every((r) => r.status === 'succeeded' && r.trigger === 'schedule'),
+        `${name}: ${JSON.stringify(rs)}`,
+      ).toBe(true);
       // One run per slot, in consecutive slots.
       const slots = rs.map((r) => Math.floor(r.started / SLOT_S));
       expect(new Set(slots).size, name).toBe(slots.length);
@@ -136,7 +144,12 @@ describe.each(backends())('one daemon, 50 registered connectors (%s)', (backend)
 
   it('connectors sharing the schedule start spread over SYNC_SPREAD_SECONDS', () => {
     // Each registered connector's first run: how long after its slot it started.
-    const offsets = [...groupBy(runs.filter((r) => r.name !== 'tines'), (r) => r.name).values()].map((rs) => rs[0]!.started % SLOT_S);
+    const offsets = [
+      ...groupBy(
+        runs.filter((r) => r.name !== 'tines'),
+        (r) => r.name,
+      ).values(),
+    ].map((rs) => rs[0]!.started % SLOT_S);
     expect(Math.max(...offsets) - Math.min(...offsets)).toBeGreaterThan(SPREAD_S / 2);
   });
 
@@ -162,7 +175,10 @@ describe.each(backends())('one daemon, 50 registered connectors (%s)', (backend)
       }
     }
     // One shared limiter would let 2 requests a second through; here one second holds many tenants' requests.
-    const all = fake.requests.filter((q) => q.status === 200).map((q) => q.at).sort((a, b) => a - b);
+    const all = fake.requests
+      .filter((q) => q.status === 200)
+      .map((q) => q.at)
+      .sort((a, b) => a - b);
     let busiest = 0;
     for (let i = 0, j = 0; i < all.length; i++) {
       while (all[i]! - all[j]! >= 1000) j++;

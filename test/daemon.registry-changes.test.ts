@@ -145,7 +145,9 @@ describe.each(backends())('registry changes under a running daemon (%s)', (backe
     expect(added.status, JSON.stringify(added.body)).toBe(201);
     const id = Number(added.body.connector.id);
     await waitFor(
-      async () => (await sql.rows<{ n: number }>(`SELECT count(*)::int AS n FROM sync_runs WHERE connector_id = ${id} AND status = 'running' AND pages_fetched >= 1`))[0]!.n > 0,
+      async () =>
+        (await sql.rows<{ n: number }>(`SELECT count(*)::int AS n FROM sync_runs WHERE connector_id = ${id} AND status = 'running' AND pages_fetched >= 1`))[0]!
+          .n > 0,
       { timeoutMs: 15_000, intervalMs: 100, what: 'a running sync of tenant-slow' },
     );
     const from = daemon.lines.length;

@@ -90,10 +90,10 @@ describe.each(backends().filter((b) => b === 'postgres'))('daemon: database faul
     expect(daemon.alive, daemon.tail()).toBe(true);
     expect((await daemon.get('/healthz')).status).toBe(200);
 
-    const next = await waitFor(
-      async () => (await db.rows<RunInterval>(RUNS_SQL)).find((r) => r.id > afterKill && r.status === 'succeeded'),
-      { timeoutMs: 10_000, what: 'a succeeded run after the connections were killed' },
-    );
+    const next = await waitFor(async () => (await db.rows<RunInterval>(RUNS_SQL)).find((r) => r.id > afterKill && r.status === 'succeeded'), {
+      timeoutMs: 10_000,
+      what: 'a succeeded run after the connections were killed',
+    });
     expect(next.trigger).toBe('schedule');
     expect(daemon.alive).toBe(true);
     const ready = await daemon.get('/readyz');
@@ -134,6 +134,8 @@ describe.each(backends().filter((b) => b === 'postgres'))('daemon: database faul
     const busy = (d: DaemonProcess) => d.logs('another replica is syncing this connector; tick skipped').length;
     const pids = new Set(runs.map((r) => r.pid));
     // Either one replica saw the other's sync and stood aside, or both synced, at different times.
-    expect(busy(a) + busy(b) > 0 || (pids.has(a.pid) && pids.has(b.pid)), `busy ticks: A ${busy(a)}, B ${busy(b)}; run pids: ${[...pids].join(', ')}`).toBe(true);
+    expect(busy(a) + busy(b) > 0 || (pids.has(a.pid) && pids.has(b.pid)), `busy ticks: A ${busy(a)}, B ${busy(b)}; run pids: ${[...pids].join(', ')}`).toBe(
+      true,
+    );
   });
 });

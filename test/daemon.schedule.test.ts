@@ -115,7 +115,9 @@ describe.each(backends())('daemon: schedule, health, metrics, logs (%s)', (backe
     daemon.child.kill('SIGSTOP');
     await new Promise((r) => setTimeout(r, 5_000));
     daemon.child.kill('SIGCONT');
-    const missed = await daemon.waitForLog((l) => l.msg === 'scheduled syncs were missed: the process was busy or suspended at that time', { timeoutMs: 10_000 });
+    const missed = await daemon.waitForLog((l) => l.msg === 'scheduled syncs were missed: the process was busy or suspended at that time', {
+      timeoutMs: 10_000,
+    });
     // One line for the whole burst, with how many and which.
     expect(missed).toMatchObject({ level: 'warn', component: 'cron' });
     expect(missed.missed).toBeGreaterThanOrEqual(1);

@@ -96,7 +96,9 @@ describe.each(backends())('daemon: graceful shutdown (%s)', (backend) => {
     expect(exit.code, daemon.tail()).toBe(0);
     expect(exit.ms).toBeLessThan(GRACE_MS + SLACK_MS);
     expect(daemon.logs('stopped cleanly')).toHaveLength(1);
-    expect(daemon.logs((l) => l.msg === 'sync aborted by shutdown; nothing of it was applied' && l.runId === run.id && l.errorKind === 'shutdown')).toHaveLength(1);
+    expect(
+      daemon.logs((l) => l.msg === 'sync aborted by shutdown; nothing of it was applied' && l.runId === run.id && l.errorKind === 'shutdown'),
+    ).toHaveLength(1);
     expect(daemon.logs('sync succeeded')).toEqual([]);
     // The listing was cut short: far fewer requests than its 20 pages.
     expect(fake.requests.length).toBeLessThan(USERS / PAGE_SIZE);
@@ -145,9 +147,7 @@ describe.each(backends())('daemon: graceful shutdown (%s)', (backend) => {
                   (SELECT count(*) FROM tines_users WHERE tines_user_id <= ${NEWCOMERS})::int AS newcomers`,
         )
       )[0],
-      events: await q<{ kind: string; of_run: number }>(
-        `SELECT DISTINCT kind, (sync_run_id = ${run.id})::int AS of_run FROM change_events ORDER BY kind`,
-      ),
+      events: await q<{ kind: string; of_run: number }>(`SELECT DISTINCT kind, (sync_run_id = ${run.id})::int AS of_run FROM change_events ORDER BY kind`),
     }));
     expect(runs.filter((r) => r.status === 'running')).toEqual([]);
     expect(runs.find((r) => r.id === run.id)).toMatchObject({ status: 'aborted', error_kind: 'shutdown', finished: true });
@@ -188,22 +188,23 @@ describe.each(backends())('daemon: graceful shutdown (%s)', (backend) => {
   });
 
   // PostgreSQL only: that is where a sync can be held inside the database from outside.
-  if (backend === 'postgres') it('a sync stuck in the database past the grace period: the process still exits soon after SHUTDOWN_TIMEOUT_MS', async () => {
-    const grace = 2_000;
-    fake.latencyMs = LATENCY_MS;
-    daemon = await spawnDaemon({ ...env, SHUTDOWN_TIMEOUT_MS: String(grace) }, { label: `daemon (${backend})` });
-    await runningWith(daemon, 2);
-    await blockRunUpdates();
-    await sleep(2 * LATENCY_MS);
-    const sent = Date.now();
-    daemon.signal('SIGTERM');
-    const exit = await Promise.race([daemon.exited, sleep(grace + SLACK_MS).then(() => undefined)]);
-    const elapsed = Date.now() - sent;
-    // Whatever happens, let the daemon go before asserting.
-    await releaseBlocker();
-    expect(daemon.logs('the sync in flight did not stop within the grace period')).toHaveLength(1);
-    expect(exit, `still running ${elapsed} ms after SIGTERM with SHUTDOWN_TIMEOUT_MS=${grace}\n${daemon.tail()}`).toBeDefined();
-    expect(exit!.code).not.toBe(0);
-    expect(exit!.at - sent).toBeGreaterThanOrEqual(grace - 100);
-  });
+  if (backend === 'postgres')
+    it('a sync stuck in the database past the grace period: the process still exits soon after SHUTDOWN_TIMEOUT_MS', async () => {
+      const grace = 2_000;
+      fake.latencyMs = LATENCY_MS;
+      daemon = await spawnDaemon({ ...env, SHUTDOWN_TIMEOUT_MS: String(grace) }, { label: `daemon (${backend})` });
+      await runningWith(daemon, 2);
+      await blockRunUpdates();
+      await sleep(2 * LATENCY_MS);
+      const sent = Date.now();
+      daemon.signal('SIGTERM');
+      const exit = await Promise.race([daemon.exited, sleep(grace + SLACK_MS).then(() => undefined)]);
+      const elapsed = Date.now() - sent;
+      // Whatever happens, let the daemon go before asserting.
+      await releaseBlocker();
+      expect(daemon.logs('the sync in flight did not stop within the grace period')).toHaveLength(1);
+      expect(exit, `still running ${elapsed} ms after SIGTERM with SHUTDOWN_TIMEOUT_MS=${grace}\n${daemon.tail()}`).toBeDefined();
+      expect(exit!.code).not.toBe(0);
+      expect(exit!.at - sent).toBeGreaterThanOrEqual(grace - 100);
+    });
 });

@@ -105,37 +105,42 @@ describe('embedded database', () => {
   });
 
   // The holder's identity comes from /proc (Linux); elsewhere only the pid is checked.
-  it.runIf(existsSync('/proc/self/stat'))('a lock file whose pid now belongs to another process is taken over; its live holder, or an old pid-only file, keeps it', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'tines-connector-reused-pid-'));
-    const lock = join(dir, 'tines-connector.pid');
-    const other = spawn('sleep', ['30'], { stdio: 'ignore' });
-    try {
-      // The lock file records who its holder was; a live process with that pid but another start is not it.
-      const boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
-      writeFileSync(lock, `${other.pid}\n${boot}:1\n`);
-      const release = lockDataDir(dir);
-      const [pid, identity] = readFileSync(lock, 'utf8').split('\n');
-      expect(pid).toBe(String(process.pid));
-      expect(identity).toMatch(new RegExp(`^${boot}:\\d+$`));
-      release();
-      // The holder itself (here: a process whose identity the file records truly) keeps it.
-      const stat = readFileSync(`/proc/${other.pid}/stat`, 'utf8');
-      writeFileSync(lock, `${other.pid}\n${boot}:${stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]}\n`);
-      expect(() => lockDataDir(dir)).toThrow(/in use by another tines-connector process .*delete .*tines-connector\.pid/s);
-      // A file of an earlier version (a pid only) of a live process: busy, as before.
-      writeFileSync(lock, `${other.pid}\n`);
-      expect(() => lockDataDir(dir)).toThrow(DataDirBusyError);
-    } finally {
-      other.kill('SIGKILL');
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
+  it.runIf(existsSync('/proc/self/stat'))(
+    'a lock file whose pid now belongs to another process is taken over; its live holder, or an old pid-only file, keeps it',
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'tines-connector-reused-pid-'));
+      const lock = join(dir, 'tines-connector.pid');
+      const other = spawn('sleep', ['30'], { stdio: 'ignore' });
+      try {
+        // The lock file records who its holder was; a live process with that pid but another start is not it.
+        const boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+        writeFileSync(lock, `${other.pid}\n${boot}:1\n`);
+        const release = lockDataDir(dir);
+        const [pid, identity] = readFileSync(lock, 'utf8').split('\n');
+        expect(pid).toBe(String(process.pid));
+        expect(identity).toMatch(new RegExp(`^${boot}:\\d+$`));
+        release();
+        // The holder itself (here: a process whose identity the file records truly) keeps it.
+        const stat = readFileSync(`/proc/${other.pid}/stat`, 'utf8');
+        writeFileSync(lock, `${other.pid}\n${boot}:${stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]}\n`);
+        expect(() => lockDataDir(dir)).toThrow(/in use by another tines-connector process .*delete .*tines-connector\.pid/s);
+        // A file of an earlier version (a pid only) of a live process: busy, as before.
+        writeFileSync(lock, `${other.pid}\n`);
+        expect(() => lockDataDir(dir)).toThrow(DataDirBusyError);
+      } finally {
+        other.kill('SIGKILL');
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
 
   it('keeps its data across a restart in the same DATA_DIR', async () => {
     await h.db.close();
     const again = await EmbeddedDatabase.open(h.env.DATA_DIR!);
     try {
-      const r = await again.query<{ n: number; runs: number }>('SELECT (SELECT count(*) FROM tines_users)::int AS n, (SELECT count(*) FROM sync_runs)::int AS runs');
+      const r = await again.query<{ n: number; runs: number }>(
+        'SELECT (SELECT count(*) FROM tines_users)::int AS n, (SELECT count(*) FROM sync_runs)::int AS runs',
+      );
       expect(r.rows[0]).toEqual({ n: 30, runs: 2 });
       const o = await runSync({ config: h.config(), db: again, log: h.logs.logger }, { trigger: 'manual' });
       expect(o.result).toBe('succeeded');

@@ -14,7 +14,11 @@ async function get(path: string, key: string | null = 'good') {
   const res = await fetch(`${fake.url}${path}`, { headers: key === null ? {} : { Authorization: `Bearer ${key}` } });
   const text = await res.text();
   let body: any;
-  try { body = JSON.parse(text); } catch { body = undefined; } // injected fault bodies need not be JSON
+  try {
+    body = JSON.parse(text);
+  } catch {
+    body = undefined;
+  } // injected fault bodies need not be JSON
   return { status: res.status, headers: res.headers, text, body };
 }
 const list = (q: string) => get(`/api/v1/admin/users?${q}`);
@@ -41,9 +45,13 @@ describe('listing', () => {
     expect(p1.status).toBe(200);
     expect(p1.headers.get('content-type')).toBe('application/json');
     expect(p1.body.meta).toEqual({
-      current_page: 1, previous_page: null,
+      current_page: 1,
+      previous_page: null,
       next_page: `${fake.url}/api/v1/admin/users?per_page=20&include=team_memberships&page=2`,
-      next_page_number: 2, per_page: 20, pages: 3, count: 45,
+      next_page_number: 2,
+      per_page: 20,
+      pages: 3,
+      count: 45,
     });
     expect(p1.body['admin/users'].map((u: FakeUser) => u.id)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
     expect(p1.body['admin/users'][0].team_memberships).toBeInstanceOf(Array);
@@ -88,7 +96,10 @@ describe('auth and errors', () => {
     fake.validKeys.clear();
     expect((await get('/api/v1/admin/users')).status).toBe(401);
     expect(fake.requests.map((r) => [r.status, r.auth])).toEqual([
-      [401, 'Bearer nope'], [401, undefined], [403, 'Bearer weak'], [401, 'Bearer good'],
+      [401, 'Bearer nope'],
+      [401, undefined],
+      [403, 'Bearer weak'],
+      [401, 'Bearer good'],
     ]);
     fake.validKeys.add('good');
   });

@@ -44,7 +44,13 @@ describe('isoTimestamp', () => {
   });
 
   it('jsonDocument rewrites only `_at` keys', () => {
-    const doc = JSON.parse(jsonDocument({ started_at: '2026-11-30 22:19:18.022+00', name: '2026-11-30 22:19:18.022+00', nested: [{ finished_at: '2026-11-30T22:19:33.005+00:00' }] })) as Record<string, unknown>;
+    const doc = JSON.parse(
+      jsonDocument({
+        started_at: '2026-11-30 22:19:18.022+00',
+        name: '2026-11-30 22:19:18.022+00',
+        nested: [{ finished_at: '2026-11-30T22:19:33.005+00:00' }],
+      }),
+    ) as Record<string, unknown>;
     expect(doc).toEqual({ started_at: '2026-11-30T22:19:18.022Z', name: '2026-11-30 22:19:18.022+00', nested: [{ finished_at: '2026-11-30T22:19:33.005Z' }] });
   });
 });

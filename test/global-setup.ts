@@ -52,7 +52,9 @@ export default async function setup(project: TestProject) {
   const templateRoot = mkdtempSync(join(tmpdir(), 'tines-connector-template-'));
   const template = join(templateRoot, 'pgdata');
   const db = await PGlite.create(template);
-  await db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
+  await db.exec(
+    `CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`,
+  );
   for (const m of loadMigrations()) {
     await db.exec(m.sql);
     await db.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [m.version, m.name]);

@@ -29,8 +29,14 @@ describe.each(backends())('people import (%s)', (backend) => {
   let db: Database;
   const load = (csv: string, source = 'hr', allowMassDeparture = false): Promise<ImportOutcome> =>
     importPeople(db, Readable.from([Buffer.from(csv, 'utf8')]), { source, allowMassDeparture, guard, log });
-  const people = async () => (await db.query<Person>('SELECT email, name, status, status_changed_at::text, department, manager_email, external_id, source FROM people ORDER BY email_key')).rows;
-  const person = async (email: string) => (await db.query<Person>('SELECT *, status_changed_at::text FROM people WHERE email_key = lower($1)', [email])).rows[0];
+  const people = async () =>
+    (
+      await db.query<Person>(
+        'SELECT email, name, status, status_changed_at::text, department, manager_email, external_id, source FROM people ORDER BY email_key',
+      )
+    ).rows;
+  const person = async (email: string) =>
+    (await db.query<Person>('SELECT *, status_changed_at::text FROM people WHERE email_key = lower($1)', [email])).rows[0];
 
   beforeAll(async () => {
     t = await createTestDb(backend);
@@ -55,7 +61,14 @@ describe.each(backends())('people import (%s)', (backend) => {
       const o = await load(csv);
       expect(o).toMatchObject({ result: 'loaded', rows: 3, added: 3, updated: 0, departed: 0, ignored_columns: [] });
       expect(await people()).toEqual([
-        expect.objectContaining({ email: 'ada@example.com', name: 'Lovelace, Ada', department: 'R&D, "Engines"', status: 'active', external_id: 'E1', source: 'hr' }),
+        expect.objectContaining({
+          email: 'ada@example.com',
+          name: 'Lovelace, Ada',
+          department: 'R&D, "Engines"',
+          status: 'active',
+          external_id: 'E1',
+          source: 'hr',
+        }),
         expect.objectContaining({ email: 'Bob@Example.com', name: 'Bob', department: null, status: 'suspended', external_id: null }),
         expect.objectContaining({ email: 'zoë@example.com', name: 'Zoë\r\nMüller', department: 'Ops', status: 'active' }),
       ]);
@@ -173,7 +186,13 @@ describe.each(backends())('people import (%s)', (backend) => {
       await load('email,name,department,manager_email,external_id\nada@example.com,Ada,Eng,boss@example.com,E1\nbob@example.com,Bob,Ops,,E2\n');
       const o = await load('email,name\nADA@Example.com,Ada Lovelace\nbob@example.com,Bob\n');
       expect(o).toMatchObject({ result: 'loaded', added: 0, updated: 1, unchanged: 1, departed: 0 });
-      expect(await person('ada@example.com')).toMatchObject({ email: 'ADA@Example.com', name: 'Ada Lovelace', department: 'Eng', manager_email: 'boss@example.com', external_id: 'E1' });
+      expect(await person('ada@example.com')).toMatchObject({
+        email: 'ADA@Example.com',
+        name: 'Ada Lovelace',
+        department: 'Eng',
+        manager_email: 'boss@example.com',
+        external_id: 'E1',
+      });
       // A status in the file wins; without one, people are active.
       await load('email,status\nada@example.com,Suspended\n', 'hr', true);
       expect(await person('ada@example.com')).toMatchObject({ status: 'suspended' });
@@ -181,8 +200,15 @@ describe.each(backends())('people import (%s)', (backend) => {
     });
 
     it('takes status_changed_at from the file when it gives one (a date is midnight UTC), and now when a status changes without one', async () => {
-      const at = async (email: string) => (await db.query<{ t: string }>(`SELECT to_char(status_changed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS') AS t FROM people WHERE email_key = $1`, [email])).rows[0]!.t;
-      const file = 'email,status,status_changed_at\na@example.com,departed,2026-10-01\nb@example.com,active,2026-11-29T08:30:00+02:00\nc@example.com,suspended,\n';
+      const at = async (email: string) =>
+        (
+          await db.query<{ t: string }>(
+            `SELECT to_char(status_changed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS') AS t FROM people WHERE email_key = $1`,
+            [email],
+          )
+        ).rows[0]!.t;
+      const file =
+        'email,status,status_changed_at\na@example.com,departed,2026-10-01\nb@example.com,active,2026-11-29T08:30:00+02:00\nc@example.com,suspended,\n';
       expect(await load(file)).toMatchObject({ result: 'loaded', added: 3 });
       expect(await at('a@example.com')).toBe('2026-10-01T00:00:00');
       expect(await at('b@example.com')).toBe('2026-11-29T06:30:00');
@@ -195,12 +221,16 @@ describe.each(backends())('people import (%s)', (backend) => {
       expect(await load('email,status\na@example.com,departed\nb@example.com,active\nc@example.com,suspended\n')).toMatchObject({ updated: 0 });
       expect(await at('a@example.com')).toBe('2026-09-15T00:00:00');
       // Its days since departure come from that date.
-      const days = await db.query<{ d: number }>(`SELECT floor(extract(epoch FROM now() - status_changed_at) / 86400)::int AS d FROM people WHERE email_key = 'a@example.com'`);
+      const days = await db.query<{ d: number }>(
+        `SELECT floor(extract(epoch FROM now() - status_changed_at) / 86400)::int AS d FROM people WHERE email_key = 'a@example.com'`,
+      );
       expect(days.rows[0]!.d).toBe(Math.floor((Date.now() - Date.parse('2026-09-15T00:00:00Z')) / 86_400_000));
     });
 
     it('reports a status_changed_at that is no date, or in the future, as a bad row', async () => {
-      const o = await load('email,status,status_changed_at\na@example.com,departed,2026-02-30\nb@example.com,departed,last week\nc@example.com,departed,2999-01-01\nd@example.com,departed,2026-10-01 17:00\n');
+      const o = await load(
+        'email,status,status_changed_at\na@example.com,departed,2026-02-30\nb@example.com,departed,last week\nc@example.com,departed,2999-01-01\nd@example.com,departed,2026-10-01 17:00\n',
+      );
       expect(o.result).toBe('rejected');
       if (o.result !== 'rejected') return;
       expect(o.bad_rows).toEqual([

@@ -78,7 +78,10 @@ hal@example.com,Hal,active,Eng
 describe.each(backends())('owner views (%s)', (backend) => {
   let h: Harness;
   let other: number;
-  const ids = async (sql: string) => (await h.rows<{ connector_id: number; tines_user_id: number }>(sql)).map((r) => (r.connector_id === other ? -r.tines_user_id : r.tines_user_id)).sort((a, b) => a - b);
+  const ids = async (sql: string) =>
+    (await h.rows<{ connector_id: number; tines_user_id: number }>(sql))
+      .map((r) => (r.connector_id === other ? -r.tines_user_id : r.tines_user_id))
+      .sort((a, b) => a - b);
 
   beforeAll(async () => {
     h = await createHarness(backend, tenant());
@@ -86,10 +89,17 @@ describe.each(backends())('owner views (%s)', (backend) => {
     expect((await h.sync({}, env)).result).toBe('succeeded');
     h.fake.removeUser(ID.removed);
     expect((await h.sync({}, env)).result).toBe('succeeded');
-    const loaded = await importPeople(h.db, Readable.from([DIRECTORY]), { source: 'hr', allowMassDeparture: false, guard: h.config().sync, log: createLogger('silent') });
+    const loaded = await importPeople(h.db, Readable.from([DIRECTORY]), {
+      source: 'hr',
+      allowMassDeparture: false,
+      guard: h.config().sync,
+      log: createLogger('silent'),
+    });
     expect(loaded).toMatchObject({ result: 'loaded', added: 10 });
     await h.db.query(`UPDATE people SET status_changed_at = now() - interval '40 days 1 hour' WHERE email_key = 'bob@example.com'`);
-    await h.db.query(`INSERT INTO email_aliases (alias_email, person_email, note) VALUES ('GUS+tines@example.com', 'gus@example.com', 'plus-addressed Tines login')`);
+    await h.db.query(
+      `INSERT INTO email_aliases (alias_email, person_email, note) VALUES ('GUS+tines@example.com', 'gus@example.com', 'plus-addressed Tines login')`,
+    );
     // A second connector (no ORG_EMAIL_DOMAINS) whose accounts are owned by the same directory.
     other = (await h.one<{ id: number }>(`INSERT INTO connectors (name, tenant_domain) VALUES ('beta', 'beta.tines.com') RETURNING id`)).id;
     await h.db.query(
@@ -101,9 +111,15 @@ describe.each(backends())('owner views (%s)', (backend) => {
   afterAll(() => h?.close());
 
   it('account_owners: every present account with its person or none, matched by normalised email or an alias', async () => {
-    const rows = await h.rows<{ connector_id: number; tines_user_id: number; email: string; person_email: string | null; person_status: string | null; matched_by: string | null; department: string | null }>(
-      'SELECT connector_id, tines_user_id, email, person_email, person_status, matched_by, department FROM account_owners',
-    );
+    const rows = await h.rows<{
+      connector_id: number;
+      tines_user_id: number;
+      email: string;
+      person_email: string | null;
+      person_status: string | null;
+      matched_by: string | null;
+      department: string | null;
+    }>('SELECT connector_id, tines_user_id, email, person_email, person_status, matched_by, department FROM account_owners');
     const byId = new Map(rows.map((r) => [r.connector_id === other ? -r.tines_user_id : r.tines_user_id, r]));
     expect([...byId.keys()].sort((a, b) => a - b)).toEqual([-3, -2, -1, 1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12]);
     expect(byId.get(ID.owned)).toMatchObject({ person_email: 'ada@example.com', person_status: 'active', matched_by: 'email', department: 'Eng' });
@@ -120,13 +136,17 @@ describe.each(backends())('owner views (%s)', (backend) => {
       `SELECT days_since_departure, person_status, person_name FROM orphaned_accounts WHERE tines_user_id = ${ID.departed} AND connector_id <> ${other}`,
     );
     expect(bob).toEqual({ days_since_departure: 40, person_status: 'departed', person_name: 'Bob' });
-    const dan = await h.one<{ person_status: string; days_since_departure: number }>(`SELECT person_status, days_since_departure FROM orphaned_accounts WHERE tines_user_id = ${ID.permissions}`);
+    const dan = await h.one<{ person_status: string; days_since_departure: number }>(
+      `SELECT person_status, days_since_departure FROM orphaned_accounts WHERE tines_user_id = ${ID.permissions}`,
+    );
     expect(dan).toEqual({ person_status: 'suspended', days_since_departure: 0 });
   });
 
   it('privileged_orphans: orphaned tenant admins, holders of tenant permissions and team admins, with why', async () => {
     expect(await ids('SELECT connector_id, tines_user_id FROM privileged_orphans')).toEqual([-2, 3, 4, 5]);
-    const eve = await h.one<{ email: string; reasons: string[]; admin_teams: string[] }>(`SELECT email, reasons, admin_teams FROM privileged_orphans WHERE tines_user_id = ${ID.teamAdmin}`);
+    const eve = await h.one<{ email: string; reasons: string[]; admin_teams: string[] }>(
+      `SELECT email, reasons, admin_teams FROM privileged_orphans WHERE tines_user_id = ${ID.teamAdmin}`,
+    );
     expect(eve).toEqual({ email: 'eve@example.com', reasons: ['team admin of: Security Operations'], admin_teams: ['Security Operations'] });
     const carol = await h.one<{ reasons: string[] }>(`SELECT reasons FROM privileged_orphans WHERE tines_user_id = ${ID.tenantAdmin}`);
     expect(carol.reasons[0]).toBe('tenant admin');

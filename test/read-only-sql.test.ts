@@ -20,7 +20,17 @@ describe('sqlCode', () => {
 
 describe('readOnlyRefusal', () => {
   it('accepts queries by their first word, behind comments and parentheses', () => {
-    for (const sql of ['/* c */ SELECT 1', '-- c\nSELECT 1', '(SELECT 1)', 'WITH x AS (SELECT 1) SELECT * FROM x', 'VALUES (1)', 'TABLE connectors', 'SHOW timezone', 'EXPLAIN SELECT 1', "SELECT '--', '/*'"]) {
+    for (const sql of [
+      '/* c */ SELECT 1',
+      '-- c\nSELECT 1',
+      '(SELECT 1)',
+      'WITH x AS (SELECT 1) SELECT * FROM x',
+      'VALUES (1)',
+      'TABLE connectors',
+      'SHOW timezone',
+      'EXPLAIN SELECT 1',
+      "SELECT '--', '/*'",
+    ]) {
       expect(readOnlyRefusal(sql), sql).toBeUndefined();
     }
   });

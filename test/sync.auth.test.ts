@@ -33,8 +33,7 @@ describe.each(backends())('auth (%s)', (backend) => {
   const keyDir = mkdtempSync(join(tmpdir(), 'tines-connector-keyfile-'));
   const keyFile = join(keyDir, 'tines_api_key');
 
-  const sync = (env: Record<string, string> = {}): Promise<SyncOutcome> =>
-    runSync({ config: h.config(env), db, log: h.logs.logger }, { trigger: 'manual' });
+  const sync = (env: Record<string, string> = {}): Promise<SyncOutcome> => runSync({ config: h.config(env), db, log: h.logs.logger }, { trigger: 'manual' });
   const one = async <R>(sql: string, params?: unknown[]): Promise<R> => (await db.query<R>(sql, params)).rows[0]!;
   const rows = async <R>(sql: string, params?: unknown[]): Promise<R[]> => (await db.query<R>(sql, params)).rows;
   const connector = () => one<ConnectorRow>('SELECT * FROM connectors');

@@ -31,7 +31,12 @@ describe.each(backends())('changes (%s)', (backend) => {
     const o = await h.sync();
     expect(o.counts.usersUpdated).toBe(1);
     expect(await newEvents()).toEqual([
-      { kind: 'user_updated', tines_user_id: u.id, team_id: null, details: { first_name: { from: u.first_name, to: 'Renamed' }, admin: { from: u.admin, to: !u.admin } } },
+      {
+        kind: 'user_updated',
+        tines_user_id: u.id,
+        team_id: null,
+        details: { first_name: { from: u.first_name, to: 'Renamed' }, admin: { from: u.admin, to: !u.admin } },
+      },
     ]);
   });
 
@@ -61,28 +66,35 @@ describe.each(backends())('changes (%s)', (backend) => {
     const evs = await newEvents();
     expect(evs.filter((e) => e.kind === 'user_restored').map((e) => e.tines_user_id)).toEqual([u.id]);
     expect(evs.filter((e) => e.kind === 'membership_added')).toHaveLength(u.team_memberships.length);
-    const row = await h.one<{ removed_at: string | null; first_seen_at: string }>('SELECT removed_at, first_seen_at FROM tines_users WHERE tines_user_id = $1', [u.id]);
+    const row = await h.one<{ removed_at: string | null; first_seen_at: string }>(
+      'SELECT removed_at, first_seen_at FROM tines_users WHERE tines_user_id = $1',
+      [u.id],
+    );
     expect(row).toEqual({ removed_at: null, first_seen_at: first.first_seen_at });
   });
 
   it('membership added, role changed and removed each get their event', async () => {
     const u = users[2]!;
     const current = h.fake.users.get(u.id)!;
-    const memberships = [
-      { team_id: 9001, team_name: 'New Team', role: 'EDITOR' },
-      ...current.team_memberships.slice(1).map((m) => ({ ...m })),
-    ];
+    const memberships = [{ team_id: 9001, team_name: 'New Team', role: 'EDITOR' }, ...current.team_memberships.slice(1).map((m) => ({ ...m }))];
     if (memberships[1]) memberships[1].role = 'CUSTOM_ROLE';
     h.fake.updateUser(u.id, { team_memberships: memberships });
     const o = await h.sync();
     const evs = await newEvents();
-    expect(evs.find((e) => e.kind === 'membership_added')).toMatchObject({ tines_user_id: u.id, team_id: 9001, details: { team_name: 'New Team', role: 'EDITOR' } });
+    expect(evs.find((e) => e.kind === 'membership_added')).toMatchObject({
+      tines_user_id: u.id,
+      team_id: 9001,
+      details: { team_name: 'New Team', role: 'EDITOR' },
+    });
     if (current.team_memberships[0]) {
       expect(evs.find((e) => e.kind === 'membership_removed')).toMatchObject({ tines_user_id: u.id, team_id: current.team_memberships[0].team_id });
       expect(o.counts.membershipsRemoved).toBe(1);
     }
     if (memberships[1]) {
-      expect(evs.find((e) => e.kind === 'membership_updated')).toMatchObject({ team_id: memberships[1].team_id, details: { role: { from: current.team_memberships[1]!.role, to: 'CUSTOM_ROLE' } } });
+      expect(evs.find((e) => e.kind === 'membership_updated')).toMatchObject({
+        team_id: memberships[1].team_id,
+        details: { role: { from: current.team_memberships[1]!.role, to: 'CUSTOM_ROLE' } },
+      });
     }
     expect(evs.every((e) => e.kind.startsWith('membership_'))).toBe(true);
   });

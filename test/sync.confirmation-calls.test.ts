@@ -67,13 +67,19 @@ describe.each(backends())('confirmation progress (%s)', (backend) => {
     expect(seen.length).toBeGreaterThan(0);
     expect(seen.every((r) => r.total === 15)).toBe(true);
     expect(seen.some((r) => r.done! < 15)).toBe(true);
-    expect(await h.one('SELECT confirmations_done, confirmations_total FROM sync_runs WHERE id = $1', [o.runId])).toEqual({ confirmations_done: 15, confirmations_total: 15 });
+    expect(await h.one('SELECT confirmations_done, confirmations_total FROM sync_runs WHERE id = $1', [o.runId])).toEqual({
+      confirmations_done: 15,
+      confirmations_total: 15,
+    });
     const lines = h.logs.parsed().filter((l) => typeof l.msg === 'string' && l.msg.startsWith('confirming missing users:'));
     expect(lines.at(-1)).toMatchObject({ confirmed: 15, candidates: 15, msg: 'confirming missing users: 15 of 15' });
   });
 
   it('a run with nothing to confirm leaves the columns empty', async () => {
     const o = await h.sync();
-    expect(await h.one('SELECT confirmations_done, confirmations_total FROM sync_runs WHERE id = $1', [o.runId])).toEqual({ confirmations_done: null, confirmations_total: null });
+    expect(await h.one('SELECT confirmations_done, confirmations_total FROM sync_runs WHERE id = $1', [o.runId])).toEqual({
+      confirmations_done: null,
+      confirmations_total: null,
+    });
   });
 });

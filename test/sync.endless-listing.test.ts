@@ -9,7 +9,10 @@ import { createHarness, type Harness } from './helpers/harness.js';
 describe.each(backends())('a listing that never ends (%s)', (backend) => {
   let h: Harness;
   const present = async () => (await h.one<{ n: number }>('SELECT count(*)::int AS n FROM tines_users WHERE removed_at IS NULL')).n;
-  const lastRun = () => h.one<{ status: string; error_kind: string | null; error_message: string | null }>('SELECT status, error_kind, error_message FROM sync_runs ORDER BY id DESC LIMIT 1');
+  const lastRun = () =>
+    h.one<{ status: string; error_kind: string | null; error_message: string | null }>(
+      'SELECT status, error_kind, error_message FROM sync_runs ORDER BY id DESC LIMIT 1',
+    );
 
   beforeAll(async () => {
     h = await createHarness(backend, generateUsers(50, { seed: 13 }));

@@ -33,7 +33,9 @@ describe.each(backends())('error kinds (%s)', (backend) => {
       { trigger: 'manual' },
     );
     expect(outcome).toMatchObject({ result: 'failed', errorKind: 'internal' });
-    const run = await h.one<{ status: string; error_kind: string; error_message: string }>('SELECT status, error_kind, error_message FROM sync_runs ORDER BY id DESC LIMIT 1');
+    const run = await h.one<{ status: string; error_kind: string; error_message: string }>(
+      'SELECT status, error_kind, error_message FROM sync_runs ORDER BY id DESC LIMIT 1',
+    );
     expect(run).toEqual({ status: 'failed', error_kind: 'internal', error_message: "internal error: Cannot read properties of undefined (reading 'x')" });
   });
 });

@@ -25,7 +25,9 @@ describe.each(backends())('first load (%s)', (backend) => {
     const run = await h.one<{ took_ms: number }>('SELECT (extract(epoch FROM finished_at - started_at) * 1000)::int AS took_ms FROM sync_runs');
     expect(run.took_ms).toBeGreaterThanOrEqual(150); // at least the two rounds of latency it waited (later pages are requested ahead)
     expect(run.took_ms).toBeLessThanOrEqual(elapsed + 50);
-    const c = await h.one<{ ok: boolean }>('SELECT last_success_at = last_sync_at AND last_success_at >= (SELECT finished_at FROM sync_runs) AS ok FROM connectors');
+    const c = await h.one<{ ok: boolean }>(
+      'SELECT last_success_at = last_sync_at AND last_success_at >= (SELECT finished_at FROM sync_runs) AS ok FROM connectors',
+    );
     expect(c.ok).toBe(true);
   });
 
@@ -56,7 +58,12 @@ describe.each(backends())('first load (%s)', (backend) => {
     expect(o.counts.membershipsUpdated).toBe(0);
     const kinds = await h.rows<{ kind: string; n: number }>('SELECT kind, count(*)::int AS n FROM change_events GROUP BY kind ORDER BY kind');
     const memberships = await count(h, 'team_memberships');
-    expect(kinds).toEqual([{ kind: 'membership_added', n: memberships }, { kind: 'user_added', n: 50 }].filter((k) => k.n > 0));
+    expect(kinds).toEqual(
+      [
+        { kind: 'membership_added', n: memberships },
+        { kind: 'user_added', n: 50 },
+      ].filter((k) => k.n > 0),
+    );
     expect(o.counts.membershipsAdded).toBe(memberships);
     // A listing that showed a user twice is not remembered; the next one finds the newcomer.
     expect(await count(h, 'listing_pages')).toBe(0);
@@ -83,7 +90,9 @@ describe.each(backends())('first load (%s)', (backend) => {
     expect(await count(h, 'tines_users')).toBe(2600);
     const row = await h.one<{ last_name: string }>('SELECT last_name FROM tines_users WHERE tines_user_id = $1', [shifted]);
     expect(row.last_name).toBe('Seen-Again');
-    const added = await h.rows<{ n: number }>("SELECT count(*)::int AS n FROM change_events WHERE kind = 'user_added' GROUP BY tines_user_id HAVING count(*) > 1");
+    const added = await h.rows<{ n: number }>(
+      "SELECT count(*)::int AS n FROM change_events WHERE kind = 'user_added' GROUP BY tines_user_id HAVING count(*) > 1",
+    );
     expect(added).toEqual([]);
     expect(await count(h, "change_events WHERE kind = 'user_added'")).toBe(2600);
     expect(await count(h, "change_events WHERE kind = 'membership_added'")).toBe(await count(h, 'team_memberships'));

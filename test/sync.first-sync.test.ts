@@ -32,7 +32,15 @@ describe.each(backends())('first sync (%s)', (backend) => {
     );
     const u = users[3]!;
     const row = await h.one<Record<string, unknown>>('SELECT * FROM tines_users WHERE tines_user_id = $1', [u.id]);
-    expect(row).toMatchObject({ email: u.email, first_name: u.first_name, last_name: u.last_name, admin: u.admin, is_active: u.is_active ?? null, tenant_permissions: u.tenant_permissions, removed_at: null });
+    expect(row).toMatchObject({
+      email: u.email,
+      first_name: u.first_name,
+      last_name: u.last_name,
+      admin: u.admin,
+      is_active: u.is_active ?? null,
+      tenant_permissions: u.tenant_permissions,
+      removed_at: null,
+    });
     expect(row.raw).toEqual(u);
     const seen = row.last_seen_at === null ? null : new Date(String(row.last_seen_at)).getTime();
     expect(seen).toBe(u.last_seen === null ? null : new Date(u.last_seen).getTime());
@@ -40,7 +48,16 @@ describe.each(backends())('first sync (%s)', (backend) => {
 
   it('records the run with its counts and leaves the connector active', async () => {
     const run = await h.one<Record<string, unknown>>('SELECT * FROM sync_runs ORDER BY id DESC LIMIT 1');
-    expect(run).toMatchObject({ trigger: 'manual', status: 'succeeded', pages_fetched: 3, pages_total: 3, users_seen: 45, users_added: 45, users_removed: 0, error_kind: null });
+    expect(run).toMatchObject({
+      trigger: 'manual',
+      status: 'succeeded',
+      pages_fetched: 3,
+      pages_total: 3,
+      users_seen: 45,
+      users_added: 45,
+      users_removed: 0,
+      error_kind: null,
+    });
     const c = await h.one<Record<string, unknown>>('SELECT * FROM connectors');
     expect(c).toMatchObject({ name: 'tines', status: 'active', consecutive_failures: 0 });
     expect(String(c.api_key_fingerprint)).toMatch(/^sha256:[0-9a-f]{16}$/);

@@ -9,7 +9,10 @@ import { createHarness, type Harness } from './helpers/harness.js';
 describe.each(backends())('known pages (%s)', (backend) => {
   let h: Harness;
   const shipped = () => {
-    const line = h.logs.parsed().filter((l) => l.msg === 'sync succeeded' || String(l.msg).startsWith('sync held')).pop();
+    const line = h.logs
+      .parsed()
+      .filter((l) => l.msg === 'sync succeeded' || String(l.msg).startsWith('sync held'))
+      .pop();
     return line?.usersShipped;
   };
   const remembered = async () => (await h.one<{ n: number }>('SELECT count(*)::int AS n FROM listing_pages')).n;

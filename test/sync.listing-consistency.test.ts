@@ -52,7 +52,10 @@ describe.each(backends())('listing consistency (%s)', (backend) => {
     const confirmations = h.fake.requests.slice(before).filter((r) => /\/admin\/users\/\d+$/.test(r.path));
     expect(confirmations.map((r) => [r.path, r.status])).toEqual([[`/api/v1/admin/users/${ids[20]}`, 200]]);
     expect(o.counts).toMatchObject({ usersAdded: 1, usersRemoved: 0, removalCandidates: 1, confirmCalls: 1 });
-    const skipped = await h.one<{ removed_at: string | null; raw: Record<string, unknown> }>('SELECT removed_at, raw FROM tines_users WHERE tines_user_id = $1', [ids[20]]);
+    const skipped = await h.one<{ removed_at: string | null; raw: Record<string, unknown> }>(
+      'SELECT removed_at, raw FROM tines_users WHERE tines_user_id = $1',
+      [ids[20]],
+    );
     expect(skipped.removed_at).toBeNull();
     // The confirmation asks for the memberships too, so the kept user's raw still holds them.
     expect(confirmations[0]!.query).toMatchObject({ include: 'team_memberships' });
@@ -89,7 +92,9 @@ describe.each(backends())('listing consistency (%s)', (backend) => {
     const ok = await h.sync();
     expect(ok.result).toBe('succeeded');
     expect(await h.one('SELECT status, consecutive_failures FROM connectors')).toEqual({ status: 'active', consecutive_failures: 0 });
-    const changes = await h.rows<{ details: { status: { to: string } } }>(`SELECT details FROM change_events WHERE kind = 'connector_status_changed' ORDER BY id`);
+    const changes = await h.rows<{ details: { status: { to: string } } }>(
+      `SELECT details FROM change_events WHERE kind = 'connector_status_changed' ORDER BY id`,
+    );
     expect(changes.map((e) => e.details.status.to)).toEqual(['failing', 'active']);
   });
 

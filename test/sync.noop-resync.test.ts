@@ -27,7 +27,14 @@ describe.each(backends())('no-change resync (%s)', (backend) => {
     const before = await xmins(h);
     const outcome = await h.sync();
     expect(outcome.result).toBe('succeeded');
-    expect(outcome.counts).toMatchObject({ usersAdded: 0, usersUpdated: 0, usersRemoved: 0, membershipsAdded: 0, membershipsUpdated: 0, membershipsRemoved: 0 });
+    expect(outcome.counts).toMatchObject({
+      usersAdded: 0,
+      usersUpdated: 0,
+      usersRemoved: 0,
+      membershipsAdded: 0,
+      membershipsUpdated: 0,
+      membershipsRemoved: 0,
+    });
     expect(await xmins(h)).toBe(before);
   });
 
@@ -36,7 +43,14 @@ describe.each(backends())('no-change resync (%s)', (backend) => {
     const before = await xmins(h);
     const outcome = await h.sync();
     expect(outcome.result).toBe('succeeded');
-    expect(outcome.counts).toMatchObject({ usersAdded: 0, usersUpdated: 0, usersRemoved: 0, membershipsAdded: 0, membershipsUpdated: 0, membershipsRemoved: 0 });
+    expect(outcome.counts).toMatchObject({
+      usersAdded: 0,
+      usersUpdated: 0,
+      usersRemoved: 0,
+      membershipsAdded: 0,
+      membershipsUpdated: 0,
+      membershipsRemoved: 0,
+    });
     expect(await xmins(h)).toBe(before);
   });
 

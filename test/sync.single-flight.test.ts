@@ -18,7 +18,13 @@ type Run = { id: number; status: string; started_at: string; finished_at: string
 /** No two runs of one connector overlap in time, and none is left running. */
 function expectNoOverlap(runs: Run[]): void {
   for (const r of runs) expect(r.finished_at, `run ${r.id} is still ${r.status}`).not.toBeNull();
-  const spans = runs.map((r) => [Date.parse(r.started_at.replace(' ', 'T').replace(/([+-]\d\d)$/, '$1:00')), Date.parse(r.finished_at!.replace(' ', 'T').replace(/([+-]\d\d)$/, '$1:00'))] as const);
+  const spans = runs.map(
+    (r) =>
+      [
+        Date.parse(r.started_at.replace(' ', 'T').replace(/([+-]\d\d)$/, '$1:00')),
+        Date.parse(r.finished_at!.replace(' ', 'T').replace(/([+-]\d\d)$/, '$1:00')),
+      ] as const,
+  );
   for (const [s, f] of spans) {
     expect(Number.isNaN(s) || Number.isNaN(f)).toBe(false);
   }
@@ -89,85 +95,85 @@ describe.each(backends())('single flight (%s)', (backend) => {
     expect(runs.filter((r) => r.status === 'running')).toEqual([]);
   });
 
-  if (backend === 'postgres') it('two `sync` processes at once: exit codes 0 and 5, and one run row', async () => {
-    expect((await h.sync()).result).toBe('succeeded');
-    const runsBefore = (await h.one<{ n: number }>('SELECT count(*)::int AS n FROM sync_runs')).n;
-    h.fake.updateUser(users[1]!.id, { last_name: 'CrossProcess' });
-    // Hold the listing after page 1 until one child has exited (at most 10 s), so the
-    // two processes overlap however slowly they start; latency keeps every page slow too.
-    let firstExit!: () => void;
-    const oneExited = new Promise<void>((r) => (firstExit = r));
-    h.fake.latencyMs = 100;
-    h.fake.onPage = async (page) => {
-      if (page === 1) await Promise.race([oneExited, new Promise((r) => setTimeout(r, 10_000))]);
-    };
-    const env = childEnv({ ...h.env, LOG_LEVEL: 'warn' });
-    let results: CliResult[];
-    try {
-      results = await Promise.all(
-        [0, 1].map(() =>
-          runCli(['sync'], env, { cwd: CHILD_CWD }).then((r) => {
-            firstExit();
-            return r;
-          }),
-        ),
-      );
-    } finally {
-      h.fake.latencyMs = 0;
-      h.fake.onPage = undefined;
-    }
-    const codes = results.map((r) => r.code).sort();
-    expect(codes, results.map((r) => r.stdout + r.stderr).join('\n---\n')).toEqual([0, 5]);
-    const busy = results.find((r) => r.code === 5)!;
-    expect(busy.stdout).toMatch(/another sync/i);
-    const ok = results.find((r) => r.code === 0)!;
-    expect(ok.stdout).toMatch(/sync succeeded/);
-    expect((await h.one<{ n: number }>('SELECT count(*)::int AS n FROM sync_runs')).n).toBe(runsBefore + 1);
-    const upd = await h.one<{ n: number }>(`SELECT count(*)::int AS n FROM change_events WHERE kind = 'user_updated' AND tines_user_id = $1`, [users[1]!.id]);
-    expect(upd.n).toBe(1);
-    const runs = await h.rows<Run>('SELECT id, status, started_at::text, finished_at::text FROM sync_runs ORDER BY id');
-    expectNoOverlap(runs);
-  });
+  if (backend === 'postgres')
+    it('two `sync` processes at once: exit codes 0 and 5, and one run row', async () => {
+      expect((await h.sync()).result).toBe('succeeded');
+      const runsBefore = (await h.one<{ n: number }>('SELECT count(*)::int AS n FROM sync_runs')).n;
+      h.fake.updateUser(users[1]!.id, { last_name: 'CrossProcess' });
+      // Hold the listing after page 1 until one child has exited (at most 10 s), so the
+      // two processes overlap however slowly they start; latency keeps every page slow too.
+      let firstExit!: () => void;
+      const oneExited = new Promise<void>((r) => (firstExit = r));
+      h.fake.latencyMs = 100;
+      h.fake.onPage = async (page) => {
+        if (page === 1) await Promise.race([oneExited, new Promise((r) => setTimeout(r, 10_000))]);
+      };
+      const env = childEnv({ ...h.env, LOG_LEVEL: 'warn' });
+      let results: CliResult[];
+      try {
+        results = await Promise.all(
+          [0, 1].map(() =>
+            runCli(['sync'], env, { cwd: CHILD_CWD }).then((r) => {
+              firstExit();
+              return r;
+            }),
+          ),
+        );
+      } finally {
+        h.fake.latencyMs = 0;
+        h.fake.onPage = undefined;
+      }
+      const codes = results.map((r) => r.code).sort();
+      expect(codes, results.map((r) => r.stdout + r.stderr).join('\n---\n')).toEqual([0, 5]);
+      const busy = results.find((r) => r.code === 5)!;
+      expect(busy.stdout).toMatch(/another sync/i);
+      const ok = results.find((r) => r.code === 0)!;
+      expect(ok.stdout).toMatch(/sync succeeded/);
+      expect((await h.one<{ n: number }>('SELECT count(*)::int AS n FROM sync_runs')).n).toBe(runsBefore + 1);
+      const upd = await h.one<{ n: number }>(`SELECT count(*)::int AS n FROM change_events WHERE kind = 'user_updated' AND tines_user_id = $1`, [users[1]!.id]);
+      expect(upd.n).toBe(1);
+      const runs = await h.rows<Run>('SELECT id, status, started_at::text, finished_at::text FROM sync_runs ORDER BY id');
+      expectNoOverlap(runs);
+    });
 
   // The same race as the first test, made deterministic: another process's
   // registration of the connector commits while this sync's registration
   // waits on it. The sync must go on (or be busy), never throw.
   // (registerConnector re-reads the row with a fresh snapshot when its upsert returns none.)
-  if (backend === 'postgres') it('a registration committed by another process meanwhile does not crash the sync', async () => {
-    const name = 'race-test';
-    const config = h.config({ CONNECTOR_NAME: name });
-    const other = new pg.Client({ connectionString: h.env.DATABASE_URL });
-    await other.connect();
-    try {
-      await other.query('BEGIN');
-      // Exactly what registerConnector writes for this configuration, so the upsert has nothing to update.
-      await other.query('INSERT INTO connectors (name, tenant_domain, api_key_fingerprint, inactive_after_days, org_email_domains) VALUES ($1, $2, $3, $4, NULL)', [
-        name,
-        config.tines.tenantDomain,
-        keyFingerprint(TEST_KEY),
-        config.inactiveAfterDays,
-      ]);
-      const pending = h.sync({}, { CONNECTOR_NAME: name }).then(
-        (o) => ({ ok: true as const, o }),
-        (err: unknown) => ({ ok: false as const, err: String(err) }),
-      );
-      // Wait until the sync's INSERT … ON CONFLICT is blocked on the uncommitted row, then commit it.
-      const deadline = Date.now() + 10_000;
-      for (;;) {
-        const w = await other.query<{ n: number }>(
-          `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'`,
+  if (backend === 'postgres')
+    it('a registration committed by another process meanwhile does not crash the sync', async () => {
+      const name = 'race-test';
+      const config = h.config({ CONNECTOR_NAME: name });
+      const other = new pg.Client({ connectionString: h.env.DATABASE_URL });
+      await other.connect();
+      try {
+        await other.query('BEGIN');
+        // Exactly what registerConnector writes for this configuration, so the upsert has nothing to update.
+        await other.query(
+          'INSERT INTO connectors (name, tenant_domain, api_key_fingerprint, inactive_after_days, org_email_domains) VALUES ($1, $2, $3, $4, NULL)',
+          [name, config.tines.tenantDomain, keyFingerprint(TEST_KEY), config.inactiveAfterDays],
         );
-        if (w.rows[0]!.n > 0 || Date.now() > deadline) break;
-        await new Promise((r) => setTimeout(r, 20));
+        const pending = h.sync({}, { CONNECTOR_NAME: name }).then(
+          (o) => ({ ok: true as const, o }),
+          (err: unknown) => ({ ok: false as const, err: String(err) }),
+        );
+        // Wait until the sync's INSERT … ON CONFLICT is blocked on the uncommitted row, then commit it.
+        const deadline = Date.now() + 10_000;
+        for (;;) {
+          const w = await other.query<{ n: number }>(
+            `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'`,
+          );
+          if (w.rows[0]!.n > 0 || Date.now() > deadline) break;
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        await other.query('COMMIT');
+        const r = await pending;
+        expect(r.ok ? r.o.result : r.err).toBe('succeeded');
+        const c = await h.one<{ n: number }>('SELECT count(*)::int AS n FROM connectors WHERE name = $1', [name]);
+        expect(c.n).toBe(1);
+      } finally {
+        await other.query('ROLLBACK').catch(() => undefined);
+        await other.end();
       }
-      await other.query('COMMIT');
-      const r = await pending;
-      expect(r.ok ? r.o.result : r.err).toBe('succeeded');
-      const c = await h.one<{ n: number }>('SELECT count(*)::int AS n FROM connectors WHERE name = $1', [name]);
-      expect(c.n).toBe(1);
-    } finally {
-      await other.query('ROLLBACK').catch(() => undefined);
-      await other.end();
-    }
-  });
+    });
 });

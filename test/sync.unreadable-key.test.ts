@@ -41,7 +41,9 @@ describe.each(backends())('an unreadable key file (%s)', (backend) => {
     const c = await connector();
     expect(c.status).toBe('failing');
     expect(c.status_reason).toMatch(/3 syncs in a row failed; last: cannot read TINES_API_KEY_FILE .*ENOENT/);
-    const event = await h.one<{ to: string }>(`SELECT details->'status'->>'to' AS "to" FROM change_events WHERE kind = 'connector_status_changed' ORDER BY id DESC LIMIT 1`);
+    const event = await h.one<{ to: string }>(
+      `SELECT details->'status'->>'to' AS "to" FROM change_events WHERE kind = 'connector_status_changed' ORDER BY id DESC LIMIT 1`,
+    );
     expect(event.to).toBe('failing');
     expect(h.fake.requests.length).toBe(requests);
     expect((await h.one<{ n: number }>('SELECT count(*)::int AS n FROM sync_runs')).n).toBe(runs);

@@ -75,7 +75,14 @@ describe('a listing without meta.pages or meta.count that keeps sending next_pag
     nock(BASE).get(USERS_PATH).query(true).times(20).reply(200, body);
     // The caller holds both pages as that very body.
     const held = { digest: `sha256:${hash('sha256', JSON.stringify(body), 'base64')}`, meta: { next_page_number: 2 }, size: 2 };
-    const { pages, err } = await walk(makeClient().listUsers(undefined, { known: new Map([[1, held], [2, held]]) }));
+    const { pages, err } = await walk(
+      makeClient().listUsers(undefined, {
+        known: new Map([
+          [1, held],
+          [2, held],
+        ]),
+      }),
+    );
     expectInvalid(err, /repeats the users of page 1/);
     expect(pages).toHaveLength(1);
   });

@@ -97,7 +97,10 @@ describe('malformed pages', () => {
   });
 
   it('a 2xx other than 200 with a valid body is accepted', async () => {
-    nock(BASE).get(USERS_PATH).query(q(1)).reply(203, { 'admin/users': [{ id: 1 }], meta: {} });
+    nock(BASE)
+      .get(USERS_PATH)
+      .query(q(1))
+      .reply(203, { 'admin/users': [{ id: 1 }], meta: {} });
     const page = await makeClient().fetchUsersPage(1);
     expect(page.users).toHaveLength(1);
   });

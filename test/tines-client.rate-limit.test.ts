@@ -12,7 +12,8 @@ describe('request ceiling', () => {
   it('600 requests/minute spaces request starts 100 ms apart (5 sequential requests take ≥ ~400 ms)', async () => {
     const starts: number[] = [];
     nock(BASE)
-      .get(/\/api\/v1\/admin\/users\/\d+$/).query({ include: 'team_memberships' })
+      .get(/\/api\/v1\/admin\/users\/\d+$/)
+      .query({ include: 'team_memberships' })
       .times(5)
       .reply((uri) => {
         starts.push(performance.now());
@@ -29,7 +30,8 @@ describe('request ceiling', () => {
 
   it('concurrent requests are spaced too', async () => {
     nock(BASE)
-      .get(/\/api\/v1\/admin\/users\/\d+$/).query({ include: 'team_memberships' })
+      .get(/\/api\/v1\/admin\/users\/\d+$/)
+      .query({ include: 'team_memberships' })
       .times(5)
       .reply((uri) => [200, { id: Number(uri.split('?')[0]!.split('/').pop()) }]);
     const client = makeClient({ requestsPerMinute: 600 });
@@ -56,7 +58,8 @@ describe('request ceiling', () => {
 
   it('each client has its own limiter: a second client starts at once while the first waits out a 10 s spacing', async () => {
     nock(BASE)
-      .get(/\/api\/v1\/admin\/users\/\d+$/).query({ include: 'team_memberships' })
+      .get(/\/api\/v1\/admin\/users\/\d+$/)
+      .query({ include: 'team_memberships' })
       .times(2)
       .reply((uri) => [200, { id: Number(uri.split('?')[0]!.split('/').pop()) }]);
     const a = makeClient({ requestsPerMinute: 6 });

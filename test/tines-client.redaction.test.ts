@@ -124,7 +124,11 @@ const scenarios: Scenario[] = [
   ['not JSON', () => void tines().get(USERS_PATH).query(q(1)).reply(200, '<html>'), listPage1, (e) => expect((e as Error).message).toMatch(/JSON/)],
   [
     'invalid user',
-    () => void tines().get(USERS_PATH).query(q(1)).reply(200, { 'admin/users': [{ id: 'x' }] }),
+    () =>
+      void tines()
+        .get(USERS_PATH)
+        .query(q(1))
+        .reply(200, { 'admin/users': [{ id: 'x' }] }),
     listPage1,
     (e) => expect((e as TinesRequestError).kind).toBe('invalid_response'),
   ],

@@ -34,9 +34,7 @@ describe('what the client sends', () => {
   });
 
   it('honours a base URL with a port (loopback http)', async () => {
-    const scope = nock('http://127.0.0.1:9')
-      .get(`${USERS_PATH}/5`).query({ include: 'team_memberships' })
-      .reply(200, { id: 5 });
+    const scope = nock('http://127.0.0.1:9').get(`${USERS_PATH}/5`).query({ include: 'team_memberships' }).reply(200, { id: 5 });
     const user = await makeClient({ baseUrl: 'http://127.0.0.1:9' }).getUser(5);
     expect(user?.id).toBe(5);
     expect(scope.isDone()).toBe(true);
@@ -60,7 +58,10 @@ describe('liberal parsing of users', () => {
       something_new: { nested: 1 },
       team_memberships: [{ team_id: '7', team_name: 'Ops', role: 'EDITOR' }],
     };
-    nock(BASE).get(USERS_PATH).query(q(1)).reply(200, { 'admin/users': [sent], meta: {} });
+    nock(BASE)
+      .get(USERS_PATH)
+      .query(q(1))
+      .reply(200, { 'admin/users': [sent], meta: {} });
     const [u] = (await makeClient().fetchUsersPage(1)).users;
     expect(u).toEqual({
       id: 42,
@@ -82,7 +83,10 @@ describe('liberal parsing of users', () => {
   });
 
   it('a missing is_active is null (never false) and a missing team_memberships is null', async () => {
-    nock(BASE).get(USERS_PATH).query(q(1)).reply(200, { 'admin/users': [{ id: 43 }], meta: {} });
+    nock(BASE)
+      .get(USERS_PATH)
+      .query(q(1))
+      .reply(200, { 'admin/users': [{ id: 43 }], meta: {} });
     const [u] = (await makeClient().fetchUsersPage(1)).users;
     expect(u?.fields.is_active).toBeNull();
     expect(u?.memberships).toBeNull();
@@ -93,7 +97,10 @@ describe('liberal parsing of users', () => {
   });
 
   it('an empty team_memberships array is [] and is_active false stays false', async () => {
-    nock(BASE).get(USERS_PATH).query(q(1)).reply(200, { 'admin/users': [{ id: 44, is_active: false, team_memberships: [] }], meta: {} });
+    nock(BASE)
+      .get(USERS_PATH)
+      .query(q(1))
+      .reply(200, { 'admin/users': [{ id: 44, is_active: false, team_memberships: [] }], meta: {} });
     const [u] = (await makeClient().fetchUsersPage(1)).users;
     expect(u?.memberships).toEqual([]);
     expect(u?.fields.is_active).toBe(false);
@@ -142,7 +149,8 @@ describe('liberal parsing of users', () => {
 describe('getUser', () => {
   it('returns the user', async () => {
     nock(BASE, { reqheaders: { authorization: `Bearer ${KEY}` } })
-      .get(`${USERS_PATH}/42`).query({ include: 'team_memberships' })
+      .get(`${USERS_PATH}/42`)
+      .query({ include: 'team_memberships' })
       .reply(200, { id: 42, email: 'a@example.com' });
     const u = await makeClient().getUser(42);
     expect(u?.id).toBe(42);
@@ -152,7 +160,8 @@ describe('getUser', () => {
   it('returns null on 404, without retrying', async () => {
     let calls = 0;
     nock(BASE)
-      .get(`${USERS_PATH}/42`).query({ include: 'team_memberships' })
+      .get(`${USERS_PATH}/42`)
+      .query({ include: 'team_memberships' })
       .times(3)
       .reply(() => {
         calls++;
@@ -163,7 +172,10 @@ describe('getUser', () => {
   });
 
   it('accepts the user wrapped in a single key', async () => {
-    nock(BASE).get(`${USERS_PATH}/42`).query({ include: 'team_memberships' }).reply(200, { user: { id: 42, is_active: true } });
+    nock(BASE)
+      .get(`${USERS_PATH}/42`)
+      .query({ include: 'team_memberships' })
+      .reply(200, { user: { id: 42, is_active: true } });
     const u = await makeClient().getUser(42);
     expect(u?.id).toBe(42);
     expect(u?.fields.is_active).toBe(true);
@@ -223,7 +235,10 @@ describe('callbacks', () => {
     const statuses: number[] = [];
     const retries: string[] = [];
     nock(BASE).get(`${USERS_PATH}/1`).query({ include: 'team_memberships' }).reply(503);
-    nock(BASE).get(`${USERS_PATH}/1`).query({ include: 'team_memberships' }).replyWithError(Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }));
+    nock(BASE)
+      .get(`${USERS_PATH}/1`)
+      .query({ include: 'team_memberships' })
+      .replyWithError(Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }));
     nock(BASE).get(`${USERS_PATH}/1`).query({ include: 'team_memberships' }).reply(429, '', { 'Retry-After': '0' });
     nock(BASE).get(`${USERS_PATH}/1`).query({ include: 'team_memberships' }).reply(200, { id: 1 });
     const origRandom = Math.random;

@@ -54,7 +54,13 @@ describe('retried statuses', () => {
   });
 
   it('a 503 on getUser is retried too', async () => {
-    nock(BASE).get(`${USERS_PATH}/9`).query({ include: 'team_memberships' }).reply(503).get(`${USERS_PATH}/9`).query({ include: 'team_memberships' }).reply(200, { id: 9 });
+    nock(BASE)
+      .get(`${USERS_PATH}/9`)
+      .query({ include: 'team_memberships' })
+      .reply(503)
+      .get(`${USERS_PATH}/9`)
+      .query({ include: 'team_memberships' })
+      .reply(200, { id: 9 });
     expect((await makeClient({ maxRetries: 1 }).getUser(9))?.id).toBe(9);
   });
 

@@ -59,7 +59,21 @@ let dir: string;
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'tines-connector-tls-'));
   // Self-signed, for 127.0.0.1.
-  openssl(dir, ['req', '-x509', ...EC, '-keyout', 'self.key', '-out', 'self.pem', '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1']);
+  openssl(dir, [
+    'req',
+    '-x509',
+    ...EC,
+    '-keyout',
+    'self.key',
+    '-out',
+    'self.pem',
+    '-days',
+    '2',
+    '-subj',
+    '/CN=127.0.0.1',
+    '-addext',
+    'subjectAltName=IP:127.0.0.1',
+  ]);
   // A CA, a leaf for 127.0.0.1 and a leaf for another name, both signed by it.
   openssl(dir, ['req', '-x509', ...EC, '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=tines-connector test CA']);
   for (const [name, san] of [
@@ -68,7 +82,23 @@ beforeAll(() => {
   ] as const) {
     openssl(dir, ['req', ...EC, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`]);
     writeFileSync(join(dir, `${name}.ext`), `subjectAltName=${san}\n`);
-    openssl(dir, ['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.pem`, '-days', '2', '-extfile', `${name}.ext`]);
+    openssl(dir, [
+      'x509',
+      '-req',
+      '-in',
+      `${name}.csr`,
+      '-CA',
+      'ca.pem',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-out',
+      `${name}.pem`,
+      '-days',
+      '2',
+      '-extfile',
+      `${name}.ext`,
+    ]);
   }
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -141,7 +171,14 @@ describe.each(backends())('`sync` against a tenant whose certificate names anoth
     const testDb = await createTestDb(backend);
     try {
       // The CA is trusted (as a company CA would be), so what fails is the host name alone.
-      const env = childEnv({ ...testDb.env, TINES_TENANT_DOMAIN: server.url, TINES_API_KEY: KEY, TINES_MAX_RETRIES: '5', NODE_EXTRA_CA_CERTS: join(dir, 'ca.pem'), LOG_LEVEL: 'warn' });
+      const env = childEnv({
+        ...testDb.env,
+        TINES_TENANT_DOMAIN: server.url,
+        TINES_API_KEY: KEY,
+        TINES_MAX_RETRIES: '5',
+        NODE_EXTRA_CA_CERTS: join(dir, 'ca.pem'),
+        LOG_LEVEL: 'warn',
+      });
       const started = Date.now();
       const r = await runCli(['sync', '--json'], env, { cwd });
       expect(r.code, r.stderr).toBe(1);
@@ -154,7 +191,11 @@ describe.each(backends())('`sync` against a tenant whose certificate names anoth
       expect(Date.now() - started).toBeLessThan(15_000);
       const db = await testDb.open();
       try {
-        const run = (await db.query<{ status: string; error_kind: string; error_message: string }>('SELECT status, error_kind, error_message FROM sync_runs ORDER BY id DESC LIMIT 1')).rows[0];
+        const run = (
+          await db.query<{ status: string; error_kind: string; error_message: string }>(
+            'SELECT status, error_kind, error_message FROM sync_runs ORDER BY id DESC LIMIT 1',
+          )
+        ).rows[0];
         expect(run).toMatchObject({ status: 'failed', error_kind: 'network' });
         expect(run!.error_message).toMatch(/ERR_TLS_CERT_ALTNAME_INVALID/);
       } finally {

@@ -31,13 +31,19 @@ describe('toTimestamp', () => {
     expect(toTimestamp(v)).toBe(viaDate(v));
   });
 
-  it.each(['2024-02-32T00:00:00Z', '2024-13-01T00:00:00Z', '2024-00-10T00:00:00Z', '2024-01-00T00:00:00Z', '2024-01-01T25:00:00Z', '2024-01-01T00:60:00Z', '2024-01-01T00:00:60Z', 'not a date'])(
-    '%s is not a valid instant: null, as a Date says',
-    (v) => {
-      expect(viaDate(v)).toBeNull();
-      expect(toTimestamp(v)).toBeNull();
-    },
-  );
+  it.each([
+    '2024-02-32T00:00:00Z',
+    '2024-13-01T00:00:00Z',
+    '2024-00-10T00:00:00Z',
+    '2024-01-00T00:00:00Z',
+    '2024-01-01T25:00:00Z',
+    '2024-01-01T00:60:00Z',
+    '2024-01-01T00:00:60Z',
+    'not a date',
+  ])('%s is not a valid instant: null, as a Date says', (v) => {
+    expect(viaDate(v)).toBeNull();
+    expect(toTimestamp(v)).toBeNull();
+  });
 
   it('24:00 rolls over to the next day, as a Date does', () => {
     expect(toTimestamp('2024-01-01T24:00:00Z')).toBe(viaDate('2024-01-01T24:00:00Z'));

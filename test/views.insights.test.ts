@@ -105,17 +105,21 @@ describe.each(backends())('insights views (%s)', (backend) => {
 
   it('every view has connector_id, tines_user_id and email', async () => {
     for (const view of ['present_users', 'inactive_users', 'privileged_users', 'external_users', 'recent_changes']) {
-      const cols = await h.rows<{ column_name: string }>(
-        `SELECT column_name FROM information_schema.columns WHERE table_name = $1`,
-        [view],
-      );
-      expect(cols.map((c) => c.column_name), view).toEqual(expect.arrayContaining(['connector_id', 'tines_user_id', 'email']));
+      const cols = await h.rows<{ column_name: string }>(`SELECT column_name FROM information_schema.columns WHERE table_name = $1`, [view]);
+      expect(
+        cols.map((c) => c.column_name),
+        view,
+      ).toEqual(expect.arrayContaining(['connector_id', 'tines_user_id', 'email']));
     }
   });
 
   describe('present_users', () => {
     it('lists every user not removed, and not the leaver', async () => {
-      expect(await ids('present_users')).toEqual(Object.values(ID).filter((id) => id !== ID.leaver).sort((a, b) => a - b));
+      expect(await ids('present_users')).toEqual(
+        Object.values(ID)
+          .filter((id) => id !== ID.leaver)
+          .sort((a, b) => a - b),
+      );
       const removed = await h.one<{ removed_at: unknown }>('SELECT removed_at FROM tines_users WHERE tines_user_id = $1', [ID.leaver]);
       expect(removed.removed_at).not.toBeNull(); // still stored, just not present
     });
@@ -226,7 +230,15 @@ describe.each(backends())('insights views (%s)', (backend) => {
   });
 
   describe('recent_changes', () => {
-    type Change = { id: string | number; occurred_at: Date | string; kind: string; tines_user_id: string | number | null; email: string | null; first_name: string | null; last_name: string | null };
+    type Change = {
+      id: string | number;
+      occurred_at: Date | string;
+      kind: string;
+      tines_user_id: string | number | null;
+      email: string | null;
+      first_name: string | null;
+      last_name: string | null;
+    };
     const recent = () => h.rows<Change>('SELECT id, occurred_at, kind, tines_user_id, email, first_name, last_name FROM recent_changes');
     const time = (t: Date | string) => new Date(t).getTime();
 
@@ -235,13 +247,16 @@ describe.each(backends())('insights views (%s)', (backend) => {
       const all = await h.one<{ n: number }>('SELECT count(*)::int AS n FROM change_events');
       expect(rows.length).toBe(all.n);
       for (let i = 1; i < rows.length; i++) {
-        const a = rows[i - 1]!, b = rows[i]!;
+        const a = rows[i - 1]!,
+          b = rows[i]!;
         expect(time(a.occurred_at) > time(b.occurred_at) || (time(a.occurred_at) === time(b.occurred_at) && Number(a.id) > Number(b.id))).toBe(true);
       }
       const latestRun = await h.one<{ id: string | number }>('SELECT max(sync_run_id) AS id FROM change_events');
       const newest = await h.one<{ id: string | number }>('SELECT id FROM change_events ORDER BY occurred_at DESC, id DESC LIMIT 1');
       expect(Number(rows[0]!.id)).toBe(Number(newest.id));
-      expect(Number((await h.one<{ r: string | number }>('SELECT sync_run_id AS r FROM change_events WHERE id = $1', [rows[0]!.id])).r)).toBe(Number(latestRun.id));
+      expect(Number((await h.one<{ r: string | number }>('SELECT sync_run_id AS r FROM change_events WHERE id = $1', [rows[0]!.id])).r)).toBe(
+        Number(latestRun.id),
+      );
 
       const renamed = rows.find((r) => r.kind === 'user_updated' && Number(r.tines_user_id) === ID.renamed)!;
       expect(renamed).toMatchObject({ email: 'maya.byrne+14@example.com', first_name: 'Maya', last_name: 'Byrne-Walsh' });
@@ -254,10 +269,7 @@ describe.each(backends())('insights views (%s)', (backend) => {
     });
 
     it('leaves out events older than 30 days', async () => {
-      const ev = await h.one<{ id: string | number }>(
-        `SELECT id FROM change_events WHERE kind = 'user_added' AND tines_user_id = $1`,
-        [ID.gmail],
-      );
+      const ev = await h.one<{ id: string | number }>(`SELECT id FROM change_events WHERE kind = 'user_added' AND tines_user_id = $1`, [ID.gmail]);
       const before = await recent();
       expect(before.some((r) => Number(r.id) === Number(ev.id))).toBe(true);
       await h.db.query(`UPDATE change_events SET occurred_at = now() - interval '40 days' WHERE id = $1`, [ev.id]);

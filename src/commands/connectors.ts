@@ -10,7 +10,15 @@ import { addConnector, newConnectorSchema, newKeySchema, parseOrThrow, setConnec
 import { currentMasterKey, findConnector, listConnectors, recentRuns, rekeyAll, removeConnector, type RegisteredConnector } from '../connectors/registry.js';
 import { MasterKeyMissingError } from '../connectors/sealing.js';
 import type { Database } from '../db/database.js';
-import { ConnectorInputError, ConnectorNameTakenError, ConnectorNotFoundError, DataDirBusyError, errorMessage, TinesAuthError, TinesRequestError } from '../errors.js';
+import {
+  ConnectorInputError,
+  ConnectorNameTakenError,
+  ConnectorNotFoundError,
+  DataDirBusyError,
+  errorMessage,
+  TinesAuthError,
+  TinesRequestError,
+} from '../errors.js';
 import { readAccess, requireSchema, type CommandContext } from './context.js';
 import { ago, formatTable } from './format.js';
 
@@ -23,7 +31,13 @@ export function refusal(err: TinesAuthError): string {
 
 /** Exit code of an error of add / set-key / remove / rekey. */
 function exitCodeOf(err: unknown): number {
-  if (err instanceof UsageError || err instanceof ConnectorInputError || err instanceof ConnectorNameTakenError || err instanceof ConnectorNotFoundError || err instanceof MasterKeyMissingError) {
+  if (
+    err instanceof UsageError ||
+    err instanceof ConnectorInputError ||
+    err instanceof ConnectorNameTakenError ||
+    err instanceof ConnectorNotFoundError ||
+    err instanceof MasterKeyMissingError
+  ) {
     return 2;
   }
   if (err instanceof TinesAuthError) return 3;
@@ -103,7 +117,13 @@ async function writable(ctx: CommandContext): Promise<Database | undefined> {
 }
 
 /** A change made by the daemon that holds DATA_DIR; its answer printed, its status an exit code. */
-async function throughDaemon(ctx: CommandContext, method: string, path: string, payload: unknown, onOk: (body: AdminAnswer['body']) => string): Promise<number> {
+async function throughDaemon(
+  ctx: CommandContext,
+  method: string,
+  path: string,
+  payload: unknown,
+  onOk: (body: AdminAnswer['body']) => string,
+): Promise<number> {
   const answer = await callAdminSocket(ctx.config.database.dataDir, method, path, payload);
   if (!answer) {
     // The database is busy, and no daemon serves its socket: say what the open said.
@@ -123,14 +143,23 @@ async function add(ctx: CommandContext): Promise<number> {
   const values = ctx.flags;
   const missing = (['name', 'domain'] as const).filter((k) => !values[k]);
   if (missing.length) throw new UsageError(`missing ${missing.map((k) => `--${k}`).join(' and ')}`);
-  const input = parseOrThrow(newConnectorSchema, { name: values.name, tenant_domain: values.domain, api_key: await readKey(values), schedule: values.schedule });
+  const input = parseOrThrow(newConnectorSchema, {
+    name: values.name,
+    tenant_domain: values.domain,
+    api_key: await readKey(values),
+    schedule: values.schedule,
+  });
   const ok = (c: RegisteredConnector, users: unknown) =>
     `Tines accepted the key for ${c.tenant_domain}${typeof users === 'number' ? ` (${users} users)` : ''}; saved connector ${describe(c)}.\n` +
     `A running \`tines-connector run\` syncs it within seconds${c.schedule ? `, then on ${c.schedule}` : ', then on SYNC_SCHEDULE'}; or sync it now: tines-connector sync --connector ${c.name}`;
   const db = await writable(ctx);
   if (!db) {
-    return throughDaemon(ctx, 'POST', '/api/connectors', { name: input.name, tenant_domain: values.domain, api_key: input.api_key, ...(input.schedule ? { schedule: input.schedule } : {}) }, (b) =>
-      ok(b.connector as RegisteredConnector, b.users),
+    return throughDaemon(
+      ctx,
+      'POST',
+      '/api/connectors',
+      { name: input.name, tenant_domain: values.domain, api_key: input.api_key, ...(input.schedule ? { schedule: input.schedule } : {}) },
+      (b) => ok(b.connector as RegisteredConnector, b.users),
     );
   }
   const { connector, count } = await addConnector({ config: ctx.config, db, log: ctx.log }, input);
@@ -147,7 +176,10 @@ async function setKey(ctx: CommandContext): Promise<number> {
     `Tines accepted the new key${typeof users === 'number' ? ` (${users} users)` : ''}; connector ${describe(c)} is active${typeof was === 'string' ? ` again (was ${was})` : ''}.\n` +
     'Revoke the old key in Tines (Settings → API keys).';
   const db = await writable(ctx);
-  if (!db) return throughDaemon(ctx, 'PUT', `/api/connectors/${encodeURIComponent(name)}/key`, { api_key }, (b) => ok(b.connector as RegisteredConnector, b.users, b.was));
+  if (!db)
+    return throughDaemon(ctx, 'PUT', `/api/connectors/${encodeURIComponent(name)}/key`, { api_key }, (b) =>
+      ok(b.connector as RegisteredConnector, b.users, b.was),
+    );
   const { connector, count, from } = await setConnectorKey({ config: ctx.config, db, log: ctx.log }, name, api_key);
   ctx.out(ok(connector, count, from));
   return 0;
@@ -158,18 +190,27 @@ async function remove(ctx: CommandContext): Promise<number> {
   const name = ctx.positionals[0];
   if (!name) throw new UsageError('name the connector: connectors remove NAME --yes');
   if (values.yes !== true) {
-    ctx.out(`This removes connector "${name}" and all its users, memberships, runs and events. Run \`tines-connector connectors remove ${name} --yes\` to do it.`);
+    ctx.out(
+      `This removes connector "${name}" and all its users, memberships, runs and events. Run \`tines-connector connectors remove ${name} --yes\` to do it.`,
+    );
     return 2;
   }
   const reminder = 'Remember to revoke its API key in Tines (Settings → API keys), so no copy of it can still read the tenant.';
   const db = await writable(ctx);
   if (!db) {
-    return throughDaemon(ctx, 'DELETE', `/api/connectors/${encodeURIComponent(name)}`, undefined, (b) => `Removed connector "${name}" and the ${String(b.users_removed)} users stored for it.\n${reminder}`);
+    return throughDaemon(
+      ctx,
+      'DELETE',
+      `/api/connectors/${encodeURIComponent(name)}`,
+      undefined,
+      (b) => `Removed connector "${name}" and the ${String(b.users_removed)} users stored for it.\n${reminder}`,
+    );
   }
   await requireSchema(db, db.description);
   const existing = await findConnector(db, name);
   if (!existing) throw new ConnectorNotFoundError(name);
-  if (existing.source === 'env') throw new UsageError(`connector "${name}" is the environment's (TINES_TENANT_DOMAIN, CONNECTOR_NAME): use \`tines-connector delete --yes\``);
+  if (existing.source === 'env')
+    throw new UsageError(`connector "${name}" is the environment's (TINES_TENANT_DOMAIN, CONNECTOR_NAME): use \`tines-connector delete --yes\``);
   const { users } = await removeConnector(db, name);
   ctx.out(`Removed connector "${name}" and the ${users} users stored for it, with their memberships, runs and events.\n${reminder}`);
   return 0;
@@ -191,7 +232,9 @@ async function rekey(ctx: CommandContext): Promise<number> {
       `resealed under master key ${key.id}: ${result.resealed.length}${result.resealed.length ? ` (${result.resealed.join(', ')})` : ''}`,
       `already under it: ${result.current.length}`,
       ...result.failed.map((f) => `NOT resealed: ${f.name}: ${f.reason}`),
-      ...(result.failed.length === 0 && ctx.config.registry.masterKeys.length > 1 ? ['every key is under the current master key: CONNECTOR_SECRETS_KEY_PREVIOUS can be unset'] : []),
+      ...(result.failed.length === 0 && ctx.config.registry.masterKeys.length > 1
+        ? ['every key is under the current master key: CONNECTOR_SECRETS_KEY_PREVIOUS can be unset']
+        : []),
     ].join('\n'),
   );
   return result.failed.length ? 1 : 0;
@@ -250,7 +293,10 @@ async function show(ctx: CommandContext): Promise<number> {
       `  last success   ${c.last_success_at ? `${c.last_success_at} (${ago(c.last_success_at)})` : 'never'}`,
       '  last runs',
       ...(runs.length
-        ? runs.map((r) => `    ${String(r.id).padStart(6)}  ${String(r.status).padEnd(9)} ${String(r.trigger).padEnd(8)} ${ago(r.started_at as string).padEnd(12)} users ${String(r.users_seen)}${r.error_kind ? `  ${String(r.error_kind)}: ${String(r.error_message)}` : ''}`)
+        ? runs.map(
+            (r) =>
+              `    ${String(r.id).padStart(6)}  ${String(r.status).padEnd(9)} ${String(r.trigger).padEnd(8)} ${ago(r.started_at as string).padEnd(12)} users ${String(r.users_seen)}${r.error_kind ? `  ${String(r.error_kind)}: ${String(r.error_message)}` : ''}`,
+          )
         : ['    none yet']),
     ].join('\n'),
   );

@@ -87,7 +87,9 @@ export async function readOnly(ctx: CommandContext, sql: string, params: readonl
 export async function readAccess(ctx: CommandContext): Promise<{ q: Queryable; db?: Database; via: string }> {
   // Looking must not create a database: a mistyped DATA_DIR would otherwise show an empty new one.
   if (embeddedDatabaseMissing(ctx.config)) {
-    throw new Error(`there is no embedded database in ${ctx.config.database.dataDir} (DATA_DIR): nothing has run there yet; is DATA_DIR (or DATABASE_URL) right?`);
+    throw new Error(
+      `there is no embedded database in ${ctx.config.database.dataDir} (DATA_DIR): nothing has run there yet; is DATA_DIR (or DATABASE_URL) right?`,
+    );
   }
   try {
     const db = await ctx.db();
@@ -120,6 +122,8 @@ export async function schemaInstalled(q: Queryable): Promise<boolean> {
 /** Fails plainly when the database holds no tines-connector schema (a wrong DATABASE_URL, or nothing has run yet). */
 export async function requireSchema(q: Queryable, via: string): Promise<void> {
   if (!(await schemaInstalled(q))) {
-    throw new Error(`there is no tines-connector schema in ${via}: nothing has run against this database yet; is DATABASE_URL right? (\`migrate\` or \`sync\` creates it)`);
+    throw new Error(
+      `there is no tines-connector schema in ${via}: nothing has run against this database yet; is DATABASE_URL right? (\`migrate\` or \`sync\` creates it)`,
+    );
   }
 }

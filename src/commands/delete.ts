@@ -5,7 +5,9 @@ export async function deleteCommand(ctx: CommandContext): Promise<number> {
   const given = typeof ctx.flags.connector === 'string' ? ctx.flags.connector : undefined;
   const name = given ?? ctx.config.connectorName;
   if (!ctx.flags.yes) {
-    ctx.out(`This removes connector "${name}" and all its users, memberships, runs and events. Run \`tines-connector delete${given ? ` --connector ${name}` : ''} --yes\` to do it.`);
+    ctx.out(
+      `This removes connector "${name}" and all its users, memberships, runs and events. Run \`tines-connector delete${given ? ` --connector ${name}` : ''} --yes\` to do it.`,
+    );
     return 2;
   }
   if (embeddedDatabaseMissing(ctx.config)) {
@@ -24,7 +26,9 @@ export async function deleteCommand(ctx: CommandContext): Promise<number> {
   );
   const row = r.rows[0] as { users: number; deleted?: number } | undefined;
   ctx.out(
-    (row?.deleted ? `Deleted connector "${name}" and the ${row.users} users stored for it, with their memberships, runs and events.` : `No connector named "${name}"; nothing deleted.`) +
+    (row?.deleted
+      ? `Deleted connector "${name}" and the ${row.users} users stored for it, with their memberships, runs and events.`
+      : `No connector named "${name}"; nothing deleted.`) +
       `\nRemember to revoke its API key in Tines (Settings → API keys), so no copy of it can still read your tenant.`,
   );
   return 0;

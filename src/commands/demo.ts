@@ -162,9 +162,14 @@ async function dataDirProblem(dataDir: string): Promise<string | undefined> {
   try {
     const installed = (await db.query<{ t: string | null }>(`SELECT to_regclass('connectors')::text AS t`)).rows[0]?.t;
     if (!installed) return undefined;
-    const others = (await db.query<{ name: string }>('SELECT name FROM connectors WHERE name <> ALL($1::text[]) ORDER BY name', [[DEMO_CONNECTOR, DEMO_STAGING]])).rows.map((r) => r.name);
+    const others = (
+      await db.query<{ name: string }>('SELECT name FROM connectors WHERE name <> ALL($1::text[]) ORDER BY name', [[DEMO_CONNECTOR, DEMO_STAGING]])
+    ).rows.map((r) => r.name);
     const demoHere = (await db.query('SELECT 1 FROM connectors WHERE name = $1', [DEMO_CONNECTOR])).rows.length > 0;
-    const people = !demoHere && (await db.query<{ t: string | null }>(`SELECT to_regclass('people')::text AS t`)).rows[0]?.t ? (await db.query('SELECT 1 FROM people LIMIT 1')).rows.length > 0 : false;
+    const people =
+      !demoHere && (await db.query<{ t: string | null }>(`SELECT to_regclass('people')::text AS t`)).rows[0]?.t
+        ? (await db.query('SELECT 1 FROM people LIMIT 1')).rows.length > 0
+        : false;
     if (others.length > 0 || people) {
       const what = others.length > 0 ? `connector ${others.map((n) => `"${n}"`).join(', ')}` : 'a directory of people';
       return `--data-dir ${dataDir} holds a real database (${what}): the demo would change its data; give the demo a directory of its own (or none: a temporary one)`;
@@ -232,7 +237,14 @@ export async function demoCommand(args: ParsedArgs, out: (s: string) => void = (
   }
 }
 
-async function demoRun(schedule: string | undefined, out: (s: string) => void, fake: FakeTines, keyFile: string, dataDir: string, maxSyncs: number): Promise<number> {
+async function demoRun(
+  schedule: string | undefined,
+  out: (s: string) => void,
+  fake: FakeTines,
+  keyFile: string,
+  dataDir: string,
+  maxSyncs: number,
+): Promise<number> {
   const config = demoConfig(fake.url, keyFile, dataDir, schedule);
   const log = createLogger(config.logLevel, undefined);
   out(`demo: a simulated Tines tenant of ${fake.users.size} users at ${fake.url}`);
@@ -243,7 +255,9 @@ async function demoRun(schedule: string | undefined, out: (s: string) => void, f
   // Owners: the organisation's directory, in which a few people (a tenant admin among them) have left.
   const directory = fakeDirectory([...fake.users.values()], 'example.com');
   const imported = await importPeople(db, Readable.from([directory.csv]), { source: 'hr', allowMassDeparture: false, guard: config.sync, log });
-  out(`demo: the HR directory, ${directory.departed.length} of its people departed and ${directory.suspended.length} suspended: \`people import directory.csv --source hr\``);
+  out(
+    `demo: the HR directory, ${directory.departed.length} of its people departed and ${directory.suspended.length} suspended: \`people import directory.csv --source hr\``,
+  );
   out(describeImport(imported).replace(/^/gm, '        '));
 
   // Many connectors: a second tenant ("staging"), registered as `connectors add` does it (one call to
@@ -253,7 +267,9 @@ async function demoRun(schedule: string | undefined, out: (s: string) => void, f
   const stagingKey = 'demo-key-staging';
   fake.addTenant(stagingKey, generateUsers(12, { seed: 7, startId: 50_000, emailDomain: 'example.com' }));
   const added = await addConnector({ config, db, log }, parseOrThrow(newConnectorSchema, { name: DEMO_STAGING, tenant_domain: fake.url, api_key: stagingKey }));
-  out(`demo: a second tenant: \`connectors add --name staging --domain ${fake.url} --key-stdin\`: Tines accepted the key (${added.count} users), saved sealed as ${added.connector.api_key_fingerprint}`);
+  out(
+    `demo: a second tenant: \`connectors add --name staging --domain ${fake.url} --key-stdin\`: Tines accepted the key (${added.count} users), saved sealed as ${added.connector.api_key_fingerprint}`,
+  );
   let stagingSyncs = 0;
   const stagingDaemon = new Daemon({
     config,

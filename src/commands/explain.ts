@@ -66,7 +66,12 @@ export function explainFailure(err: unknown, config: Pick<Settings, 'database'> 
   const url = config.database.url;
   if (sys?.code === 'EADDRINUSE') {
     const port = (sys as { port?: number }).port;
-    const setting = port !== undefined && port === config.healthPort ? 'HEALTH_PORT' : port !== undefined && port === config.database.embeddedPgPort ? 'EMBEDDED_PG_PORT' : undefined;
+    const setting =
+      port !== undefined && port === config.healthPort
+        ? 'HEALTH_PORT'
+        : port !== undefined && port === config.database.embeddedPgPort
+          ? 'EMBEDDED_PG_PORT'
+          : undefined;
     return setting
       ? `${setting} ${port} is already in use by another process: stop that process, or set ${setting} to a free port`
       : `port ${port ?? '?'} is already in use by another process (check HEALTH_PORT): ${errorMessage(err)}`;
@@ -80,7 +85,12 @@ export function explainFailure(err: unknown, config: Pick<Settings, 'database'> 
       return `PostgreSQL at ${server} did not answer in time (the connection was accepted, then nothing): check DATABASE_URL (is it PostgreSQL that listens on that port?), and that the server is not overloaded`;
     }
   }
-  if (sys && !url && (sys.code === 'EEXIST' || sys.code === 'ENOTDIR') && (sys.path === undefined || sys.path.startsWith(resolve(config.database.dataDir)) || sys.path.startsWith(config.database.dataDir))) {
+  if (
+    sys &&
+    !url &&
+    (sys.code === 'EEXIST' || sys.code === 'ENOTDIR') &&
+    (sys.path === undefined || sys.path.startsWith(resolve(config.database.dataDir)) || sys.path.startsWith(config.database.dataDir))
+  ) {
     return `DATA_DIR ${config.database.dataDir} is not a directory (${sys.path ?? config.database.dataDir} is a file): point DATA_DIR at a directory (it is created if missing)`;
   }
   if (sys && url && ['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ETIMEDOUT'].includes(sys.code!)) {

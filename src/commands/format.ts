@@ -20,7 +20,14 @@ const INVISIBLE = /[\p{Cc}\p{Cf}\u2028\u2029]/gu;
  * everywhere text is printed for a person; the data is not changed.
  */
 export function visible(text: string): string {
-  return text.replace(INVISIBLE, (c) => NAMED[c] ?? [...c].map((u) => (u.codePointAt(0)! > 0xffff ? `\\u{${u.codePointAt(0)!.toString(16)}}` : `\\u${u.codePointAt(0)!.toString(16).padStart(4, '0')}`)).join(''));
+  return text.replace(
+    INVISIBLE,
+    (c) =>
+      NAMED[c] ??
+      [...c]
+        .map((u) => (u.codePointAt(0)! > 0xffff ? `\\u{${u.codePointAt(0)!.toString(16)}}` : `\\u${u.codePointAt(0)!.toString(16).padStart(4, '0')}`))
+        .join(''),
+  );
 }
 
 /** One value as a table cell (the text a person reads). */
@@ -34,7 +41,10 @@ export function cell(v: unknown): string {
 /** Aligned columns with a header row; every cell shown whole (`less -S` scrolls wide ones). */
 export function formatTable(rows: readonly Record<string, unknown>[], columns?: readonly string[]): string {
   const keys = columns ?? (rows[0] ? Object.keys(rows[0]) : []);
-  return formatGrid(keys.map(visible), rows.map((r) => keys.map((c) => cell(r[c]))));
+  return formatGrid(
+    keys.map(visible),
+    rows.map((r) => keys.map((c) => cell(r[c]))),
+  );
 }
 
 /** How many terminal columns `text` takes: a CJK character or an emoji two, a combining mark none. */
@@ -57,7 +67,11 @@ export function formatGrid(header: readonly string[], body: readonly (readonly s
       if (w > widths[i]!) widths[i] = w;
     }
   }
-  const line = (cells: readonly string[]) => cells.map((c, i) => c + ' '.repeat(widths[i]! - displayWidth(c))).join('  ').trimEnd();
+  const line = (cells: readonly string[]) =>
+    cells
+      .map((c, i) => c + ' '.repeat(widths[i]! - displayWidth(c)))
+      .join('  ')
+      .trimEnd();
   const out = [line(header), line(widths.map((w) => '-'.repeat(w)))];
   for (const row of body) out.push(line(row));
   return out.join('\n');

@@ -18,7 +18,9 @@ export function describeImport(o: ImportOutcome): string {
       `people import rejected: ${o.bad_row_count} bad row${o.bad_row_count === 1 ? '' : 's'}, nothing loaded (source "${o.source}")`,
       ...o.bad_rows.map((b) => `  line ${b.line}: ${b.problem}`),
       ...(more > 0 ? [`  … and ${more} more (the first ${BAD_ROWS_REPORTED} are listed)`] : []),
-    ].map(visible).join('\n');
+    ]
+      .map(visible)
+      .join('\n');
   }
   const lines = [
     o.result === 'loaded' ? `people imported: source "${o.source}", ${o.rows} people in the file` : `people import held: source "${o.source}", nothing loaded`,
@@ -49,7 +51,9 @@ export async function peopleImportCommand(ctx: CommandContext): Promise<number> 
     throw new CommandRefusal(`${err.message}; nothing loaded`);
   }
   if (outcome.ignored_columns.length > 0) {
-    process.stderr.write(`tines-connector people import: ignored columns ${visible(outcome.ignored_columns.map((c) => `"${c}"`).join(', '))} (not people columns)\n`);
+    process.stderr.write(
+      `tines-connector people import: ignored columns ${visible(outcome.ignored_columns.map((c) => `"${c}"`).join(', '))} (not people columns)\n`,
+    );
   }
   ctx.out(ctx.flags.json ? jsonDocument(outcome) : describeImport(outcome));
   return exitCodeOf(outcome);

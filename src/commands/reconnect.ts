@@ -39,7 +39,11 @@ export async function reconnect(config: Config, db: Database, log: Logger): Prom
       return { result: 'refused', fingerprint, message: `still refused: ${visible(err.message)}` };
     }
     // What came from Tines (or the network) is shown escaped; the message's own line breaks stay.
-    return { result: 'unreachable', fingerprint, message: `reconnect could not reach Tines: ${visible(errorMessage(err))} (is TINES_TENANT_DOMAIN right, and is the tenant reachable from here?)` };
+    return {
+      result: 'unreachable',
+      fingerprint,
+      message: `reconnect could not reach Tines: ${visible(errorMessage(err))} (is TINES_TENANT_DOMAIN right, and is the tenant reachable from here?)`,
+    };
   }
 }
 
@@ -60,7 +64,10 @@ async function reconnectRegistered(ctx: CommandContext<Settings>, name: string):
       ctx.out(`Tines accepted the key for connector "${visible(name)}"; it is active.${done}`);
       return 0;
     }
-    throw new CommandRefusal(`${visible(answer.body.error?.message ?? `the daemon answered ${answer.status}`)}${done}`, answer.status === 422 ? 3 : answer.status === 404 ? 2 : 1);
+    throw new CommandRefusal(
+      `${visible(answer.body.error?.message ?? `the daemon answered ${answer.status}`)}${done}`,
+      answer.status === 422 ? 3 : answer.status === 404 ? 2 : 1,
+    );
   }
   let target;
   try {
@@ -78,7 +85,10 @@ async function reconnectRegistered(ctx: CommandContext<Settings>, name: string):
     return 0;
   } catch (err) {
     if (err instanceof TinesAuthError) {
-      throw new CommandRefusal(`still refused: ${visible(refusal(err))}; give it a new key with \`tines-connector connectors set-key ${visible(name)} --key-stdin\``, 3);
+      throw new CommandRefusal(
+        `still refused: ${visible(refusal(err))}; give it a new key with \`tines-connector connectors set-key ${visible(name)} --key-stdin\``,
+        3,
+      );
     }
     throw new CommandRefusal(`reconnect could not reach Tines: ${visible(errorMessage(err))}`, 1);
   }

@@ -21,7 +21,9 @@ export function formatOwners(o: OwnersReport | undefined): string {
   const privileged = o.orphaned_accounts.filter((a) => a.privileged).slice(0, SHOWN);
   const plain = o.orphaned_accounts.filter((a) => !a.privileged).slice(0, SHOWN);
   const who = (email: string | null, name: string | null) => `${email ?? '(no email)'}${name ? ` (${name})` : ''}`;
-  const lines = [`  owners           ${o.orphaned} orphaned (${o.privileged_orphans} privileged), ${o.unowned} unowned; ${o.directory_people} people in the directory`];
+  const lines = [
+    `  owners           ${o.orphaned} orphaned (${o.privileged_orphans} privileged), ${o.unowned} unowned; ${o.directory_people} people in the directory`,
+  ];
   if (o.privileged_orphans > 0) {
     lines.push('    privileged orphans: their person left, their power stayed');
     lines.push(...privileged.map((a) => `      ${who(a.email, a.name)}  ${since(a)}  ${(a.reasons ?? []).join('; ')}`));

@@ -47,10 +47,14 @@ export async function reportCommand(ctx: CommandContext): Promise<number> {
   // Owners (009_people.sql): a block of their own per connector, `owners` in --json.
   const owners = await ownerReports(q);
   if (ctx.flags.json) {
-    ctx.out(jsonDocument({ database: via, generated_at: new Date().toISOString(), connectors: reports.map((r) => ({ ...r, owners: owners.get(r.name) ?? null })) }));
+    ctx.out(
+      jsonDocument({ database: via, generated_at: new Date().toISOString(), connectors: reports.map((r) => ({ ...r, owners: owners.get(r.name) ?? null })) }),
+    );
     return 0;
   }
   const withOwners = (r: ConnectorReport) => `${formatReport(r)}\n${formatOwners(owners.get(r.name))}`;
-  ctx.out(reports.length ? [`database: ${via}`, ...reports.map(withOwners)].join('\n\n') : `database: ${via}\nno connectors yet: run \`tines-connector sync\` first`);
+  ctx.out(
+    reports.length ? [`database: ${via}`, ...reports.map(withOwners)].join('\n\n') : `database: ${via}\nno connectors yet: run \`tines-connector sync\` first`,
+  );
   return 0;
 }

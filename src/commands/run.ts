@@ -54,10 +54,12 @@ export async function runCommand(ctx: CommandContext<Settings>, opts: { stopSign
   const { config } = ctx;
   const log = ctx.log.child({ component: 'run' });
   // Signals are ours from the first moment, so one during start-up still stops cleanly.
-  const signal = opts.stopSignal ?? firstSignal((sig) => {
-    log.warn({ signal: sig }, 'second signal: exiting now');
-    process.exit(1);
-  });
+  const signal =
+    opts.stopSignal ??
+    firstSignal((sig) => {
+      log.warn({ signal: sig }, 'second signal: exiting now');
+      process.exit(1);
+    });
   const stopping = new AbortController();
   void signal.then(() => stopping.abort());
   let fingerprint: string | null = null;
@@ -71,7 +73,10 @@ export async function runCommand(ctx: CommandContext<Settings>, opts: { stopSign
   }
   // The effective configuration: secrets are non-enumerable, so they are not in it; DATA_DIR only when it is used.
   const shown = config.database.url ? { ...config, database: {} } : config;
-  log.info({ version: VERSION, config: shown, apiKeyFingerprint: fingerprint, database: describeDatabase(config), pid: process.pid }, 'tines-connector starting');
+  log.info(
+    { version: VERSION, config: shown, apiKeyFingerprint: fingerprint, database: describeDatabase(config), pid: process.pid },
+    'tines-connector starting',
+  );
 
   // Up before the database, so /healthz answers (and /readyz says why not ready) while it is reached.
   const health = config.healthPort > 0 ? await HealthServer.listen(config.healthPort, ctx.log.child({ component: 'health' })) : undefined;

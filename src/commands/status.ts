@@ -35,7 +35,8 @@ export async function statusCommand(ctx: CommandContext): Promise<number> {
     return 0;
   }
   const lines: string[] = [`database: ${via}`];
-  if (!mine && tenantDomain && only === undefined) lines.push(`note: connector "${name}" (${tenantDomain}) is not registered here yet; the first sync or run registers it`);
+  if (!mine && tenantDomain && only === undefined)
+    lines.push(`note: connector "${name}" (${tenantDomain}) is not registered here yet; the first sync or run registers it`);
   if (rows.length === 0 && !tenantDomain) lines.push('no connectors yet: set TINES_TENANT_DOMAIN and its key, then run `tines-connector sync` or `run`');
   for (const c of rows) {
     const keyNote = c === mine && keyInForce && keyInForce !== c.api_key_fingerprint ? ` (the configured key is ${keyInForce}; the next sync uses it)` : '';

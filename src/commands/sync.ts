@@ -70,10 +70,7 @@ export async function syncCommand(ctx: CommandContext<Settings>): Promise<number
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   try {
-    const outcome = await runSync(
-      { config: ctx.config, db, log: ctx.log, target },
-      { trigger: 'manual', allowMassRemoval, signal: controller.signal },
-    );
+    const outcome = await runSync({ config: ctx.config, db, log: ctx.log, target }, { trigger: 'manual', allowMassRemoval, signal: controller.signal });
     // A person at a terminal (text logs on stderr, the summary on stdout, both on screen) reads the error once.
     const errorLogged = ctx.config.logFormat !== 'json' && isatty(1) && isatty(2) && ctx.log.isLevelEnabled('warn');
     ctx.out(ctx.flags.json ? jsonDocument(outcome) : describeOutcome(outcome, { errorLogged }));

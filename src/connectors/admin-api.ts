@@ -63,13 +63,21 @@ function toApiError(err: unknown): ApiError {
       if (v.keyword === 'unrecognized_keys' && keys) for (const k of keys) fields[k] ??= 'is not a known field';
       else fields[v.instancePath.replace(/^\//, '').replace(/\//g, '.') || 'body'] ??= v.message ?? 'is invalid';
     }
-    return new ApiError(400, 'invalid_input', `invalid ${err.validationContext ?? 'request'}: ${Object.entries(fields).map(([f, m]) => `${f} ${m}`).join('; ')}`, fields);
+    return new ApiError(
+      400,
+      'invalid_input',
+      `invalid ${err.validationContext ?? 'request'}: ${Object.entries(fields)
+        .map(([f, m]) => `${f} ${m}`)
+        .join('; ')}`,
+      fields,
+    );
   }
   if (err instanceof ConnectorInputError) return new ApiError(400, 'invalid_input', err.message, { ...err.fields });
   if (err instanceof ConnectorNameTakenError) return new ApiError(409, 'name_taken', err.message);
   if (err instanceof ConnectorNotFoundError) return new ApiError(404, 'not_found', err.message);
   if (err instanceof MasterKeyMissingError) return new ApiError(503, 'master_key_missing', err.message);
-  if (err instanceof TinesAuthError) return new ApiError(422, 'key_refused', err.message.replace(/, update TINES_API_KEY or TINES_API_KEY_FILE, then run `tines-connector reconnect`/, ''));
+  if (err instanceof TinesAuthError)
+    return new ApiError(422, 'key_refused', err.message.replace(/, update TINES_API_KEY or TINES_API_KEY_FILE, then run `tines-connector reconnect`/, ''));
   if (err instanceof TinesRequestError) return new ApiError(502, 'tines_unreachable', `Tines could not be reached or did not answer properly: ${err.message}`);
   const fe = err as FastifyError;
   if (fe?.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new ApiError(413, 'body_too_large', `the body is larger than ${ADMIN_BODY_LIMIT} bytes`);
@@ -92,7 +100,8 @@ export async function buildAdminApi(opts: AdminApiOptions): Promise<FastifyInsta
 
   app.setErrorHandler((err, req, reply) => {
     const e = toApiError(err);
-    if (e.status >= 500 && e.code === 'internal') log.error({ err: { message: (err as Error).message, name: (err as Error).name }, method: req.method, url: req.url }, 'admin API request failed');
+    if (e.status >= 500 && e.code === 'internal')
+      log.error({ err: { message: (err as Error).message, name: (err as Error).name }, method: req.method, url: req.url }, 'admin API request failed');
     void reply.status(e.status).send({ error: { code: e.code, message: e.message, ...(e.fields ? { fields: e.fields } : {}) } });
   });
   app.setNotFoundHandler((req, reply) => {
@@ -152,7 +161,11 @@ export async function buildAdminApi(opts: AdminApiOptions): Promise<FastifyInsta
     const c = await findConnector(db, req.params.name);
     if (!c) throw new ConnectorNotFoundError(req.params.name);
     if (c.source === 'env') {
-      throw new ApiError(409, 'environment_connector', `connector "${c.name}" is the environment's (TINES_TENANT_DOMAIN, CONNECTOR_NAME): remove it from the configuration, then run \`tines-connector delete --yes\``);
+      throw new ApiError(
+        409,
+        'environment_connector',
+        `connector "${c.name}" is the environment's (TINES_TENANT_DOMAIN, CONNECTOR_NAME): remove it from the configuration, then run \`tines-connector delete --yes\``,
+      );
     }
     const { users } = await removeConnector(db, c.name);
     control.changed();

@@ -22,7 +22,8 @@ export async function callAdminSocket(dataDir: string, method: string, path: str
   if (!existsSync(socketPath)) return undefined;
   const data = payload === undefined ? undefined : JSON.stringify(payload);
   return new Promise((resolve, reject) => {
-    const headers: Record<string, string | number> = data === undefined ? {} : { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(data) };
+    const headers: Record<string, string | number> =
+      data === undefined ? {} : { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(data) };
     const req = http.request({ socketPath, path, method, headers }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));

@@ -17,7 +17,13 @@ const MAX_KEY_CHARS = 4096;
 const apiKeySchema = z
   .string({ error: 'is required' })
   .transform((k) => k.trim())
-  .pipe(z.string().min(1, 'is empty').max(MAX_KEY_CHARS, `must be at most ${MAX_KEY_CHARS} characters`).regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces'));
+  .pipe(
+    z
+      .string()
+      .min(1, 'is empty')
+      .max(MAX_KEY_CHARS, `must be at most ${MAX_KEY_CHARS} characters`)
+      .regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces'),
+  );
 
 const domainSchema = z.string({ error: 'is required' }).transform((v, ctx) => {
   try {
@@ -104,13 +110,22 @@ export async function addConnector(deps: ConnectDeps, v: NewConnector): Promise<
   }
   if (await findConnector(deps.db, v.name)) throw new ConnectorNameTakenError(v.name);
   const { count } = await checkKey(deps, v.tenant_domain.baseUrl, v.api_key);
-  const connector = await insertRegistered(deps.db, deps.config, { name: v.name, tenantDomain: v.tenant_domain.tenantDomain, schedule: v.schedule ?? null, apiKey: v.api_key });
+  const connector = await insertRegistered(deps.db, deps.config, {
+    name: v.name,
+    tenantDomain: v.tenant_domain.tenantDomain,
+    schedule: v.schedule ?? null,
+    apiKey: v.api_key,
+  });
   deps.log.info({ connector: connector.name, tenant: connector.tenant_domain, apiKeyFingerprint: connector.api_key_fingerprint }, 'connector registered');
   return { connector, count };
 }
 
 /** `connectors set-key` / `PUT /api/connectors/{name}/key` (key parsed with newKeySchema): checked like add; on success the connector is active again. */
-export async function setConnectorKey(deps: ConnectDeps, name: string, apiKey: string): Promise<{ connector: RegisteredConnector; count: number | null; from: string | undefined }> {
+export async function setConnectorKey(
+  deps: ConnectDeps,
+  name: string,
+  apiKey: string,
+): Promise<{ connector: RegisteredConnector; count: number | null; from: string | undefined }> {
   currentMasterKey(deps.config);
   const existing = await findConnector(deps.db, name);
   if (!existing || existing.source !== 'registry') throw new ConnectorNotFoundError(name, 'registered connector');
@@ -125,7 +140,10 @@ export async function setConnectorKey(deps: ConnectDeps, name: string, apiKey: s
  * connector is active again (failures reset); refused → reconnect_required,
  * and the TinesAuthError is rethrown; unreachable → rethrown, nothing changed.
  */
-export async function reconnectTarget(deps: ConnectDeps, target: ConnectorTarget): Promise<{ count: number | null; from: string | undefined; fingerprint: string }> {
+export async function reconnectTarget(
+  deps: ConnectDeps,
+  target: ConnectorTarget,
+): Promise<{ count: number | null; from: string | undefined; fingerprint: string }> {
   const apiKey = await target.readKey();
   const fingerprint = keyFingerprint(apiKey);
   const row = await findConnector(deps.db, target.name);

@@ -92,7 +92,12 @@ export async function insertRegistered(db: Queryable, config: Settings, r: NewRe
  * A new key for a registered connector (`set-key`, the seed's Reconnect): sealed,
  * its fingerprint stored, failures reset, and the connector active again.
  */
-export async function replaceKey(db: Queryable, config: Settings, name: string, apiKey: string): Promise<{ row: RegisteredConnector; from: string | undefined }> {
+export async function replaceKey(
+  db: Queryable,
+  config: Settings,
+  name: string,
+  apiKey: string,
+): Promise<{ row: RegisteredConnector; from: string | undefined }> {
   const key = currentMasterKey(config);
   const row = await findConnector(db, name);
   if (!row || row.source !== 'registry') throw new ConnectorNotFoundError(name, 'registered connector');

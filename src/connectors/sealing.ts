@@ -41,7 +41,9 @@ export function parseMasterKey(text: string): Buffer {
   if (/^[0-9a-f]{64}$/i.test(t)) bytes = Buffer.from(t, 'hex');
   else if (/^[A-Za-z0-9+/]{43}=?$/.test(t) || /^[A-Za-z0-9_-]{43}=?$/.test(t)) bytes = Buffer.from(t.replace(/-/g, '+').replace(/_/g, '/'), 'base64');
   if (!bytes || bytes.length !== KEY_BYTES) {
-    throw new Error(`must be ${KEY_BYTES} bytes written as 64 hex digits or as base64 (e.g. \`openssl rand -base64 32\`); got ${t.length} characters that are neither`);
+    throw new Error(
+      `must be ${KEY_BYTES} bytes written as 64 hex digits or as base64 (e.g. \`openssl rand -base64 32\`); got ${t.length} characters that are neither`,
+    );
   }
   return bytes;
 }
@@ -96,6 +98,8 @@ export function unseal(sealed: Buffer, keyId: string, connectorId: number, keys:
     decipher.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES));
     return Buffer.concat([decipher.update(sealed.subarray(NONCE_BYTES, sealed.length - TAG_BYTES)), decipher.final()]).toString('utf8');
   } catch {
-    throw new UnsealError(`the sealed API key does not open under master key ${keyId}: it was altered or belongs to another connector; set a new key with \`connectors set-key\``);
+    throw new UnsealError(
+      `the sealed API key does not open under master key ${keyId}: it was altered or belongs to another connector; set a new key with \`connectors set-key\``,
+    );
   }
 }

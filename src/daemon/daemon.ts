@@ -109,7 +109,10 @@ export class Daemon {
       setImmediate(() => {
         const [first, last, n] = [missed[0]!, missed[missed.length - 1]!, missed.length];
         missed = [];
-        cronLog.warn({ missed: n, first: first.toISOString(), last: last.toISOString() }, 'scheduled syncs were missed: the process was busy or suspended at that time');
+        cronLog.warn(
+          { missed: n, first: first.toISOString(), last: last.toISOString() },
+          'scheduled syncs were missed: the process was busy or suspended at that time',
+        );
       });
     });
     this.log.info(
@@ -142,7 +145,14 @@ export class Daemon {
       try {
         const sync = () =>
           runSync(
-            { config: this.opts.config, db: this.opts.db, log: this.opts.log, hooks: this.metrics.hooks(this.name), registeredId: this.opts.registeredId, target: this.opts.target },
+            {
+              config: this.opts.config,
+              db: this.opts.db,
+              log: this.opts.log,
+              hooks: this.metrics.hooks(this.name),
+              registeredId: this.opts.registeredId,
+              target: this.opts.target,
+            },
             { trigger, signal: controller.signal, allowMassRemoval: opts.allowMassRemoval },
           );
         const outcome = await (this.opts.slots ? this.opts.slots.run(controller.signal, sync) : sync());
@@ -219,10 +229,7 @@ export class Daemon {
       this.log.info({ graceMs }, 'aborting the sync in flight');
       this.controller?.abort();
       let timer: NodeJS.Timeout | undefined;
-      finished = await Promise.race([
-        this.inFlight.then(() => true),
-        new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), graceMs))),
-      ]);
+      finished = await Promise.race([this.inFlight.then(() => true), new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), graceMs)))]);
       clearTimeout(timer);
       if (!finished) this.log.error({ graceMs }, 'the sync in flight did not stop within the grace period');
     }

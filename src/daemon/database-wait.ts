@@ -33,7 +33,11 @@ export interface DatabaseWaitOptions {
  * an attempt still in progress then runs to its end (bounded by the database
  * client's connection timeout) and what it opened is handed to `release`.
  */
-export async function untilDatabaseReady<T>(attempt: () => Promise<T>, release: (opened: T) => Promise<void>, opts: DatabaseWaitOptions): Promise<T | undefined> {
+export async function untilDatabaseReady<T>(
+  attempt: () => Promise<T>,
+  release: (opened: T) => Promise<void>,
+  opts: DatabaseWaitOptions,
+): Promise<T | undefined> {
   const { signal, log } = opts;
   const stopped = new Promise<'stopped'>((resolve) => {
     if (signal.aborted) resolve('stopped');

@@ -13,8 +13,8 @@ class ReadinessTimeout extends Error {}
 
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout;
-  return Promise.race([p, new Promise<T>((_, reject) => (timer = setTimeout(() => reject(new ReadinessTimeout(`no answer within ${ms} ms`)), ms)))]).finally(() =>
-    clearTimeout(timer),
+  return Promise.race([p, new Promise<T>((_, reject) => (timer = setTimeout(() => reject(new ReadinessTimeout(`no answer within ${ms} ms`)), ms)))]).finally(
+    () => clearTimeout(timer),
   );
 }
 
@@ -23,10 +23,7 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
  * database answers nothing while a sync's diff transaction holds its one
  * session: a check that times out then, right after a ready one, stays ready.
  */
-export async function readiness(
-  db: Database,
-  opts: { syncInFlight?: () => boolean; lastReady?: boolean } = {},
-): Promise<{ ready: boolean; reason?: string }> {
+export async function readiness(db: Database, opts: { syncInFlight?: () => boolean; lastReady?: boolean } = {}): Promise<{ ready: boolean; reason?: string }> {
   try {
     const state = await withTimeout(migrationState(db), READY_TIMEOUT_MS);
     if (state.unknown.length > 0) return { ready: false, reason: `database schema is newer than this build (${state.unknown.join(', ')})` };
@@ -107,11 +104,15 @@ export class HealthServer {
     if (path === '/healthz') return reply(200, '{"status":"ok"}');
     if (path !== '/readyz' && path !== '/metrics') return reply(404, '{"error":"not found"}');
     const source = this.source;
-    if (!source) return reply(503, JSON.stringify(path === '/readyz' ? { status: 'not ready', reason: this.waitingFor } : { error: `not ready: ${this.waitingFor}` }));
+    if (!source)
+      return reply(503, JSON.stringify(path === '/readyz' ? { status: 'not ready', reason: this.waitingFor } : { error: `not ready: ${this.waitingFor}` }));
     if (path === '/readyz') {
       void readiness(source.db, { syncInFlight: source.syncInFlight, lastReady: this.lastReady }).then((r) => {
         this.lastReady = r.ready;
-        reply(r.ready ? 200 : 503, JSON.stringify(r.ready ? { status: 'ready', ...(r.reason ? { note: r.reason } : {}) } : { status: 'not ready', reason: r.reason }));
+        reply(
+          r.ready ? 200 : 503,
+          JSON.stringify(r.ready ? { status: 'ready', ...(r.reason ? { note: r.reason } : {}) } : { status: 'not ready', reason: r.reason }),
+        );
       });
       return;
     }

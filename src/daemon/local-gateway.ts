@@ -82,7 +82,9 @@ export async function startReadGateway(db: Database, dataDir: string, log: Logge
         if (!sync) return reply(404, { error: 'this process does not run syncs' });
         const started = sync.syncNow(String(body.connectorName), { allowMassRemoval: body.allowMassRemoval === true });
         if (!started) {
-          return reply(409, { error: `the daemon holding this DATA_DIR does not serve a connector named "${String(body.connectorName)}" (see \`tines-connector connectors list\`)` });
+          return reply(409, {
+            error: `the daemon holding this DATA_DIR does not serve a connector named "${String(body.connectorName)}" (see \`tines-connector connectors list\`)`,
+          });
         }
         started.then(
           (outcome) => (outcome ? reply(200, { outcome }) : reply(503, { error: 'the sync could not start; see the daemon log' })),
@@ -96,7 +98,8 @@ export async function startReadGateway(db: Database, dataDir: string, log: Logge
       const params = Array.isArray(body.params) ? body.params : [];
       // `table`: rows as arrays with their fields (`query`), the types in textTypes as text.
       const textTypes = Array.isArray(body.textTypes) ? body.textTypes.filter((t): t is number => Number.isInteger(t)) : undefined;
-      const opts: (QueryOptions & { maxRows?: number }) | undefined = body.table === true ? { rowMode: 'array', textTypes, maxRows: GATEWAY_MAX_ROWS } : undefined;
+      const opts: (QueryOptions & { maxRows?: number }) | undefined =
+        body.table === true ? { rowMode: 'array', textTypes, maxRows: GATEWAY_MAX_ROWS } : undefined;
       readOnlyResult(db, body.sql, params, opts).then(
         (r) => reply(200, opts ? { rows: r.rows, fields: r.fields } : { rows: r.rows }),
         (err: Error) => reply(422, { error: err.message }),
@@ -124,20 +127,23 @@ async function callGateway<T>(dataDir: string, path: string, payload: unknown): 
   if (!existsSync(socketPath)) return undefined;
   const data = JSON.stringify(payload);
   return new Promise((resolve, reject) => {
-    const req = http.request({ socketPath, path, method: 'POST', headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(data) } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        let body: T & { error?: string };
-        try {
-          body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as typeof body;
-        } catch {
-          return reject(new Error('the daemon answered with something that is not JSON'));
-        }
-        if (res.statusCode === 200) resolve(body);
-        else reject(new Error(body.error ?? `the daemon answered ${res.statusCode}`));
-      });
-    });
+    const req = http.request(
+      { socketPath, path, method: 'POST', headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(data) } },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          let body: T & { error?: string };
+          try {
+            body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as typeof body;
+          } catch {
+            return reject(new Error('the daemon answered with something that is not JSON'));
+          }
+          if (res.statusCode === 200) resolve(body);
+          else reject(new Error(body.error ?? `the daemon answered ${res.statusCode}`));
+        });
+      },
+    );
     req.on('error', (err: NodeJS.ErrnoException) => (err.code === 'ECONNREFUSED' || err.code === 'ENOENT' ? resolve(undefined) : reject(err)));
     req.end(data);
   });
@@ -149,7 +155,11 @@ export async function queryThroughGateway(dataDir: string, sql: string, params: 
 }
 
 /** A read-only statement's rows as arrays with their fields, through a running daemon's gateway; undefined when none listens. */
-export async function tableThroughGateway(dataDir: string, sql: string, textTypes: readonly number[]): Promise<{ rows: unknown[][]; fields: ResultField[] } | undefined> {
+export async function tableThroughGateway(
+  dataDir: string,
+  sql: string,
+  textTypes: readonly number[],
+): Promise<{ rows: unknown[][]; fields: ResultField[] } | undefined> {
   return callGateway<{ rows: unknown[][]; fields: ResultField[] }>(dataDir, '/query', { sql, params: [], table: true, textTypes });
 }
 

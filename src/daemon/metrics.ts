@@ -37,9 +37,24 @@ export class Metrics {
       buckets: [0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600],
       registers,
     });
-    this.requests = new client.Counter({ name: 'tines_connector_tines_requests_total', help: 'Tines API answers by HTTP status (0: no answer)', labelNames: ['connector', 'status'], registers });
-    this.retries = new client.Counter({ name: 'tines_connector_tines_retries_total', help: 'Retried Tines requests by reason', labelNames: ['connector', 'kind'], registers });
-    this.tickFailures = new client.Counter({ name: 'tines_connector_tick_errors_total', help: 'Scheduled ticks that failed before a run could be recorded', labelNames: ['connector'], registers });
+    this.requests = new client.Counter({
+      name: 'tines_connector_tines_requests_total',
+      help: 'Tines API answers by HTTP status (0: no answer)',
+      labelNames: ['connector', 'status'],
+      registers,
+    });
+    this.retries = new client.Counter({
+      name: 'tines_connector_tines_retries_total',
+      help: 'Retried Tines requests by reason',
+      labelNames: ['connector', 'kind'],
+      registers,
+    });
+    this.tickFailures = new client.Counter({
+      name: 'tines_connector_tick_errors_total',
+      help: 'Scheduled ticks that failed before a run could be recorded',
+      labelNames: ['connector'],
+      registers,
+    });
 
     // Stored state of every connector, read once per scrape; a database outage leaves the last values.
     let snapshot: ConnectorSnapshot[] | undefined;
@@ -89,8 +104,22 @@ export class Metrics {
       },
     });
     const slots = () => this.slots;
-    new client.Gauge({ name: 'tines_connector_syncs_running', help: 'Syncs running in this process', registers, collect() { this.set(slots()?.busy ?? 0); } });
-    new client.Gauge({ name: 'tines_connector_syncs_waiting', help: 'Due syncs waiting for one of the SYNC_CONCURRENCY slots', registers, collect() { this.set(slots()?.queued ?? 0); } });
+    new client.Gauge({
+      name: 'tines_connector_syncs_running',
+      help: 'Syncs running in this process',
+      registers,
+      collect() {
+        this.set(slots()?.busy ?? 0);
+      },
+    });
+    new client.Gauge({
+      name: 'tines_connector_syncs_waiting',
+      help: 'Due syncs waiting for one of the SYNC_CONCURRENCY slots',
+      registers,
+      collect() {
+        this.set(slots()?.queued ?? 0);
+      },
+    });
   }
 
   /** Where the running and waiting syncs are counted (the process's SyncSlots). */

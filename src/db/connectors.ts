@@ -291,8 +291,5 @@ export async function recordKeyAccepted(db: Queryable, connectorId: number, runI
  * emptied it) takes a new one.
  */
 export async function recordBaseline(db: Queryable, connectorId: number, runId: number, users: number): Promise<void> {
-  await db.query(
-    'UPDATE connectors SET baseline_run_id = $2, baseline_at = now(), baseline_users = $3 WHERE id = $1',
-    [connectorId, runId, users],
-  );
+  await db.query('UPDATE connectors SET baseline_run_id = $2, baseline_at = now(), baseline_users = $3 WHERE id = $1', [connectorId, runId, users]);
 }

@@ -20,7 +20,11 @@ async function run<R>(q: PgliteQueryable, text: string, params?: readonly unknow
     ...(opts?.rowMode ? { rowMode: opts.rowMode } : {}),
     ...(textTypes ? { parsers: Object.fromEntries(textTypes.map((oid) => [oid, (v: string) => v])) } : {}),
   });
-  return { rows: r.rows, rowCount: r.affectedRows ?? r.rows.length, ...(opts?.rowMode ? { fields: r.fields.map((f) => ({ name: f.name, typeId: f.dataTypeID })) } : {}) };
+  return {
+    rows: r.rows,
+    rowCount: r.affectedRows ?? r.rows.length,
+    ...(opts?.rowMode ? { fields: r.fields.map((f) => ({ name: f.name, typeId: f.dataTypeID })) } : {}),
+  };
 }
 
 export class EmbeddedDatabase implements Database {
@@ -113,4 +117,3 @@ class EmbeddedSession implements Session {
     if (this.held.delete(key)) this.locks.delete(key);
   }
 }
-

@@ -24,12 +24,23 @@ function queryConfig(text: string, params: readonly unknown[] | undefined, opts:
     values: params as unknown[] | undefined,
     queryMode: 'extended',
     ...(opts?.rowMode ? { rowMode: opts.rowMode } : {}),
-    ...(textTypes ? { types: { getTypeParser: ((oid: number, format?: string) => (textTypes.includes(oid) ? (v: string) => v : types.getTypeParser(oid, format as 'text'))) as typeof pg.types.getTypeParser } } : {}),
+    ...(textTypes
+      ? {
+          types: {
+            getTypeParser: ((oid: number, format?: string) =>
+              textTypes.includes(oid) ? (v: string) => v : types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+          },
+        }
+      : {}),
   } as pg.QueryConfig;
 }
 
 function resultOf<R>(r: pg.QueryResult, opts: QueryOptions | undefined): QueryResult<R> {
-  return { rows: r.rows as R[], rowCount: r.rowCount ?? 0, ...(opts?.rowMode ? { fields: r.fields.map((f) => ({ name: f.name, typeId: f.dataTypeID })) } : {}) };
+  return {
+    rows: r.rows as R[],
+    rowCount: r.rowCount ?? 0,
+    ...(opts?.rowMode ? { fields: r.fields.map((f) => ({ name: f.name, typeId: f.dataTypeID })) } : {}),
+  };
 }
 
 export function describeUrl(url: string): string {
@@ -93,7 +104,9 @@ export class PostgresDatabase implements Database {
 
 function isConnectionError(err: unknown): boolean {
   const code = (err as { code?: string } | undefined)?.code ?? '';
-  return code.startsWith('08') || code === '57P01' || code === 'ECONNRESET' || code === 'EPIPE' || /Connection terminated/i.test(String((err as Error)?.message));
+  return (
+    code.startsWith('08') || code === '57P01' || code === 'ECONNRESET' || code === 'EPIPE' || /Connection terminated/i.test(String((err as Error)?.message))
+  );
 }
 
 class PgSession implements Session {

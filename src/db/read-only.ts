@@ -135,7 +135,12 @@ export function cursorCanHold(sql: string): boolean {
  * through one and fails cleanly past that many rows, instead of holding a
  * result of any size in memory (the daemon's gateway).
  */
-export async function readOnlyResult(db: Database, sql: string, params: readonly unknown[] = [], opts?: QueryOptions & { maxRows?: number }): Promise<QueryResult<unknown>> {
+export async function readOnlyResult(
+  db: Database,
+  sql: string,
+  params: readonly unknown[] = [],
+  opts?: QueryOptions & { maxRows?: number },
+): Promise<QueryResult<unknown>> {
   const refused = readOnlyRefusal(sql);
   if (refused) throw new Error(refused);
   const { maxRows, ...queryOpts } = opts ?? {};

@@ -46,18 +46,22 @@ export async function abortStaleRuns(db: Queryable, connectorId: number): Promis
 }
 
 export async function startRun(db: Queryable, connectorId: number, trigger: RunTrigger): Promise<number> {
-  const r = await db.query<{ id: number }>(
-    `INSERT INTO sync_runs (connector_id, trigger, host, pid) VALUES ($1, $2, $3, $4) RETURNING id`,
-    [connectorId, trigger, hostname(), process.pid],
-  );
+  const r = await db.query<{ id: number }>(`INSERT INTO sync_runs (connector_id, trigger, host, pid) VALUES ($1, $2, $3, $4) RETURNING id`, [
+    connectorId,
+    trigger,
+    hostname(),
+    process.pid,
+  ]);
   return Number(r.rows[0]!.id);
 }
 
 export async function updateRunProgress(db: Queryable, runId: number, pagesFetched: number, pagesTotal: number | null, usersSeen: number): Promise<void> {
-  await db.query(
-    `UPDATE sync_runs SET pages_fetched = $2, pages_total = $3, users_seen = $4 WHERE id = $1 AND status = 'running'`,
-    [runId, pagesFetched, pagesTotal, usersSeen],
-  );
+  await db.query(`UPDATE sync_runs SET pages_fetched = $2, pages_total = $3, users_seen = $4 WHERE id = $1 AND status = 'running'`, [
+    runId,
+    pagesFetched,
+    pagesTotal,
+    usersSeen,
+  ]);
 }
 
 /** The removal confirmations' progress: `done` of `total` users missing from the listing confirmed with Tines. */

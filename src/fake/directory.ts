@@ -39,7 +39,9 @@ export function fakeDirectory(users: FakeUser[], orgDomain: string, now = Date.n
     .map((u, i) => {
       const status = departed.includes(u.email) ? 'departed' : suspended.includes(u.email) ? 'suspended' : 'active';
       const name = i % 9 === 0 ? `${u.last_name}, ${u.first_name}` : `${u.first_name} ${u.last_name}`;
-      return [u.email, name, status, date(daysAgo.get(u.email)), DEPARTMENTS[u.id % DEPARTMENTS.length]!, `E${String(u.id).padStart(5, '0')}`].map(quote).join(',');
+      return [u.email, name, status, date(daysAgo.get(u.email)), DEPARTMENTS[u.id % DEPARTMENTS.length]!, `E${String(u.id).padStart(5, '0')}`]
+        .map(quote)
+        .join(',');
     });
   return { csv: `email,name,status,status_changed_at,department,external_id\r\n${rows.join('\r\n')}\r\n`, departed, suspended, unlisted };
 }

@@ -21,8 +21,13 @@ function args() {
   try {
     return parseArgs({
       options: {
-        users: { type: 'string' }, port: { type: 'string' }, host: { type: 'string' }, key: { type: 'string' },
-        seed: { type: 'string' }, 'rpm-free': { type: 'boolean' }, 'cache-mb': { type: 'string' },
+        users: { type: 'string' },
+        port: { type: 'string' },
+        host: { type: 'string' },
+        key: { type: 'string' },
+        seed: { type: 'string' },
+        'rpm-free': { type: 'boolean' },
+        'cache-mb': { type: 'string' },
       },
       strict: true,
     }).values;
@@ -73,7 +78,10 @@ function churn(addPct: number, removePct: number, changePct: number) {
     fake.removeUser(id);
   }
 
-  const changed = pickDistinct(Math.round((n * changePct) / 100), ids.filter((id) => !gone.has(id)));
+  const changed = pickDistinct(
+    Math.round((n * changePct) / 100),
+    ids.filter((id) => !gone.has(id)),
+  );
   const stamp = new Date().toISOString();
   for (const id of changed) {
     const u = fake.users.get(id)!;
@@ -104,20 +112,37 @@ async function shutdown(code: number): Promise<never> {
 function command(line: string): void {
   const [cmd, ...args] = line.trim().split(/\s+/);
   switch (cmd) {
-    case '': return;
+    case '':
+      return;
     case 'churn': {
       const pct = args.slice(0, 3).map(Number);
-      if (pct.length !== 3 || pct.some((p) => !Number.isFinite(p) || p < 0)) { out({ error: 'usage: churn <addPct> <removePct> <changePct>' }); return; }
+      if (pct.length !== 3 || pct.some((p) => !Number.isFinite(p) || p < 0)) {
+        out({ error: 'usage: churn <addPct> <removePct> <changePct>' });
+        return;
+      }
       out(churn(pct[0]!, pct[1]!, pct[2]!));
       return;
     }
-    case 'revoke': fake.validKeys.clear(); out({ ok: true }); return;
+    case 'revoke':
+      fake.validKeys.clear();
+      out({ ok: true });
+      return;
     case 'key':
-      if (!args[0]) { out({ error: 'usage: key <newKey>' }); return; }
-      fake.validKeys.add(args[0]); out({ ok: true }); return;
-    case 'count': out({ count: fake.users.size }); return;
-    case 'quit': void shutdown(0); return;
-    default: out({ error: `unknown command: ${cmd}` });
+      if (!args[0]) {
+        out({ error: 'usage: key <newKey>' });
+        return;
+      }
+      fake.validKeys.add(args[0]);
+      out({ ok: true });
+      return;
+    case 'count':
+      out({ count: fake.users.size });
+      return;
+    case 'quit':
+      void shutdown(0);
+      return;
+    default:
+      out({ error: `unknown command: ${cmd}` });
   }
 }
 

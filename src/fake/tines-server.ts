@@ -4,14 +4,32 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-export interface FakeMembership { team_id: number; team_name: string; role: string }
+export interface FakeMembership {
+  team_id: number;
+  team_name: string;
+  role: string;
+}
 export interface FakeUser {
-  id: number; email: string; first_name: string; last_name: string; admin: boolean; is_active?: boolean;
-  tenant_permissions: string[]; scim_uid: string | null; created_at: string; updated_at: string;
-  last_seen: string | null; team_memberships: FakeMembership[]; [extra: string]: unknown;
+  id: number;
+  email: string;
+  first_name: string;
+  last_name: string;
+  admin: boolean;
+  is_active?: boolean;
+  tenant_permissions: string[];
+  scim_uid: string | null;
+  created_at: string;
+  updated_at: string;
+  last_seen: string | null;
+  team_memberships: FakeMembership[];
+  [extra: string]: unknown;
 }
 export interface FakeTinesOptions {
-  host?: string; port?: number; users?: FakeUser[]; apiKey?: string; maxPerPage?: number;
+  host?: string;
+  port?: number;
+  users?: FakeUser[];
+  apiKey?: string;
+  maxPerPage?: number;
   /** Per-key requests per rolling minute, answered 429 beyond it; 0 (default) = unlimited. */
   requestsPerMinute?: number;
   /** Budget for cached page bodies; pages beyond it are rendered per request. Default 512 MiB. */
@@ -20,10 +38,17 @@ export interface FakeTinesOptions {
 export interface FakeFault {
   match?: (req: { path: string; page?: number; userId?: number }) => boolean;
   /** HTTP status; 0 destroys the connection without answering (a network error). */
-  status: number; headers?: Record<string, string>; body?: string; times?: number;
+  status: number;
+  headers?: Record<string, string>;
+  body?: string;
+  times?: number;
 }
 export interface FakeRequestLog {
-  method: string; path: string; query: Record<string, string>; status: number; auth: string | undefined;
+  method: string;
+  path: string;
+  query: Record<string, string>;
+  status: number;
+  auth: string | undefined;
   /** Date.now() when the request arrived. */
   at: number;
 }
@@ -34,9 +59,20 @@ const MAX_LOG = 100_000; // a long benchmark run must not grow the log without b
 /** Notifies on every structural change, so tests may mutate `users` directly. */
 class TenantMap extends Map<number, FakeUser> {
   onChange?: () => void;
-  override set(id: number, u: FakeUser): this { super.set(id, u); this.onChange?.(); return this; }
-  override delete(id: number): boolean { const had = super.delete(id); if (had) this.onChange?.(); return had; }
-  override clear(): void { super.clear(); this.onChange?.(); }
+  override set(id: number, u: FakeUser): this {
+    super.set(id, u);
+    this.onChange?.();
+    return this;
+  }
+  override delete(id: number): boolean {
+    const had = super.delete(id);
+    if (had) this.onChange?.();
+    return had;
+  }
+  override clear(): void {
+    super.clear();
+    this.onChange?.();
+  }
 }
 
 export class FakeTines {
@@ -72,7 +108,11 @@ export class FakeTines {
   private gate: Promise<void> = Promise.resolve();
   private rate = new Map<string, number[]>();
 
-  private constructor(private readonly server: http.Server, url: string, opts: FakeTinesOptions) {
+  private constructor(
+    private readonly server: http.Server,
+    url: string,
+    opts: FakeTinesOptions,
+  ) {
     this.url = url;
     this.maxPerPage = opts.maxPerPage ?? 500;
     this.cacheBudget = opts.pageCacheBytes ?? 512 * 1024 * 1024;
@@ -113,12 +153,17 @@ export class FakeTines {
     server.headersTimeout = 65_000; // must outlive keepAliveTimeout
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => { server.off('error', reject); resolve(); });
+      server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => {
+        server.off('error', reject);
+        resolve();
+      });
     });
     const addr = server.address() as AddressInfo;
     const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
     const fake = new FakeTines(server, `http://${host}:${addr.port}`, opts);
-    server.on('request', (req, res) => { void fake.handle(req, res); });
+    server.on('request', (req, res) => {
+      void fake.handle(req, res);
+    });
     return fake;
   }
 
@@ -135,8 +180,12 @@ export class FakeTines {
     map.onChange = () => this.invalidate();
     this.invalidate();
   }
-  addUser(u: FakeUser): void { this.users.set(u.id, u); }
-  removeUser(id: number): void { this.users.delete(id); }
+  addUser(u: FakeUser): void {
+    this.users.set(u.id, u);
+  }
+  removeUser(id: number): void {
+    this.users.delete(id);
+  }
   updateUser(id: number, patch: Partial<FakeUser>): void {
     const old = this.users.get(id);
     if (!old) throw new Error(`no user ${id}`);
@@ -148,11 +197,18 @@ export class FakeTines {
   }
 
   reset(): void {
-    this.faults = []; this.requests = [];
-    this.includeMemberships = true; this.omitIsActive = false; this.omitNextPageNumber = false;
-    this.omitTotals = false; this.endlessPaging = false;
-    this.latencyMs = 0; this.onPage = undefined; this.requestsPerMinute = this.defaultRpm;
-    this.rate.clear(); this.cacheStats.hits = this.cacheStats.misses = 0;
+    this.faults = [];
+    this.requests = [];
+    this.includeMemberships = true;
+    this.omitIsActive = false;
+    this.omitNextPageNumber = false;
+    this.omitTotals = false;
+    this.endlessPaging = false;
+    this.latencyMs = 0;
+    this.onPage = undefined;
+    this.requestsPerMinute = this.defaultRpm;
+    this.rate.clear();
+    this.cacheStats.hits = this.cacheStats.misses = 0;
   }
 
   async close(): Promise<void> {
@@ -167,8 +223,9 @@ export class FakeTines {
     return n;
   }
 
-  private clampPerPage(n: number): number { return Math.min(this.maxPerPage, Math.max(1, Math.floor(n))); }
-
+  private clampPerPage(n: number): number {
+    return Math.min(this.maxPerPage, Math.max(1, Math.floor(n)));
+  }
 
   private render(u: FakeUser, withMemberships: boolean): Record<string, unknown> {
     // The connector's usual request needs no copy: stringify the stored object as is.
@@ -196,28 +253,43 @@ export class FakeTines {
   private pageBody(t: TenantState, url: URL, host: string | undefined, perPage: number, page: number, include: boolean): Buffer {
     const key = `${perPage}:${page}:${include ? 1 : 0}:${this.omitIsActive ? 1 : 0}:${this.omitNextPageNumber ? 1 : 0}:${this.omitTotals ? 1 : 0}:${this.endlessPaging || 0}:${host ?? ''}:${url.search}`;
     const hit = t.pageCache.get(key);
-    if (hit !== undefined) { this.cacheStats.hits++; return hit; }
+    if (hit !== undefined) {
+      this.cacheStats.hits++;
+      return hit;
+    }
     this.cacheStats.misses++;
     const count = t.users.size;
     const pages = Math.max(1, Math.ceil(count / perPage));
     const base = host ? `http://${host}` : this.url;
-    const link = (p: number) => { const q = new URLSearchParams(url.searchParams); q.set('page', String(p)); return `${base}${USERS_PATH}?${q}`; };
+    const link = (p: number) => {
+      const q = new URLSearchParams(url.searchParams);
+      q.set('page', String(p));
+      return `${base}${USERS_PATH}?${q}`;
+    };
     const next = page < pages || this.endlessPaging ? page + 1 : null;
     const meta: Record<string, unknown> = {
       current_page: page,
       previous_page: page > 1 ? link(page - 1) : null,
       next_page: next === null ? null : link(next),
       next_page_number: next,
-      per_page: perPage, pages, count,
+      per_page: perPage,
+      pages,
+      count,
     };
     if (this.omitNextPageNumber) delete meta.next_page_number;
-    if (this.omitTotals) { delete meta.pages; delete meta.count; }
+    if (this.omitTotals) {
+      delete meta.pages;
+      delete meta.count;
+    }
     const served = this.endlessPaging === 'repeat-first' ? 1 : page;
     const body = Buffer.from(`{"admin/users":${this.pageJson(t, perPage, served, include)},"meta":${JSON.stringify(meta)}}`);
     // Insert-only under the budget: LRU would thrash on a sequential sweep larger than it.
     // Each Host and query string is a variant of its own: at 1M users one variant is
     // ~410 MB, so a warm-up must ask exactly as the connector will (the bench does).
-    if (this.cacheBytes() + body.length <= this.cacheBudget) { t.pageCache.set(key, body); t.cacheBytes += body.length; }
+    if (this.cacheBytes() + body.length <= this.cacheBudget) {
+      t.pageCache.set(key, body);
+      t.cacheBytes += body.length;
+    }
     return body;
   }
 
@@ -251,11 +323,18 @@ export class FakeTines {
         const f = this.faults[fi]!;
         f.times = (f.times ?? 1) - 1;
         if (f.times <= 0) this.faults.splice(fi, 1);
-        if (f.status === 0) { log(0); res.destroy(); return; }
+        if (f.status === 0) {
+          log(0);
+          res.destroy();
+          return;
+        }
         await send(f.status, f.body ?? JSON.stringify({ error: `Injected fault ${f.status}` }), f.headers);
         return;
       }
-      if (req.method !== 'GET' || !m) { await send(404, '{"error":"Not found"}'); return; }
+      if (req.method !== 'GET' || !m) {
+        await send(404, '{"error":"Not found"}');
+        return;
+      }
 
       const key = /^Bearer\s+(.+)$/i.exec(auth ?? '')?.[1]?.trim();
       const tenant = key === undefined ? undefined : this.tenants.get(key);
@@ -282,8 +361,11 @@ export class FakeTines {
       const perPage = this.clampPerPage(parsePositive(query.per_page, 20));
       const body = this.pageBody(t, url, req.headers.host, perPage, pageArg!, include);
       // Hold later requests until the hook is done, so its mutation lands exactly between pages.
-      const hooked = send(200, body).then(() => this.onPage?.(pageArg!))
-        .catch((err: unknown) => { console.error('FakeTines onPage failed:', err); });
+      const hooked = send(200, body)
+        .then(() => this.onPage?.(pageArg!))
+        .catch((err: unknown) => {
+          console.error('FakeTines onPage failed:', err);
+        });
       this.gate = Promise.all([this.gate, hooked]).then(() => undefined);
       await hooked;
     } catch (err) {
@@ -320,7 +402,10 @@ class TenantState {
 
   invalidate(): void {
     this.sortedIds = null;
-    if (this.pageCache.size) { this.pageCache.clear(); this.cacheBytes = 0; }
+    if (this.pageCache.size) {
+      this.pageCache.clear();
+      this.cacheBytes = 0;
+    }
   }
 }
 
@@ -342,20 +427,97 @@ export function mulberry32(seed: number): () => number {
   };
 }
 
-export const FAKE_FIRST_NAMES = ['Aoife', 'Ben', 'Chloe', 'Daniel', 'Emma', 'Finn', 'Grace', 'Hiro', 'Isla', 'Jack', 'Kate', 'Liam',
-  'Maya', 'Noah', 'Olivia', 'Priya', 'Quinn', 'Rosa', 'Sean', 'Tara', 'Uma', 'Victor', 'Wei', 'Xavier', 'Yara', 'Zoe',
-  'Amir', 'Beatriz', 'Conor', 'Dana', 'Elena', 'Farah', 'Gabriel', 'Hannah', 'Ivan', 'Julia'];
-const LAST = ['Murphy', 'Kelly', 'Smith', 'Garcia', 'Chen', 'Nguyen', 'Okafor', 'Patel', 'Rossi', 'Schmidt', 'Tanaka',
-  "O'Brien", 'Walsh', 'Byrne', 'Silva', 'Kowalski', 'Johansson', 'Dubois', 'Novak', 'Haddad', 'Kim', 'Lopez',
-  'Müller', 'Fitzgerald', 'Andersen', 'Costa', 'Ibrahim', 'Jensen', 'Moreau', 'Ryan'];
-export const FAKE_TEAMS = ['Security Operations', 'Detection Engineering', 'IT Operations', 'Incident Response',
-  'Threat Intelligence', 'Cloud Platform', 'Identity & Access', 'Compliance', 'Vulnerability Management', 'Help Desk'];
+export const FAKE_FIRST_NAMES = [
+  'Aoife',
+  'Ben',
+  'Chloe',
+  'Daniel',
+  'Emma',
+  'Finn',
+  'Grace',
+  'Hiro',
+  'Isla',
+  'Jack',
+  'Kate',
+  'Liam',
+  'Maya',
+  'Noah',
+  'Olivia',
+  'Priya',
+  'Quinn',
+  'Rosa',
+  'Sean',
+  'Tara',
+  'Uma',
+  'Victor',
+  'Wei',
+  'Xavier',
+  'Yara',
+  'Zoe',
+  'Amir',
+  'Beatriz',
+  'Conor',
+  'Dana',
+  'Elena',
+  'Farah',
+  'Gabriel',
+  'Hannah',
+  'Ivan',
+  'Julia',
+];
+const LAST = [
+  'Murphy',
+  'Kelly',
+  'Smith',
+  'Garcia',
+  'Chen',
+  'Nguyen',
+  'Okafor',
+  'Patel',
+  'Rossi',
+  'Schmidt',
+  'Tanaka',
+  "O'Brien",
+  'Walsh',
+  'Byrne',
+  'Silva',
+  'Kowalski',
+  'Johansson',
+  'Dubois',
+  'Novak',
+  'Haddad',
+  'Kim',
+  'Lopez',
+  'Müller',
+  'Fitzgerald',
+  'Andersen',
+  'Costa',
+  'Ibrahim',
+  'Jensen',
+  'Moreau',
+  'Ryan',
+];
+export const FAKE_TEAMS = [
+  'Security Operations',
+  'Detection Engineering',
+  'IT Operations',
+  'Incident Response',
+  'Threat Intelligence',
+  'Cloud Platform',
+  'Identity & Access',
+  'Compliance',
+  'Vulnerability Management',
+  'Help Desk',
+];
 export const FAKE_ROLES = ['VIEWER', 'EDITOR', 'TEAM_ADMIN'];
 const PERMISSIONS = ['AUDIT_LOG_READ', 'TENANT_SETTINGS_MANAGE', 'CREDENTIALS_MANAGE', 'TEAMS_MANAGE', 'USERS_MANAGE'];
 const DAY = 86_400_000;
 
 export interface GenerateOptions {
-  startId?: number; seed?: number; emailDomain?: string; teams?: number;
+  startId?: number;
+  seed?: number;
+  emailDomain?: string;
+  teams?: number;
   /** Reference time for timestamps; default today at 00:00 UTC, so a day's output is reproducible. */
   now?: number;
 }
@@ -373,9 +535,17 @@ export function generateUsers(n: number, opts: GenerateOptions = {}): FakeUser[]
   const locals = new Map<string, string>();
   for (let k = 0; k < n; k++) {
     const id = startId + k;
-    const first = pick(FAKE_FIRST_NAMES), last = pick(LAST);
+    const first = pick(FAKE_FIRST_NAMES),
+      last = pick(LAST);
     let local = locals.get(`${first}.${last}`); // normalize() is slow; names repeat
-    if (local === undefined) locals.set(`${first}.${last}`, (local = `${first}.${last}`.toLowerCase().normalize('NFD').replace(/[^a-z.]/g, '')));
+    if (local === undefined)
+      locals.set(
+        `${first}.${last}`,
+        (local = `${first}.${last}`
+          .toLowerCase()
+          .normalize('NFD')
+          .replace(/[^a-z.]/g, '')),
+      );
     const created = now - (1 + rand() * 3 * 365) * DAY;
     const updated = created + rand() * (now - created);
     const seenFrom = Math.max(created, now - 200 * DAY);
@@ -386,10 +556,21 @@ export function generateUsers(n: number, opts: GenerateOptions = {}): FakeUser[]
     const start = Math.floor(rand() * teamCount);
     for (let j = 0; j < m; j++) memberships.push({ ...teams[(start + j) % teamCount]!, role: pick(FAKE_ROLES) });
     users.push({
-      id, email: `${local}+${id}@${domain}`, first_name: first, last_name: last, admin,
-      is_active: rand() >= 0.03, tenant_permissions: perms,
-      scim_uid: rand() < 0.3 ? `scim-${Math.floor(rand() * 0xffffffff).toString(16).padStart(8, '0')}-${id}` : null,
-      created_at: iso(created), updated_at: iso(updated),
+      id,
+      email: `${local}+${id}@${domain}`,
+      first_name: first,
+      last_name: last,
+      admin,
+      is_active: rand() >= 0.03,
+      tenant_permissions: perms,
+      scim_uid:
+        rand() < 0.3
+          ? `scim-${Math.floor(rand() * 0xffffffff)
+              .toString(16)
+              .padStart(8, '0')}-${id}`
+          : null,
+      created_at: iso(created),
+      updated_at: iso(updated),
       last_seen: rand() < 0.05 ? null : iso(seenFrom + rand() * (now - seenFrom)),
       team_memberships: memberships,
     });

@@ -62,7 +62,18 @@ const DAY_MS = 86_400_000;
 export function statusTimestamp(cell: string, now = Date.now()): { iso: string } | { problem: string } {
   const m = TIMESTAMP.exec(cell);
   const [, date, time, zone] = m ?? [];
-  const ms = m ? Date.parse(`${date}T${time ?? '00:00'}${zone ? zone.toUpperCase().replace(/^([+-]\d{2})(\d{2})$/, '$1:$2').replace(/^([+-]\d{2})$/, '$1:00') : 'Z'}`) : NaN;
+  const ms = m
+    ? Date.parse(
+        `${date}T${time ?? '00:00'}${
+          zone
+            ? zone
+                .toUpperCase()
+                .replace(/^([+-]\d{2})(\d{2})$/, '$1:$2')
+                .replace(/^([+-]\d{2})$/, '$1:00')
+            : 'Z'
+        }`,
+      )
+    : NaN;
   // Date.parse rolls 2026-02-30 over to March: a date must survive the round trip.
   if (Number.isNaN(ms) || (date && !time && new Date(ms).toISOString().slice(0, 10) !== date)) {
     return { problem: `invalid status_changed_at "${cell}" (expected a date such as 2026-10-31, or 2026-10-31T17:00:00Z)` };
@@ -132,11 +143,10 @@ function readHeader(record: string[], line: number): (PersonColumn | undefined)[
   }
   if (!seen.has('email')) {
     throw new DirectoryFileError(
-      `the header row (line ${line}) has no "email" column; it has ${names.map((n) => `"${n}"`).join(', ')}. ` +
-        `Known columns: ${PERSON_COLUMNS.join(', ')}`,
+      `the header row (line ${line}) has no "email" column; it has ${names.map((n) => `"${n}"`).join(', ')}. ` + `Known columns: ${PERSON_COLUMNS.join(', ')}`,
     );
   }
-  return names.map((n) => (PERSON_COLUMNS as readonly string[]).includes(n) ? (n as PersonColumn) : undefined);
+  return names.map((n) => ((PERSON_COLUMNS as readonly string[]).includes(n) ? (n as PersonColumn) : undefined));
 }
 
 function checkRecord(record: string[], header: readonly (PersonColumn | undefined)[], width: number, line: number): DirectoryItem {

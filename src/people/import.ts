@@ -100,7 +100,8 @@ export async function importPeople(db: Database, input: Readable, opts: ImportOp
   } catch (err) {
     if (!(err instanceof RollBack)) throw err;
     const { outcome } = err;
-    if (outcome.result === 'rejected') opts.log.warn({ source: opts.source, badRows: outcome.bad_row_count }, 'people import rejected: bad rows, nothing loaded');
+    if (outcome.result === 'rejected')
+      opts.log.warn({ source: opts.source, badRows: outcome.bad_row_count }, 'people import rejected: bad rows, nothing loaded');
     else opts.log.warn({ ...outcome }, 'people import held: too many departures, nothing loaded');
     return outcome;
   }

@@ -60,7 +60,14 @@ export class RememberedListing {
         if (p.digest.startsWith(KEY_PREFIX)) pages.set(p.page, { digest: p.digest.slice(KEY_PREFIX.length), meta: p.meta, size: p.size });
       }
     }
-    return new RememberedListing(connectorId, perPage, pages, row?.trusted === true && row.complete, Number(row?.external_writes ?? 0), row?.verify_all === true);
+    return new RememberedListing(
+      connectorId,
+      perPage,
+      pages,
+      row?.trusted === true && row.complete,
+      Number(row?.external_writes ?? 0),
+      row?.verify_all === true,
+    );
   }
 
   /** The key a newly listed page is recorded under (with its ids and meta, in staging) from the client's body digest. */

@@ -59,7 +59,11 @@ async function syncOnce(deps: SyncDeps, req: SyncRequest): Promise<SyncOutcome> 
     try {
       const failNow = isSealProblem(err);
       if (await recordKeyUnreadable(db, config, target, errorMessage(err), { registeredId: deps.registeredId, failNow })) {
-        log.error(failNow ? `connector is now failing: ${errorMessage(err)}` : `connector is now failing (${FAILING_AFTER} or more syncs in a row could not run): ${errorMessage(err)}`);
+        log.error(
+          failNow
+            ? `connector is now failing: ${errorMessage(err)}`
+            : `connector is now failing (${FAILING_AFTER} or more syncs in a row could not run): ${errorMessage(err)}`,
+        );
       }
     } catch (dbErr) {
       if (dbErr instanceof ConnectorDeletedError) throw dbErr;

@@ -337,7 +337,15 @@ export class SyncRun {
       errorKind: kind,
       message,
     };
-    const line = { runId, trigger: this.req.trigger, status, errorKind: kind, durationMs: outcome.durationMs, pages: this.pagesFetched, usersSeen: this.usersStaged };
+    const line = {
+      runId,
+      trigger: this.req.trigger,
+      status,
+      errorKind: kind,
+      durationMs: outcome.durationMs,
+      pages: this.pagesFetched,
+      usersSeen: this.usersStaged,
+    };
     if (kind === 'shutdown') log.warn(line, 'sync aborted by shutdown; nothing of it was applied');
     else if (kind === 'auth') log.error(line, `connector needs a reconnect: ${message}`);
     else if (kind === 'internal') log.error({ ...line, err: { message, stack: err instanceof Error ? err.stack : undefined } }, `sync failed: ${message}`);

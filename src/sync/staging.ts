@@ -150,16 +150,11 @@ export async function stagePage(
   { page, pageDigest, meta, ids, sightings, seqStart }: PreparedPage,
   verifyAll = false,
 ): Promise<number> {
-  const r = await s.query<{ ord: number }>(SEE_PAGE, [
-    connectorId,
-    ids,
-    sightings.map((x) => x.digest),
-    seqStart,
-    page,
-    pageDigest,
-    JSON.stringify(meta),
-    verifyAll,
-  ], { name: 'tines_connector_see_page' });
+  const r = await s.query<{ ord: number }>(
+    SEE_PAGE,
+    [connectorId, ids, sightings.map((x) => x.digest), seqStart, page, pageDigest, JSON.stringify(meta), verifyAll],
+    { name: 'tines_connector_see_page' },
+  );
   if (r.rows.length === 0) return 0;
   const changed = r.rows.map((row) => ({ sighting: sightings[row.ord - 1]!, seq: seqStart + row.ord - 1 }));
   await stageUsers(s, changed);
@@ -198,9 +193,7 @@ export async function finalizeStaging(s: Session): Promise<{ distinct: number; d
       `DELETE FROM ${STAGE_USERS} a
         WHERE EXISTS (SELECT 1 FROM ${STAGE_SEEN} x WHERE x.tines_user_id = a.tines_user_id AND x.seq > a.seq)`,
     );
-    await s.query(
-      `DELETE FROM ${STAGE_MEMBERSHIPS} m WHERE NOT EXISTS (SELECT 1 FROM ${STAGE_USERS} u WHERE u.seq = m.seq)`,
-    );
+    await s.query(`DELETE FROM ${STAGE_MEMBERSHIPS} m WHERE NOT EXISTS (SELECT 1 FROM ${STAGE_USERS} u WHERE u.seq = m.seq)`);
   }
   // Indexed after the load (cheaper than during it): without them a plan that
   // probes staging per row turns quadratic on large tenants (seen at 1M users).

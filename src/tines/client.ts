@@ -128,12 +128,7 @@ export class TinesClient {
       } catch (err) {
         if (!(err instanceof RetryableError) || attempt >= this.opts.maxRetries) {
           if (err instanceof RetryableError) {
-            throw new TinesRequestError(
-              err.kind,
-              `GET ${path} failed after ${attempt + 1} attempts: ${err.message}`,
-              err.status,
-              { cause: err.cause },
-            );
+            throw new TinesRequestError(err.kind, `GET ${path} failed after ${attempt + 1} attempts: ${err.message}`, err.status, { cause: err.cause });
           }
           throw err;
         }
@@ -273,7 +268,10 @@ export class TinesClient {
         const current: UsersPage = await request(pageNo);
         inFlight.delete(pageNo);
         if (previous && repeatsPage(current, previous)) {
-          throw new TinesRequestError('invalid_response', `pagination loop: page ${current.page} repeats the users of page ${previous.page} (the page parameter is ignored?)`);
+          throw new TinesRequestError(
+            'invalid_response',
+            `pagination loop: page ${current.page} repeats the users of page ${previous.page} (the page parameter is ignored?)`,
+          );
         }
         const next = nextPageNumber(current, this.opts.pageSize);
         const perPage = perPageOf(current.meta, this.opts.pageSize);

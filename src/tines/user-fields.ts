@@ -32,7 +32,14 @@ export const USER_FIELDS: readonly UserField[] = [
   { wire: 'admin', column: 'admin', kind: 'boolean', change: 'event', absentKeepsStored: true },
   { wire: 'is_active', column: 'is_active', kind: 'boolean', change: 'event', absentKeepsStored: true },
   // The same permissions in another order are no change (migration 006).
-  { wire: 'tenant_permissions', column: 'tenant_permissions', kind: 'text[]', change: 'event', absentKeepsStored: true, comparedAs: (x) => `tines_sorted_text(${x})` },
+  {
+    wire: 'tenant_permissions',
+    column: 'tenant_permissions',
+    kind: 'text[]',
+    change: 'event',
+    absentKeepsStored: true,
+    comparedAs: (x) => `tines_sorted_text(${x})`,
+  },
   { wire: 'scim_uid', column: 'scim_uid', kind: 'text', change: 'event' },
   { wire: 'created_at', column: 'tines_created_at', kind: 'timestamp', change: 'silent' },
   { wire: 'updated_at', column: 'tines_updated_at', kind: 'timestamp', change: 'silent' },

@@ -161,7 +161,8 @@ export class DaemonProcess {
         for (let i = from; i < this.lines.length; i++) {
           if (matches(this.lines[i]!, m)) return finish(undefined, this.lines[i]);
         }
-        if (this.exit) finish(new Error(`${this.label} exited (code ${this.exit.code}, signal ${this.exit.signal}) before logging ${String(m)}\n${this.tail()}`));
+        if (this.exit)
+          finish(new Error(`${this.label} exited (code ${this.exit.code}, signal ${this.exit.signal}) before logging ${String(m)}\n${this.tail()}`));
       };
       timer = setTimeout(() => finish(new Error(`no log line ${String(m)} from ${this.label} within ${timeoutMs} ms\n${this.tail()}`)), timeoutMs);
       this.listeners.add(check);
@@ -191,10 +192,7 @@ export class DaemonProcess {
     if (!this.alive) return { ...(await this.exited), ms: 0 };
     this.child.kill(signal);
     let timer: NodeJS.Timeout | undefined;
-    const timedOut = await Promise.race([
-      this.exited.then(() => false),
-      new Promise<boolean>((r) => (timer = setTimeout(() => r(true), timeoutMs))),
-    ]);
+    const timedOut = await Promise.race([this.exited.then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), timeoutMs)))]);
     clearTimeout(timer);
     if (timedOut) {
       const tail = this.tail();
