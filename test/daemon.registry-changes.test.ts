@@ -173,6 +173,26 @@ describe.each(backends())('registry changes under a running daemon (%s)', (backe
     await waitFor(async () => (await succeeded('tenant-a')) > a, { timeoutMs: 10_000, what: 'tenant-a still synced' });
   });
 
+  // Only the embedded database sends the CLI's changes through the daemon; on the server the CLI writes itself.
+  if (backend === 'embedded') {
+    it('through the daemon, a shell with another master key or none is refused (exit 2), and nothing is resealed', async () => {
+      const before = await sql.rows<{ name: string; sealed_key_id: string }>(
+        `SELECT name, sealed_key_id FROM connectors WHERE source = 'registry' ORDER BY name`,
+      );
+      const other = randomBytes(32).toString('base64');
+      const rekey = await runCli(['connectors', 'rekey'], { ...env, CONNECTOR_SECRETS_KEY: other, CONNECTOR_SECRETS_KEY_PREVIOUS: MK, LOG_LEVEL: 'warn' });
+      expect(rekey.code, rekey.stderr).toBe(2);
+      expect(rekey.stderr).toMatch(/the daemon that holds .* seals with master key mk-\w+, this shell's CONNECTOR_SECRETS_KEY is mk-\w+/);
+      expect(rekey.stdout).not.toMatch(/can be unset/);
+      const withoutKey = { ...env, LOG_LEVEL: 'warn' } as Record<string, string>;
+      delete withoutKey.CONNECTOR_SECRETS_KEY;
+      const add = await runCli(['connectors', 'add', '--name', 'no-master-key', '--domain', fake.url, '--key-file', keyFile(KEY_B)], withoutKey);
+      expect(add.code, add.stderr).toBe(2);
+      expect(add.stderr).toMatch(/CONNECTOR_SECRETS_KEY/);
+      expect(await sql.rows(`SELECT name, sealed_key_id FROM connectors WHERE source = 'registry' ORDER BY name`)).toEqual(before);
+    });
+  }
+
   it('stops cleanly; no key in its output', async () => {
     const stopped = await daemon.stop();
     expect(stopped.code).toBe(0);

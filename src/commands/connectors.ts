@@ -116,6 +116,24 @@ async function writable(ctx: CommandContext): Promise<Database | undefined> {
   }
 }
 
+/**
+ * A key sealed through the daemon that holds DATA_DIR is sealed under the daemon's master key: refuse
+ * unless this shell has one and it is the same (a rotation half done would otherwise look finished).
+ */
+async function requireDaemonsMasterKey(ctx: CommandContext): Promise<void> {
+  const mine = currentMasterKey(ctx.config);
+  const answer = await callAdminSocket(ctx.config.database.dataDir, 'GET', '/api/master-key', undefined);
+  if (!answer) return; // no daemon answers: the caller reports the busy database
+  if (answer.status >= 300) throw new UsageError(`the running daemon cannot seal keys: ${answer.body.error?.message ?? `it answered ${answer.status}`}`);
+  const theirs = String(answer.body.key_id);
+  if (theirs !== mine.id) {
+    throw new UsageError(
+      `the daemon that holds ${ctx.config.database.dataDir} seals with master key ${theirs}, this shell's CONNECTOR_SECRETS_KEY is ${mine.id}: ` +
+        'restart `run` with the same master key (during a rotation: the new one as CONNECTOR_SECRETS_KEY, the old one as CONNECTOR_SECRETS_KEY_PREVIOUS), then run this again',
+    );
+  }
+}
+
 /** A change made by the daemon that holds DATA_DIR; its answer printed, its status an exit code. */
 async function throughDaemon(
   ctx: CommandContext,
@@ -124,6 +142,7 @@ async function throughDaemon(
   payload: unknown,
   onOk: (body: AdminAnswer['body']) => string,
 ): Promise<number> {
+  if (method !== 'DELETE') await requireDaemonsMasterKey(ctx);
   const answer = await callAdminSocket(ctx.config.database.dataDir, method, path, payload);
   if (!answer) {
     // The database is busy, and no daemon serves its socket: say what the open said.
@@ -221,6 +240,7 @@ async function rekey(ctx: CommandContext): Promise<number> {
   const result = db
     ? await rekeyAll(db, ctx.config)
     : await (async () => {
+        await requireDaemonsMasterKey(ctx);
         const answer = await callAdminSocket(ctx.config.database.dataDir, 'POST', '/api/rekey', {});
         if (!answer) await ctx.db();
         if (answer!.status >= 300) throw new Error(answer!.body.error?.message ?? `the daemon answered ${answer!.status}`);

@@ -13,7 +13,7 @@ import type { Database } from '../db/database.js';
 import { ConnectorInputError, ConnectorNameTakenError, ConnectorNotFoundError, TinesAuthError, TinesRequestError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { addConnector, newConnectorSchema, newKeySchema, reconnectTarget, setConnectorKey } from './connect.js';
-import { findConnector, listConnectors, recentRuns, rekeyAll, removeConnector, targetByName } from './registry.js';
+import { currentMasterKey, findConnector, listConnectors, recentRuns, rekeyAll, removeConnector, targetByName } from './registry.js';
 import { MasterKeyMissingError } from './sealing.js';
 
 export const ADMIN_BODY_LIMIT = 64 * 1024;
@@ -177,7 +177,10 @@ export async function buildAdminApi(opts: AdminApiOptions): Promise<FastifyInsta
   });
 
   // Not in the contract's list: the local socket's way for `connectors rekey` while the daemon holds the embedded database.
-  r.post('/api/rekey', async () => rekeyAll(db, config));
+  r.post('/api/rekey', async () => ({ ...(await rekeyAll(db, config)), key_id: currentMasterKey(config).id }));
+  // Which master key this daemon seals with (its id, a hash prefix): a shell whose CONNECTOR_SECRETS_KEY differs must not
+  // have its add, set-key or rekey carried out under the daemon's key while it believes they are under its own.
+  r.get('/api/master-key', async () => ({ key_id: currentMasterKey(config).id }));
 
   return app;
 }
