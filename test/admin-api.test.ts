@@ -197,6 +197,25 @@ describe.each(backends())('admin API (%s)', (backend) => {
     expect(r.status).toBe(404);
   });
 
+  it('sync: 409 reconnect_required while Tines refused the very key it holds (the sync would not call Tines); accepted once the key differs', async () => {
+    const { api_key_fingerprint: fp } = await h.one<{ api_key_fingerprint: string }>(`SELECT api_key_fingerprint FROM connectors WHERE name = 'tenant-b'`);
+    await h.db.query(
+      `UPDATE connectors SET status = 'reconnect_required', status_reason = 'Tines answered 401', refused_key_fingerprint = $1 WHERE name = 'tenant-b'`,
+      [fp],
+    );
+    syncs.length = 0;
+    let r = await call('POST', '/api/connectors/tenant-b/sync');
+    expect(r.status).toBe(409);
+    expect(r.body.error.code).toBe('reconnect_required');
+    expect(r.body.error.message).toMatch(/connectors set-key tenant-b/);
+    expect(syncs).toEqual([]);
+    await h.db.query(`UPDATE connectors SET refused_key_fingerprint = 'sha256:0000000000000000' WHERE name = 'tenant-b'`);
+    r = await call('POST', '/api/connectors/tenant-b/sync');
+    expect(r.status).toBe(202);
+    expect(syncs).toEqual(['tenant-b']);
+    await h.db.query(`UPDATE connectors SET status = 'active', status_reason = NULL, refused_key_fingerprint = NULL WHERE name = 'tenant-b'`);
+  });
+
   it("DELETE: 200 with the reminder to revoke the key; 404 after; the environment's connector is not the API's to delete", async () => {
     let r = await call('DELETE', '/api/connectors/tenant-c');
     expect(r.status).toBe(200);

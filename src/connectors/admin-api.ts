@@ -15,6 +15,7 @@ import type { Logger } from '../log.js';
 import { addConnector, newConnectorSchema, newKeySchema, reconnectTarget, setConnectorKey } from './connect.js';
 import { currentMasterKey, findConnector, listConnectors, recentRuns, rekeyAll, removeConnector, targetByName } from './registry.js';
 import { MasterKeyMissingError } from './sealing.js';
+import { getConnector, keyFingerprint, reconnectPending } from '../db/connectors.js';
 
 export const ADMIN_BODY_LIMIT = 64 * 1024;
 
@@ -151,6 +152,15 @@ export async function buildAdminApi(opts: AdminApiOptions): Promise<FastifyInsta
   });
 
   r.post('/api/connectors/:name/sync', { schema: { params: nameParams } }, async (req, reply) => {
+    // A sync that would not call Tines (refused key, unchanged) is not accepted as if it would.
+    const row = await getConnector(db, req.params.name);
+    if (row?.status === 'reconnect_required') {
+      const key = await targetByName(db, config, row.name)
+        .then((t) => t.readKey())
+        .catch(() => undefined);
+      const pending = key === undefined ? undefined : reconnectPending(row, keyFingerprint(key));
+      if (pending) throw new ApiError(409, 'reconnect_required', pending);
+    }
     const started = control.syncNow(req.params.name);
     if (started === 'unknown') throw new ConnectorNotFoundError(req.params.name);
     if (started === 'busy') throw new ApiError(409, 'sync_running', `a sync of connector "${req.params.name}" is running`);
