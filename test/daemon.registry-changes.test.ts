@@ -154,6 +154,11 @@ describe.each(backends())('registry changes under a running daemon (%s)', (backe
     const r = await cli(['connectors', 'remove', 'tenant-slow', '--yes']);
     expect(r.code, r.stderr).toBe(0);
     await daemon.waitForLog((l) => l.connector === 'tenant-slow' && /no longer served|no longer syncs it/.test(String(l.msg)), { from, timeoutMs: 15_000 });
+    // Its sync in flight says why it stopped: the removal, not a shutdown.
+    await daemon.waitForLog((l) => l.connector === 'tenant-slow' && l.msg === 'sync aborted: its connector was removed; nothing of it was applied', {
+      from,
+      timeoutMs: 15_000,
+    });
     await new Promise((resolve) => setTimeout(resolve, 3000));
     const requestsAfter = slow.requests.length;
     const left = await sql.rows<{ t: string; n: number }>(

@@ -216,9 +216,10 @@ export class Daemon {
   /**
    * Stops scheduling, aborts the sync in flight and waits for it up to the
    * grace period. The caller closes the health server and the database.
-   * Returns false when the sync did not finish in time.
+   * Returns false when the sync did not finish in time. `why` is what the
+   * aborted sync's log line names (a shutdown unless said otherwise).
    */
-  async stop(graceMs: number): Promise<boolean> {
+  async stop(graceMs: number, why = 'shutdown'): Promise<boolean> {
     this.stopping = true;
     clearTimeout(this.retryTimer);
     for (const t of this.delayed) clearTimeout(t);
@@ -226,8 +227,8 @@ export class Daemon {
     await this.task?.destroy();
     let finished = true;
     if (this.inFlight) {
-      this.log.info({ graceMs }, 'aborting the sync in flight');
-      this.controller?.abort();
+      this.log.info({ graceMs, why }, 'aborting the sync in flight');
+      this.controller?.abort(why);
       let timer: NodeJS.Timeout | undefined;
       finished = await Promise.race([this.inFlight.then(() => true), new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), graceMs)))]);
       clearTimeout(timer);

@@ -148,7 +148,7 @@ export class Supervisor {
       if (r && definitionOf(r) === s.definition) continue;
       this.served.delete(name);
       this.log.info({ connector: name }, r ? 'connector changed: restarting its schedule' : 'connector removed: no longer served');
-      stops.push(s.daemon.stop(config.shutdownTimeoutMs).then(() => undefined));
+      stops.push(s.daemon.stop(config.shutdownTimeoutMs, r ? 'its connector changed' : 'its connector was removed').then(() => undefined));
     }
     await Promise.all(stops);
     if (this.stopping) return;

@@ -346,8 +346,10 @@ export class SyncRun {
       pages: this.pagesFetched,
       usersSeen: this.usersStaged,
     };
-    if (kind === 'shutdown') log.warn(line, 'sync aborted by shutdown; nothing of it was applied');
-    else if (kind === 'auth') log.error(line, `connector needs a reconnect: ${message}`);
+    if (kind === 'shutdown') {
+      const why = typeof this.req.signal?.reason === 'string' ? this.req.signal.reason : 'shutdown';
+      log.warn(line, why === 'shutdown' ? 'sync aborted by shutdown; nothing of it was applied' : `sync aborted: ${why}; nothing of it was applied`);
+    } else if (kind === 'auth') log.error(line, `connector needs a reconnect: ${message}`);
     else if (kind === 'internal') log.error({ ...line, err: { message, stack: err instanceof Error ? err.stack : undefined } }, `sync failed: ${message}`);
     else log.error(line, `sync failed: ${message}`);
     return outcome;
