@@ -111,7 +111,10 @@ describe.each(backends())('admin API (%s)', (backend) => {
     expect(r.body.error.fields).toEqual({ name: expect.stringMatching(/at most 100/), tenant_domain: expect.stringMatching(/not a domain/) });
     r = await call('POST', '/api/connectors', { tenant_domain: h.fake.url });
     expect(r.status).toBe(400);
-    expect(Object.keys(r.body.error.fields).sort()).toEqual(['api_key', 'name']);
+    expect(r.body.error.fields).toEqual({ name: 'is required', api_key: 'is required' });
+    r = await call('POST', '/api/connectors', { name: 5, tenant_domain: null, api_key: ['a'] });
+    expect(r.status).toBe(400);
+    expect(r.body.error.fields).toEqual({ name: 'must be a string', tenant_domain: 'must be a string', api_key: 'must be a string' });
     r = await call('POST', '/api/connectors', undefined, { raw: '{"name": ' });
     expect(r.status).toBe(400);
     expect(r.body.error.code).toBe('invalid_json');

@@ -14,8 +14,10 @@ import { baseUrlOf, currentMasterKey, findConnector, insertRegistered, replaceKe
 /** The longest API key accepted; Tines' are far shorter. */
 const MAX_KEY_CHARS = 4096;
 
-const apiKeySchema = z
-  .string({ error: 'is required' })
+/** A field that must be a string: missing is "is required", anything else "must be a string". */
+const requiredString = () => z.string({ error: (issue) => (issue.input === undefined ? 'is required' : 'must be a string') });
+
+const apiKeySchema = requiredString()
   .transform((k) => k.trim())
   .pipe(
     z
@@ -25,7 +27,7 @@ const apiKeySchema = z
       .regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces'),
   );
 
-const domainSchema = z.string({ error: 'is required' }).transform((v, ctx) => {
+const domainSchema = requiredString().transform((v, ctx) => {
   try {
     return normalizeTenant(v.trim());
   } catch (err) {
@@ -42,7 +44,7 @@ const scheduleSchema = z
 
 /** `{name, tenant_domain, api_key, schedule?}`, as the admin API takes it; unknown fields are refused. */
 export const newConnectorSchema = z.strictObject({
-  name: z.string({ error: 'is required' }).pipe(connectorNameSchema),
+  name: requiredString().pipe(connectorNameSchema),
   tenant_domain: domainSchema,
   api_key: apiKeySchema,
   schedule: scheduleSchema,
