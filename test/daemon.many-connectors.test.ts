@@ -16,8 +16,8 @@ const SPREAD_S = 8;
 const CONCURRENCY = 8;
 /**
  * The server runs CONCURRENCY syncs at once, each of 3 pages 500 ms apart (its own
- * limiter at 120 a minute); the embedded database runs one sync at a time (one
- * session), so there each tenant is one page and the slots are longer.
+ * limiter at 120 a minute); the embedded database runs its statements one at a time
+ * (one connection), so there each tenant is one page and the slots are longer.
  */
 const PLAN = {
   postgres: { slotS: 15, rpm: 120, usersEach: 45 },
@@ -40,7 +40,7 @@ const keyOf = (i: number) => `tk_many_${i}_${randomBytes(4).toString('hex')}`;
 
 describe.each(backends())('one daemon, 50 registered connectors (%s)', (backend) => {
   const { slotS: SLOT_S, rpm: RPM, usersEach: USERS_EACH } = PLAN[backend];
-  const concurrency = backend === 'embedded' ? 1 : CONCURRENCY;
+  const concurrency = CONCURRENCY;
   let fake: FakeTines;
   let testDb: TestDb;
   let daemon: DaemonProcess;
@@ -153,14 +153,14 @@ describe.each(backends())('one daemon, 50 registered connectors (%s)', (backend)
     expect(Math.max(...offsets) - Math.min(...offsets)).toBeGreaterThan(SPREAD_S / 2);
   });
 
-  it('50 rate limiters: each spaces its own requests, none waits for the others (the server; the embedded database syncs one at a time)', () => {
+  it('50 rate limiters: each spaces its own requests, none waits for the others (the server; on the embedded database each tenant is one page)', () => {
     const byKey = groupBy(
       fake.requests.filter((q) => q.status === 200),
       (q) => q.auth ?? '',
     );
     expect(byKey.size).toBe(N + 1);
     for (const qs of byKey.values()) expect(qs.length).toBeGreaterThanOrEqual(2);
-    if (backend === 'embedded') return; // one page a tenant, one sync at a time: nothing to space
+    if (backend === 'embedded') return; // one page a tenant: nothing to space
     const spacing = 60_000 / RPM;
     for (const [auth, qs] of byKey) {
       // Within one sync (pages 1, 2, 3) the limiter spaces the starts; measured at the fake, across

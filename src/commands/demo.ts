@@ -262,7 +262,7 @@ async function demoRun(
 
   // Many connectors: a second tenant ("staging"), registered as `connectors add` does it (one call to
   // Tines checks the key, then it is sealed and saved), synced by its own daemon beside the first.
-  // The embedded database runs one sync at a time, so the two share one slot.
+  // The two share one slot, so the story's output comes one sync at a time (`run` uses SYNC_CONCURRENCY).
   const slots = new SyncSlots(1);
   const stagingKey = 'demo-key-staging';
   fake.addTenant(stagingKey, generateUsers(12, { seed: 7, startId: 50_000, emailDomain: 'example.com' }));

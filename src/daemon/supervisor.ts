@@ -62,12 +62,9 @@ export class Supervisor {
   constructor(private readonly opts: SupervisorOptions) {
     this.log = opts.log.child({ component: 'supervisor' });
     this.metrics = new Metrics(opts.db, opts.log.child({ component: 'metrics' }));
-    // The embedded database has one session, which a sync's staging tables and
-    // transaction occupy: there, syncs run one at a time whatever SYNC_CONCURRENCY says.
-    this.slots = new SyncSlots(opts.db.backend === 'embedded' ? 1 : opts.config.registry.syncConcurrency);
-    if (opts.db.backend === 'embedded' && opts.config.registry.syncConcurrency > 1) {
-      this.log.info({ syncConcurrency: 1 }, 'the embedded database runs one sync at a time (one session); SYNC_CONCURRENCY applies with DATABASE_URL');
-    }
+    // On the embedded database too: each connector's sync stages in tables of its
+    // own (stageTables), and its final transaction excludes every other statement.
+    this.slots = new SyncSlots(opts.config.registry.syncConcurrency);
     this.metrics.watchSlots(this.slots);
   }
 

@@ -51,8 +51,10 @@ export interface Queryable {
  * | `query` `name` | a prepared statement per connection | ignored |
  *
  * So on the embedded backend a session's temp tables are its own only while no
- * other session uses the same names: the sync's staging tables rely on one
- * sync at a time per process there.
+ * other session uses the same names: each sync's staging tables are named after
+ * its connector (stageTables), whose syncs run one at a time (its sync lock), so
+ * syncs of different connectors stage at once; a sync's final transaction
+ * excludes every other sync's statements until it ends.
  */
 export interface Session extends Queryable {
   /** Runs a script of several statements without parameters (migrations). */

@@ -56,8 +56,8 @@ export class EmbeddedDatabase implements Database {
   }
 
   async withSession<T>(fn: (session: Session) => Promise<T>): Promise<T> {
-    // Sessions share the one connection; temp tables are named per purpose and
-    // sessions do not interleave transactions, because the sync is single flight.
+    // Sessions share the one connection: temp tables are named per connector (see
+    // stageTables), and a transaction (PGlite's) holds off every other query until it ends.
     return fn(new EmbeddedSession(this.pg, this.locks));
   }
 

@@ -6,7 +6,7 @@ import type { TinesClient } from '../tines/client.js';
 import type { TinesUser } from '../tines/schema.js';
 import { SyncAbortedError } from '../errors.js';
 import { CANDIDATE_BATCH } from './diff.js';
-import { markConfirmedRemoved, sighting, stageUsers } from './staging.js';
+import { markConfirmedRemoved, sighting, stageTables, stageUsers } from './staging.js';
 
 const BATCH = 1000;
 /** Parallel confirmation calls; the client's request ceiling still spaces them. */
@@ -31,7 +31,7 @@ export async function confirmRemovals(
   // Candidates are read before any is restaged, so keyset paging on id stays stable.
   let lastId = -1;
   for (;;) {
-    const batch = (await s.query<{ id: number }>(CANDIDATE_BATCH, [connectorId, lastId, BATCH])).rows.map((r) => Number(r.id));
+    const batch = (await s.query<{ id: number }>(CANDIDATE_BATCH(stageTables(connectorId)), [connectorId, lastId, BATCH])).rows.map((r) => Number(r.id));
     if (batch.length === 0) break;
     lastId = batch[batch.length - 1]!;
     const gone: number[] = [];
@@ -59,10 +59,11 @@ export async function confirmRemovals(
     // The first real failure, not the aborts it caused in the other workers.
     const failures = settled.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as unknown);
     if (failures.length > 0) throw failures.find((e) => !(e instanceof SyncAbortedError) || signal?.aborted) ?? failures[0];
-    await markConfirmedRemoved(s, gone);
+    await markConfirmedRemoved(s, connectorId, gone);
     present.sort((a, b) => a.id - b.id);
     await stageUsers(
       s,
+      connectorId,
       present.map((u, i) => ({ sighting: sighting(u.raw), seq: seq + i })),
     );
     seq += present.length;

@@ -3,7 +3,7 @@
 // transaction. Rows that did not change are never written (IS DISTINCT FROM).
 import type { Queryable } from '../db/database.js';
 import { USER_FIELDS } from '../tines/user-fields.js';
-import { STAGE_MEMBERSHIPS, STAGE_REMOVED, STAGE_SEEN, STAGE_USERS } from './staging.js';
+import { stageTables, type StageTables } from './staging.js';
 
 /** Fields whose change is a `user_updated` event. last_seen, the timestamps and raw change the row silently. */
 const TRACKED_USER_FIELDS = USER_FIELDS.filter((f) => f.change === 'event').map((f) => f.column);
@@ -44,11 +44,11 @@ const STORED_VALUES = [...ROW_FIELDS, 'raw', 'raw_hash', 'removed_at'].map((c) =
 const BASELINE_DETAILS = `CASE WHEN $3::boolean THEN '{"baseline": true}'::jsonb ELSE '{}'::jsonb END`;
 
 // $1 connector id, $2 sync run id.
-const UPDATE_USERS = `
+const UPDATE_USERS = (t: StageTables): string => `
 WITH cur AS (
   SELECT s.tines_user_id, ${STAGED_VALUES}, s.raw, s.raw_hash,
          ${STORED_VALUES}
-    FROM ${STAGE_USERS} s
+    FROM ${t.users} s
     JOIN tines_users u ON u.connector_id = $1 AND u.tines_user_id = s.tines_user_id
 ), changed AS (
   SELECT cur.*, ${changeDetails(TRACKED_USER_FIELDS, 'cur.', 'cur.o_')} AS details
@@ -83,11 +83,11 @@ SELECT (SELECT count(*) FROM upd)::int AS touched,
        (SELECT count(*) FROM ev WHERE kind = 'user_restored')::int AS restored`;
 
 // $1 connector id, $2 sync run id, $3 whether this is the connector's first sync.
-const INSERT_USERS = `
+const INSERT_USERS = (t: StageTables): string => `
 WITH ins AS (
   INSERT INTO tines_users (connector_id, tines_user_id, ${ROW_FIELDS.join(', ')}, first_seen_at, raw, raw_hash)
   SELECT $1, s.tines_user_id, ${ROW_FIELDS.map((c) => `s.${c}`).join(', ')}, now(), s.raw, s.raw_hash
-    FROM ${STAGE_USERS} s
+    FROM ${t.users} s
    WHERE NOT EXISTS (SELECT 1 FROM tines_users u WHERE u.connector_id = $1 AND u.tines_user_id = s.tines_user_id)
    ORDER BY s.tines_user_id
   RETURNING tines_user_id, email
@@ -98,12 +98,12 @@ WITH ins AS (
 SELECT count(*)::int AS added FROM ins`;
 
 /** Memberships of users whose object carried team_memberships: new, re-added and changed ones. $3 as INSERT_USERS'. */
-const UPSERT_MEMBERSHIPS = `
+const UPSERT_MEMBERSHIPS = (t: StageTables): string => `
 WITH m AS (
   SELECT sm.tines_user_id, sm.team_id, sm.team_name, sm.role,
          t.team_name AS o_team_name, t.role AS o_role,
          (t.tines_user_id IS NULL OR t.removed_at IS NOT NULL) AS is_added
-    FROM ${STAGE_MEMBERSHIPS} sm
+    FROM ${t.memberships} sm
     LEFT JOIN team_memberships t
       ON t.connector_id = $1 AND t.tines_user_id = sm.tines_user_id AND t.team_id = sm.team_id
    WHERE t.tines_user_id IS NULL OR t.removed_at IS NOT NULL
@@ -132,13 +132,13 @@ SELECT (SELECT count(*) FROM ev WHERE kind = 'membership_added')::int AS added,
        (SELECT count(*) FROM up)::int AS written`;
 
 /** Memberships missing from a user object that did carry team_memberships: that user left the team. */
-const REMOVE_MISSING_MEMBERSHIPS = `
+const REMOVE_MISSING_MEMBERSHIPS = (t: StageTables): string => `
 WITH r AS (
   UPDATE team_memberships t
      SET removed_at = now(), row_updated_at = now()
-    FROM ${STAGE_USERS} s
+    FROM ${t.users} s
    WHERE s.has_memberships AND t.connector_id = $1 AND t.tines_user_id = s.tines_user_id AND t.removed_at IS NULL
-     AND NOT EXISTS (SELECT 1 FROM ${STAGE_MEMBERSHIPS} sm
+     AND NOT EXISTS (SELECT 1 FROM ${t.memberships} sm
                       WHERE sm.tines_user_id = t.tines_user_id AND sm.team_id = t.team_id)
   RETURNING t.tines_user_id, t.team_id, t.team_name, t.role, s.email
 ), ev AS (
@@ -150,11 +150,11 @@ WITH r AS (
 SELECT count(*)::int AS removed FROM r`;
 
 /** Users Tines confirmed gone (404), and the memberships that went with them. */
-const REMOVE_USERS = `
+const REMOVE_USERS = (t: StageTables): string => `
 WITH r AS (
   UPDATE tines_users u
      SET removed_at = now(), row_updated_at = now()
-    FROM ${STAGE_REMOVED} x
+    FROM ${t.removed} x
    WHERE u.connector_id = $1 AND u.tines_user_id = x.tines_user_id AND u.removed_at IS NULL
   RETURNING u.tines_user_id, u.email
 ), rm AS (
@@ -192,14 +192,15 @@ export interface DiffCounts {
  * Must run inside the caller's transaction.
  */
 export async function applyDiff(tx: Queryable, connectorId: number, runId: number, opts: { removeUsers: boolean; baseline: boolean }): Promise<DiffCounts> {
+  const t = stageTables(connectorId);
   const p = [connectorId, runId];
   const added = [connectorId, runId, opts.baseline];
-  const upd = (await tx.query<{ touched: number; updated: number; restored: number }>(UPDATE_USERS, p)).rows[0]!;
-  const ins = (await tx.query<{ added: number }>(INSERT_USERS, added)).rows[0]!;
-  const mem = (await tx.query<{ added: number; updated: number }>(UPSERT_MEMBERSHIPS, added)).rows[0]!;
-  const memRemoved = (await tx.query<{ removed: number }>(REMOVE_MISSING_MEMBERSHIPS, p)).rows[0]!;
+  const upd = (await tx.query<{ touched: number; updated: number; restored: number }>(UPDATE_USERS(t), p)).rows[0]!;
+  const ins = (await tx.query<{ added: number }>(INSERT_USERS(t), added)).rows[0]!;
+  const mem = (await tx.query<{ added: number; updated: number }>(UPSERT_MEMBERSHIPS(t), added)).rows[0]!;
+  const memRemoved = (await tx.query<{ removed: number }>(REMOVE_MISSING_MEMBERSHIPS(t), p)).rows[0]!;
   let removed = { users: 0, memberships: 0 };
-  if (opts.removeUsers) removed = (await tx.query<{ users: number; memberships: number }>(REMOVE_USERS, p)).rows[0]!;
+  if (opts.removeUsers) removed = (await tx.query<{ users: number; memberships: number }>(REMOVE_USERS(t), p)).rows[0]!;
   return {
     usersAdded: ins.added,
     usersUpdated: upd.updated,
@@ -213,19 +214,19 @@ export async function applyDiff(tx: Queryable, connectorId: number, runId: numbe
 }
 
 // $1 connector id. Present users the listing did not show: removal candidates.
-export const COUNT_CANDIDATES = `
+export const COUNT_CANDIDATES = (t: StageTables): string => `
 SELECT count(*)::int AS candidates,
        (SELECT count(*) FROM tines_users WHERE connector_id = $1 AND removed_at IS NULL)::int AS present
   FROM tines_users u
  WHERE u.connector_id = $1 AND u.removed_at IS NULL
-   AND NOT EXISTS (SELECT 1 FROM ${STAGE_SEEN} s WHERE s.tines_user_id = u.tines_user_id)`;
+   AND NOT EXISTS (SELECT 1 FROM ${t.seen} s WHERE s.tines_user_id = u.tines_user_id)`;
 
 // $1 connector id, $2 last id of the previous batch, $3 batch size.
-export const CANDIDATE_BATCH = `
+export const CANDIDATE_BATCH = (t: StageTables): string => `
 SELECT u.tines_user_id::bigint AS id
   FROM tines_users u
  WHERE u.connector_id = $1 AND u.removed_at IS NULL AND u.tines_user_id > $2
-   AND NOT EXISTS (SELECT 1 FROM ${STAGE_SEEN} s WHERE s.tines_user_id = u.tines_user_id)
-   AND NOT EXISTS (SELECT 1 FROM ${STAGE_USERS} s WHERE s.tines_user_id = u.tines_user_id)
+   AND NOT EXISTS (SELECT 1 FROM ${t.seen} s WHERE s.tines_user_id = u.tines_user_id)
+   AND NOT EXISTS (SELECT 1 FROM ${t.users} s WHERE s.tines_user_id = u.tines_user_id)
  ORDER BY u.tines_user_id
  LIMIT $3`;

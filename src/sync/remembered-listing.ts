@@ -8,7 +8,7 @@
 import type { Session } from '../db/database.js';
 import type { KnownPage } from '../tines/client.js';
 import type { PageMeta } from '../tines/schema.js';
-import { DIGEST_VERSION, STAGE_PAGES, STAGE_SEEN } from './staging.js';
+import { DIGEST_VERSION, stageTables, type StageTables } from './staging.js';
 
 /** What a page is stored under: its body digest, with the user digests' version (a bump forgets every page). */
 const KEY_PREFIX = `${DIGEST_VERSION}:`;
@@ -92,15 +92,16 @@ export class RememberedListing {
   async stageKnown(s: Session): Promise<void> {
     const pages = this.knownSightings;
     if (pages.length === 0) return;
+    const t = stageTables(this.connectorId);
     await s.query(
       `WITH k AS (
          SELECT * FROM unnest($3::int[], $4::text[], $5::bigint[]) AS k(page, digest, seq_start)
        ), pg AS (
-         INSERT INTO ${STAGE_PAGES} (page, digest, known, seq_start)
+         INSERT INTO ${t.pages} (page, digest, known, seq_start)
          SELECT page, digest, true, seq_start FROM k
          ON CONFLICT (page) DO UPDATE SET digest = EXCLUDED.digest, known = true, seq_start = EXCLUDED.seq_start, ids = NULL, meta = NULL
        )
-       INSERT INTO ${STAGE_SEEN} (tines_user_id, seq)
+       INSERT INTO ${t.seen} (tines_user_id, seq)
        SELECT x.id, k.seq_start + x.ord - 1
          FROM k
          JOIN listing_pages l ON l.connector_id = $1 AND l.per_page = $2 AND l.page = k.page
@@ -115,7 +116,15 @@ export class RememberedListing {
    * checks every user. `complete`: the run left exactly the listed users present.
    */
   async remember(s: Session, runId: number, opts: { clean: boolean; complete: boolean; unchanged: boolean }): Promise<void> {
-    await s.query(REMEMBER_PAGES, [this.connectorId, this.perPage, opts.clean, runId, this.externalWrites, opts.complete, opts.unchanged]);
+    await s.query(REMEMBER_PAGES(stageTables(this.connectorId)), [
+      this.connectorId,
+      this.perPage,
+      opts.clean,
+      runId,
+      this.externalWrites,
+      opts.complete,
+      opts.unchanged,
+    ]);
   }
 }
 
@@ -123,7 +132,7 @@ export class RememberedListing {
 // $5 external writes when the run started, $6 whether the run left exactly the listed users present,
 // $7 whether every page came back as remembered (nothing of them was staged, and nothing changes).
 // Pages this listing did not reach are dropped, changed ones updated, unchanged ones not rewritten.
-const REMEMBER_PAGES = `
+const REMEMBER_PAGES = (t: StageTables): string => `
 WITH mark AS (
   UPDATE connectors c
      SET listing_run_id = CASE WHEN $3 THEN $4::bigint END,
@@ -133,9 +142,9 @@ WITH mark AS (
 ), gone AS (
   DELETE FROM listing_pages l
    WHERE l.connector_id = $1 AND NOT $7
-     AND (NOT $3 OR l.per_page <> $2 OR NOT EXISTS (SELECT 1 FROM ${STAGE_PAGES} p WHERE p.page = l.page))
+     AND (NOT $3 OR l.per_page <> $2 OR NOT EXISTS (SELECT 1 FROM ${t.pages} p WHERE p.page = l.page))
 )
 INSERT INTO listing_pages (connector_id, per_page, page, digest, ids, meta)
-SELECT $1, $2, p.page, p.digest, p.ids, p.meta FROM ${STAGE_PAGES} p WHERE $3 AND NOT $7 AND NOT p.known
+SELECT $1, $2, p.page, p.digest, p.ids, p.meta FROM ${t.pages} p WHERE $3 AND NOT $7 AND NOT p.known
 ON CONFLICT (connector_id, per_page, page) DO UPDATE SET digest = EXCLUDED.digest, ids = EXCLUDED.ids, meta = EXCLUDED.meta
 WHERE listing_pages.digest IS DISTINCT FROM EXCLUDED.digest`;

@@ -96,7 +96,7 @@ async function syncOnce(deps: SyncDeps, req: SyncRequest): Promise<SyncOutcome> 
       } catch (err) {
         return await run.fail(err);
       } finally {
-        await dropStaging(session).catch(() => undefined);
+        await dropStaging(session, connector.id).catch(() => undefined);
       }
     } finally {
       await session.unlock(lock).catch(() => undefined);

@@ -17,7 +17,7 @@ import { errorKindOf, type SyncOutcome } from './outcome.js';
 import { ProgressReporter } from './progress.js';
 import { refreshStatistics } from './statistics.js';
 import { RememberedListing } from './remembered-listing.js';
-import { createStaging, finalizeStaging, hasNoUsers, markSyncWriter, preparePage, stagePage } from './staging.js';
+import { createStaging, finalizeStaging, hasNoUsers, markSyncWriter, preparePage, stagePage, stageTables } from './staging.js';
 
 /** Everything one run needs, handed over by the entry once the lock is held and the run row exists. */
 export interface RunContext {
@@ -88,7 +88,7 @@ export class SyncRun {
     const { config } = this.ctx;
     log.info({ runId, trigger: req.trigger }, 'sync started');
     const client = (await tinesClient).createTinesClient(config, this.ctx.target.baseUrl, this.ctx.apiKey, this.log, this.ctx.hooks);
-    await createStaging(s);
+    await createStaging(s, connector.id);
     const remembered = await RememberedListing.load(s, connector.id, config.tines.pageSize);
     // A connector with no users yet: what this sync finds is its baseline, not joiners.
     this.baseline = await hasNoUsers(s, connector.id);
@@ -105,12 +105,14 @@ export class SyncRun {
     let duplicates = false;
     if (!unchanged) {
       await remembered.stageKnown(s);
-      ({ distinct, duplicates } = await finalizeStaging(s));
+      ({ distinct, duplicates } = await finalizeStaging(s, connector.id));
     }
 
     // The removal rules: complete and consistent listing, the guard, then confirmation.
     let held = heldReason(facts, distinct);
-    const cand: Candidates = unchanged ? { candidates: 0, present: distinct } : (await s.query<Candidates>(COUNT_CANDIDATES, [connector.id])).rows[0]!;
+    const cand: Candidates = unchanged
+      ? { candidates: 0, present: distinct }
+      : (await s.query<Candidates>(COUNT_CANDIDATES(stageTables(connector.id)), [connector.id])).rows[0]!;
     let removeUsers = false;
     let confirm = { stillPresent: 0, calls: 0 };
     if (!held && cand.candidates > 0) {

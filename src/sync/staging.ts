@@ -8,11 +8,31 @@ import type { UsersPage } from '../tines/client.js';
 import { toTinesUser, type TinesMembership, type TinesUser } from '../tines/schema.js';
 import { SQL_TYPE, USER_FIELDS } from '../tines/user-fields.js';
 
-export const STAGE_SEEN = 'sync_stage_seen';
-export const STAGE_USERS = 'sync_stage_users';
-export const STAGE_MEMBERSHIPS = 'sync_stage_memberships';
-export const STAGE_REMOVED = 'sync_stage_removed';
-export const STAGE_PAGES = 'sync_stage_pages';
+/** The staging tables of one connector's sync. */
+export interface StageTables {
+  readonly seen: string;
+  readonly users: string;
+  readonly memberships: string;
+  readonly removed: string;
+  readonly pages: string;
+}
+
+/**
+ * The one place staging table names are built: per connector, whose syncs run
+ * one at a time (its sync lock). On the embedded database every session shares
+ * the temp tables, so syncs of different connectors stage at once only because
+ * their tables have different names.
+ */
+export function stageTables(connectorId: number): StageTables {
+  if (!Number.isSafeInteger(connectorId) || connectorId < 0) throw new Error(`bad connector id for staging: ${connectorId}`);
+  return {
+    seen: `sync_stage_seen_${connectorId}`,
+    users: `sync_stage_users_${connectorId}`,
+    memberships: `sync_stage_memberships_${connectorId}`,
+    removed: `sync_stage_removed_${connectorId}`,
+    pages: `sync_stage_pages_${connectorId}`,
+  };
+}
 
 /**
  * Part of every user digest (raw_hash). Bumping it makes every stored digest differ
@@ -50,27 +70,29 @@ function normalise(x: RawSighting): TinesUser {
   return u;
 }
 
-export async function createStaging(s: Session): Promise<void> {
-  await dropStaging(s);
+export async function createStaging(s: Session, connectorId: number): Promise<void> {
+  const t = stageTables(connectorId);
+  await dropStaging(s, connectorId);
   await s.exec(`
-    CREATE TEMP TABLE ${STAGE_SEEN} (tines_user_id bigint NOT NULL, seq bigint NOT NULL);
-    CREATE TEMP TABLE ${STAGE_USERS} (
+    CREATE TEMP TABLE ${t.seen} (tines_user_id bigint NOT NULL, seq bigint NOT NULL);
+    CREATE TEMP TABLE ${t.users} (
       seq bigint NOT NULL, tines_user_id bigint NOT NULL,
       ${USER_FIELDS.map((f) => `${f.column} ${SQL_TYPE[f.kind]}`).join(', ')},
       raw jsonb NOT NULL, raw_hash text NOT NULL, has_memberships boolean NOT NULL
     );
-    CREATE TEMP TABLE ${STAGE_MEMBERSHIPS} (
+    CREATE TEMP TABLE ${t.memberships} (
       seq bigint NOT NULL, tines_user_id bigint NOT NULL, team_id bigint NOT NULL, team_name text, role text
     );
-    CREATE TEMP TABLE ${STAGE_REMOVED} (tines_user_id bigint PRIMARY KEY);
-    CREATE TEMP TABLE ${STAGE_PAGES} (
+    CREATE TEMP TABLE ${t.removed} (tines_user_id bigint PRIMARY KEY);
+    CREATE TEMP TABLE ${t.pages} (
       page integer PRIMARY KEY, digest text NOT NULL, known boolean NOT NULL, seq_start bigint NOT NULL, ids bigint[], meta jsonb
     );
   `);
 }
 
-export async function dropStaging(s: Session): Promise<void> {
-  await s.exec(`DROP TABLE IF EXISTS ${STAGE_SEEN}, ${STAGE_USERS}, ${STAGE_MEMBERSHIPS}, ${STAGE_REMOVED}, ${STAGE_PAGES}`);
+export async function dropStaging(s: Session, connectorId: number): Promise<void> {
+  const t = stageTables(connectorId);
+  await s.exec(`DROP TABLE IF EXISTS ${t.seen}, ${t.users}, ${t.memberships}, ${t.removed}, ${t.pages}`);
 }
 
 /** A user object as sent, with its JSON text and digest computed once. */
@@ -94,13 +116,13 @@ export function sighting(raw: Record<string, unknown>): RawSighting {
 // page digest (or null), $7 page meta, $8 whether every user is to be shipped (stored rows are
 // in doubt). Records every id and the page as seen, and answers the positions (1-based) of users
 // that are new, removed before, or whose digest differs from the stored one.
-const SEE_PAGE = `
+const SEE_PAGE = (t: StageTables): string => `
 WITH p AS (
   SELECT id, h, ord FROM unnest($2::bigint[], $3::text[]) WITH ORDINALITY AS p(id, h, ord)
 ), seen AS (
-  INSERT INTO ${STAGE_SEEN} (tines_user_id, seq) SELECT id, $4::bigint + ord - 1 FROM p
+  INSERT INTO ${t.seen} (tines_user_id, seq) SELECT id, $4::bigint + ord - 1 FROM p
 ), pg AS (
-  INSERT INTO ${STAGE_PAGES} (page, digest, known, seq_start, ids, meta)
+  INSERT INTO ${t.pages} (page, digest, known, seq_start, ids, meta)
   SELECT $5::int, $6::text, false, $4::bigint, $2::bigint[], $7::jsonb WHERE $6::text IS NOT NULL
   ON CONFLICT (page) DO UPDATE SET digest = EXCLUDED.digest, known = false, seq_start = EXCLUDED.seq_start,
                                    ids = EXCLUDED.ids, meta = EXCLUDED.meta
@@ -151,19 +173,20 @@ export async function stagePage(
   verifyAll = false,
 ): Promise<number> {
   const r = await s.query<{ ord: number }>(
-    SEE_PAGE,
+    SEE_PAGE(stageTables(connectorId)),
     [connectorId, ids, sightings.map((x) => x.digest), seqStart, page, pageDigest, JSON.stringify(meta), verifyAll],
-    { name: 'tines_connector_see_page' },
+    { name: `tines_connector_see_page_${connectorId}` },
   );
   if (r.rows.length === 0) return 0;
   const changed = r.rows.map((row) => ({ sighting: sightings[row.ord - 1]!, seq: seqStart + row.ord - 1 }));
-  await stageUsers(s, changed);
+  await stageUsers(s, connectorId, changed);
   return changed.length;
 }
 
 /** Ships full rows (and memberships) into the staging tables with COPY. */
-export async function stageUsers(s: Session, users: readonly { sighting: RawSighting; seq: number }[]): Promise<void> {
+export async function stageUsers(s: Session, connectorId: number, users: readonly { sighting: RawSighting; seq: number }[]): Promise<void> {
   if (users.length === 0) return;
+  const t = stageTables(connectorId);
   const userLines: string[] = new Array(users.length);
   const memberLines: string[] = [];
   for (let i = 0; i < users.length; i++) {
@@ -172,8 +195,8 @@ export async function stageUsers(s: Session, users: readonly { sighting: RawSigh
     userLines[i] = `${seq}\t${userRow(u, x)}\t${u.memberships ? 't' : 'f'}\n`;
     for (const m of u.memberships ?? []) memberLines.push(`${seq}\t${membershipRow(u, m)}\n`);
   }
-  await s.copyText(STAGE_USERS, USER_COLUMNS, userLines.join(''));
-  if (memberLines.length > 0) await s.copyText(STAGE_MEMBERSHIPS, MEMBERSHIP_COLUMNS, memberLines.join(''));
+  await s.copyText(t.users, USER_COLUMNS, userLines.join(''));
+  if (memberLines.length > 0) await s.copyText(t.memberships, MEMBERSHIP_COLUMNS, memberLines.join(''));
 }
 
 /**
@@ -182,31 +205,33 @@ export async function stageUsers(s: Session, users: readonly { sighting: RawSigh
  * to a newer unchanged sighting (the stored row is then current). Returns the
  * number of distinct users seen, and whether any was seen twice.
  */
-export async function finalizeStaging(s: Session): Promise<{ distinct: number; duplicates: boolean }> {
-  await s.exec(`ANALYZE ${STAGE_SEEN}`);
+export async function finalizeStaging(s: Session, connectorId: number): Promise<{ distinct: number; duplicates: boolean }> {
+  const t = stageTables(connectorId);
+  await s.exec(`ANALYZE ${t.seen}`);
   const r = await s.query<{ total: number; distinct_ids: number }>(
-    `SELECT count(*)::int AS total, count(DISTINCT tines_user_id)::int AS distinct_ids FROM ${STAGE_SEEN}`,
+    `SELECT count(*)::int AS total, count(DISTINCT tines_user_id)::int AS distinct_ids FROM ${t.seen}`,
   );
   const { total, distinct_ids } = r.rows[0]!;
   if (total !== distinct_ids) {
     await s.query(
-      `DELETE FROM ${STAGE_USERS} a
-        WHERE EXISTS (SELECT 1 FROM ${STAGE_SEEN} x WHERE x.tines_user_id = a.tines_user_id AND x.seq > a.seq)`,
+      `DELETE FROM ${t.users} a
+        WHERE EXISTS (SELECT 1 FROM ${t.seen} x WHERE x.tines_user_id = a.tines_user_id AND x.seq > a.seq)`,
     );
-    await s.query(`DELETE FROM ${STAGE_MEMBERSHIPS} m WHERE NOT EXISTS (SELECT 1 FROM ${STAGE_USERS} u WHERE u.seq = m.seq)`);
+    await s.query(`DELETE FROM ${t.memberships} m WHERE NOT EXISTS (SELECT 1 FROM ${t.users} u WHERE u.seq = m.seq)`);
   }
   // Indexed after the load (cheaper than during it): without them a plan that
   // probes staging per row turns quadratic on large tenants (seen at 1M users).
   await s.exec(
-    `CREATE UNIQUE INDEX ON ${STAGE_USERS} (tines_user_id); CREATE INDEX ON ${STAGE_MEMBERSHIPS} (tines_user_id, team_id);
-     ANALYZE ${STAGE_USERS}; ANALYZE ${STAGE_MEMBERSHIPS}`,
+    `CREATE UNIQUE INDEX ON ${t.users} (tines_user_id); CREATE INDEX ON ${t.memberships} (tines_user_id, team_id);
+     ANALYZE ${t.users}; ANALYZE ${t.memberships}`,
   );
   return { distinct: distinct_ids, duplicates: total !== distinct_ids };
 }
 
-export async function markConfirmedRemoved(s: Session, ids: readonly number[]): Promise<void> {
+export async function markConfirmedRemoved(s: Session, connectorId: number, ids: readonly number[]): Promise<void> {
   if (ids.length === 0) return;
-  await s.query(`INSERT INTO ${STAGE_REMOVED} (tines_user_id) SELECT unnest($1::bigint[]) ON CONFLICT DO NOTHING`, [ids]);
+  const t = stageTables(connectorId);
+  await s.query(`INSERT INTO ${t.removed} (tines_user_id) SELECT unnest($1::bigint[]) ON CONFLICT DO NOTHING`, [ids]);
 }
 
 /** True when the connector has no user rows at all: its first sync. */
