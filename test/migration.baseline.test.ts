@@ -1,26 +1,16 @@
 // Migration 008 on a database synced before it: each connector's first users
 // become its baseline (connector columns, their events marked), later arrivals
 // stay joiners. Run in a schema of its own, migrated up to 007 first.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Database } from '../src/db/database.js';
+import { describe, expect, it } from 'vitest';
 import { loadMigrations } from '../src/db/migrate.js';
-import { backends, createTestDb, type TestDb } from './helpers/backends.js';
+import { backends, openTestDb } from './helpers/backends.js';
 
 describe.each(backends())('migration 008 on existing data (%s)', (backend) => {
-  let t: TestDb;
-  let db: Database;
-  beforeAll(async () => {
-    t = await createTestDb(backend);
-    db = await t.open();
-  });
-  afterAll(async () => {
-    await db?.close();
-    await t?.dispose();
-  });
+  const t = openTestDb(backend);
 
   it('marks the first sync of each connector as its baseline', async () => {
     const migrations = loadMigrations();
-    const result = await db.withSession(async (s) => {
+    const result = await t.db.withSession(async (s) => {
       await s.exec('CREATE SCHEMA before_008; SET search_path = before_008');
       try {
         for (const m of migrations.filter((m) => m.version < 8)) await s.exec(m.sql);

@@ -2,13 +2,12 @@
 // embedded commas and line breaks), bad rows by line with nothing loaded, and
 // the snapshot semantics (departure, return, per-source isolation, the guard).
 import { Readable } from 'node:stream';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.js';
-import type { Database } from '../src/db/database.js';
 import { createLogger } from '../src/log.js';
 import { DirectoryFileError } from '../src/people/directory-csv.js';
 import { importPeople, type ImportOutcome } from '../src/people/import.js';
-import { backends, createTestDb, type TestDb } from './helpers/backends.js';
+import { backends, openTestDb } from './helpers/backends.js';
 
 const guard = loadConfig({ TINES_TENANT_DOMAIN: 'example.tines.com', TINES_API_KEY: 'x', REMOVAL_GUARD_PERCENT: '20', REMOVAL_GUARD_MIN: '10' }).sync;
 const log = createLogger('silent');
@@ -25,29 +24,20 @@ interface Person {
 }
 
 describe.each(backends())('people import (%s)', (backend) => {
-  let t: TestDb;
-  let db: Database;
+  const t = openTestDb(backend);
   const load = (csv: string, source = 'hr', allowMassDeparture = false): Promise<ImportOutcome> =>
-    importPeople(db, Readable.from([Buffer.from(csv, 'utf8')]), { source, allowMassDeparture, guard, log });
+    importPeople(t.db, Readable.from([Buffer.from(csv, 'utf8')]), { source, allowMassDeparture, guard, log });
   const people = async () =>
     (
-      await db.query<Person>(
+      await t.db.query<Person>(
         'SELECT email, name, status, status_changed_at::text, department, manager_email, external_id, source FROM people ORDER BY email_key',
       )
     ).rows;
   const person = async (email: string) =>
-    (await db.query<Person>('SELECT *, status_changed_at::text FROM people WHERE email_key = lower($1)', [email])).rows[0];
+    (await t.db.query<Person>('SELECT *, status_changed_at::text FROM people WHERE email_key = lower($1)', [email])).rows[0];
 
-  beforeAll(async () => {
-    t = await createTestDb(backend);
-    db = await t.open();
-  });
-  afterAll(async () => {
-    await db?.close();
-    await t?.dispose();
-  });
   beforeEach(async () => {
-    await db.query('DELETE FROM people');
+    await t.db.query('DELETE FROM people');
   });
 
   describe('reading the CSV', () => {
@@ -156,7 +146,7 @@ describe.each(backends())('people import (%s)', (backend) => {
 
     it('departs the people of the source missing from the file, and makes returning ones active again', async () => {
       expect(await load(roster(five))).toMatchObject({ result: 'loaded', added: 5, departed: 0 });
-      await db.query(`UPDATE people SET status_changed_at = now() - interval '40 days', updated_at = now() - interval '40 days'`);
+      await t.db.query(`UPDATE people SET status_changed_at = now() - interval '40 days', updated_at = now() - interval '40 days'`);
       const before = await person('e@example.com');
 
       const o = await load(roster(five.slice(0, 4)));
@@ -166,11 +156,11 @@ describe.each(backends())('people import (%s)', (backend) => {
       expect(Date.parse(gone!.status_changed_at)).toBeGreaterThan(Date.now() - 60_000);
       // Unchanged people are not rewritten.
       expect((await person('a@example.com'))!.status_changed_at).toBe(before!.status_changed_at);
-      const untouched = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM people WHERE updated_at < now() - interval '39 days'`);
+      const untouched = await t.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM people WHERE updated_at < now() - interval '39 days'`);
       expect(untouched.rows[0]!.n).toBe(4);
 
       // Missing again: stays departed, its departure date kept.
-      await db.query(`UPDATE people SET status_changed_at = now() - interval '3 days' WHERE email_key = 'e@example.com'`);
+      await t.db.query(`UPDATE people SET status_changed_at = now() - interval '3 days' WHERE email_key = 'e@example.com'`);
       expect(await load(roster(five.slice(0, 4)))).toMatchObject({ departed: 0, updated: 0 });
       const departedAt = (await person('e@example.com'))!.status_changed_at;
       expect(Date.parse(departedAt)).toBeLessThan(Date.now() - 2 * 86_400_000);
@@ -202,7 +192,7 @@ describe.each(backends())('people import (%s)', (backend) => {
     it('takes status_changed_at from the file when it gives one (a date is midnight UTC), and now when a status changes without one', async () => {
       const at = async (email: string) =>
         (
-          await db.query<{ t: string }>(
+          await t.db.query<{ t: string }>(
             `SELECT to_char(status_changed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS') AS t FROM people WHERE email_key = $1`,
             [email],
           )
@@ -221,7 +211,7 @@ describe.each(backends())('people import (%s)', (backend) => {
       expect(await load('email,status\na@example.com,departed\nb@example.com,active\nc@example.com,suspended\n')).toMatchObject({ updated: 0 });
       expect(await at('a@example.com')).toBe('2026-09-15T00:00:00');
       // Its days since departure come from that date.
-      const days = await db.query<{ d: number }>(
+      const days = await t.db.query<{ d: number }>(
         `SELECT floor(extract(epoch FROM now() - status_changed_at) / 86400)::int AS d FROM people WHERE email_key = 'a@example.com'`,
       );
       expect(days.rows[0]!.d).toBe(Math.floor((Date.now() - Date.parse('2026-09-15T00:00:00Z')) / 86_400_000));
@@ -243,7 +233,7 @@ describe.each(backends())('people import (%s)', (backend) => {
     it('touches only its own source: another source and rows written with SQL are not departed', async () => {
       await load(roster(five), 'hr');
       await load(roster(['x@example.com', 'y@example.com']), 'contractors');
-      await db.query(`INSERT INTO people (email, name) VALUES ('manual@example.com', 'Written with SQL')`);
+      await t.db.query(`INSERT INTO people (email, name) VALUES ('manual@example.com', 'Written with SQL')`);
       const o = await load(roster(['x@example.com']), 'contractors');
       expect(o).toMatchObject({ result: 'loaded', departed: 1, present_before: 2 });
       const rows = await people();

@@ -1,28 +1,18 @@
 // The one list of stored user fields matches the schema: every listed column
 // exists in tines_users with the type the staging table gives it, and every
 // column of tines_users that holds a Tines field is listed.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Database } from '../src/db/database.js';
+import { describe, expect, it } from 'vitest';
 import { SQL_TYPE, USER_FIELDS } from '../src/tines/user-fields.js';
-import { backends, createTestDb, type TestDb } from './helpers/backends.js';
+import { backends, openTestDb } from './helpers/backends.js';
 
 /** tines_users columns that are not Tines fields: the key, the raw object, and the connector's own bookkeeping. */
 const NOT_FIELDS = ['connector_id', 'tines_user_id', 'raw', 'raw_hash', 'first_seen_at', 'removed_at', 'row_updated_at'];
 
 describe.each(backends())('USER_FIELDS against tines_users (%s)', (backend) => {
-  let t: TestDb;
-  let db: Database;
-  beforeAll(async () => {
-    t = await createTestDb(backend);
-    db = await t.open();
-  });
-  afterAll(async () => {
-    await db?.close();
-    await t?.dispose();
-  });
+  const t = openTestDb(backend);
 
   it('lists exactly the field columns, with their types', async () => {
-    const r = await db.query<{ column_name: string; type: string }>(
+    const r = await t.db.query<{ column_name: string; type: string }>(
       `SELECT a.attname AS column_name, format_type(a.atttypid, a.atttypmod) AS type
          FROM pg_attribute a WHERE a.attrelid = 'tines_users'::regclass AND a.attnum > 0 AND NOT a.attisdropped`,
     );

@@ -5,7 +5,7 @@ import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { inject } from 'vitest';
+import { afterAll, beforeAll, inject } from 'vitest';
 import type { Database } from '../../src/db/database.js';
 import { EmbeddedDatabase } from '../../src/db/embedded.js';
 import { migrate } from '../../src/db/migrate.js';
@@ -62,6 +62,29 @@ export async function createTestDb(backend: BackendName): Promise<TestDb> {
       await c.connect();
       await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
       await c.end();
+    },
+  };
+}
+
+/**
+ * The database of one describe block: created and opened before its tests,
+ * closed and removed after them. Read `.db` inside hooks and tests.
+ */
+export function openTestDb(backend: BackendName): { readonly db: Database } {
+  let t: TestDb | undefined;
+  let db: Database | undefined;
+  beforeAll(async () => {
+    t = await createTestDb(backend);
+    db = await t.open();
+  });
+  afterAll(async () => {
+    await db?.close();
+    await t?.dispose();
+  });
+  return {
+    get db(): Database {
+      if (!db) throw new Error('the test database is opened in beforeAll: read .db inside a hook or test');
+      return db;
     },
   };
 }
