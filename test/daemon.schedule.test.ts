@@ -51,6 +51,20 @@ describe.each(backends())('daemon: schedule, health, metrics, logs (%s)', (backe
     for (let i = 1; i < scheduled.length; i++) expect(scheduled[i]!.started - scheduled[i - 1]!.started).toBeGreaterThan(1.5);
     const present = await db.one<{ n: number }>('SELECT count(*)::int AS n FROM tines_users WHERE removed_at IS NULL');
     expect(present.n).toBe(USERS);
+    // Each scheduled run records its slot (on the two-second grid; the environment's connector has no offset),
+    // and the run at start none.
+    const due = await db.cliRows<{ trigger: string; slot_ms: number | null; late_ms: number | null }>(
+      `SELECT trigger, (extract(epoch FROM scheduled_for) * 1000)::bigint % 2000 AS slot_ms,
+              (extract(epoch FROM started_at - scheduled_for) * 1000)::int AS late_ms
+         FROM sync_runs ORDER BY id`,
+    );
+    expect(due[0]).toMatchObject({ trigger: 'start', slot_ms: null });
+    const dueScheduled = due.filter((r) => r.trigger === 'schedule');
+    expect(dueScheduled.length).toBeGreaterThanOrEqual(2);
+    for (const r of dueScheduled) {
+      expect(Number(r.slot_ms)).toBe(0);
+      expect(r.late_ms).toBeGreaterThanOrEqual(0);
+    }
     const c = await db.one<{ status: string }>('SELECT status FROM connectors');
     expect(c.status).toBe('active');
   });

@@ -68,16 +68,17 @@ export class Daemon {
     this.metrics = opts.metrics ?? new Metrics(opts.db, opts.log.child({ component: 'metrics' }));
   }
 
-  /** Starts a scheduled sync after the connector's offset (a timer that stop() clears). */
-  private later(): void {
+  /** Starts the sync of the slot that fired at `slot` after the connector's offset (a timer that stop() clears). */
+  private later(slot: Date): void {
     const offset = this.opts.offsetMs ?? 0;
+    const scheduledFor = new Date(slot.getTime() + offset);
     if (offset <= 0) {
-      void this.tick('schedule');
+      void this.tick('schedule', scheduledFor);
       return;
     }
     const timer = setTimeout(() => {
       this.delayed.delete(timer);
-      void this.tick('schedule');
+      void this.tick('schedule', scheduledFor);
     }, offset);
     this.delayed.add(timer);
   }
@@ -90,7 +91,7 @@ export class Daemon {
   async start(): Promise<void> {
     const { config } = this.opts;
     const cronLog = this.opts.log.child({ component: 'cron' });
-    this.task = cron.schedule(this.schedule, () => this.later(), {
+    this.task = cron.schedule(this.schedule, (ctx) => this.later(ctx.date), {
       name: `sync:${this.name}`,
       timezone: config.sync.timezone,
       noOverlap: true,
@@ -123,15 +124,15 @@ export class Daemon {
   }
 
   /** One sync; owns every error so nothing escapes the timer. Concurrent calls are skipped. */
-  tick(trigger: RunTrigger): Promise<void> {
-    return this.syncNow(trigger).then(() => undefined);
+  tick(trigger: RunTrigger, scheduledFor?: Date): Promise<void> {
+    return this.syncNow(trigger, { scheduledFor }).then(() => undefined);
   }
 
   /**
    * Runs a sync now unless one is in flight (then: `busy`). Resolves with its
    * outcome, or undefined when it could not start; never rejects.
    */
-  syncNow(trigger: RunTrigger, opts: { allowMassRemoval?: boolean } = {}): Promise<SyncOutcome | undefined> {
+  syncNow(trigger: RunTrigger, opts: { allowMassRemoval?: boolean; scheduledFor?: Date } = {}): Promise<SyncOutcome | undefined> {
     if (this.stopping || this.connectorDeleted) return Promise.resolve(undefined);
     if (this.inFlight) {
       this.log.info({ trigger }, 'previous sync still running; this one is skipped');
@@ -153,7 +154,7 @@ export class Daemon {
               registeredId: this.opts.registeredId,
               target: this.opts.target,
             },
-            { trigger, signal: controller.signal, allowMassRemoval: opts.allowMassRemoval },
+            { trigger, signal: controller.signal, allowMassRemoval: opts.allowMassRemoval, scheduledFor: opts.scheduledFor },
           );
         const outcome = await (this.opts.slots ? this.opts.slots.run(controller.signal, sync) : sync());
         if (outcome.result === 'busy') this.log.info({ trigger }, 'another replica is syncing this connector; tick skipped');

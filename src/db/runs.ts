@@ -45,12 +45,14 @@ export async function abortStaleRuns(db: Queryable, connectorId: number): Promis
   return r.rowCount;
 }
 
-export async function startRun(db: Queryable, connectorId: number, trigger: RunTrigger): Promise<number> {
-  const r = await db.query<{ id: number }>(`INSERT INTO sync_runs (connector_id, trigger, host, pid) VALUES ($1, $2, $3, $4) RETURNING id`, [
+/** A new run, committed as running; `scheduledFor` is when its schedule made it due (slot plus spread offset). */
+export async function startRun(db: Queryable, connectorId: number, trigger: RunTrigger, scheduledFor?: Date): Promise<number> {
+  const r = await db.query<{ id: number }>(`INSERT INTO sync_runs (connector_id, trigger, host, pid, scheduled_for) VALUES ($1, $2, $3, $4, $5) RETURNING id`, [
     connectorId,
     trigger,
     hostname(),
     process.pid,
+    scheduledFor ?? null,
   ]);
   return Number(r.rows[0]!.id);
 }

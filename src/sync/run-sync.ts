@@ -39,6 +39,8 @@ export interface SyncRequest {
   /** Lifts the removal guard for this run (`sync --allow-mass-removal`). */
   allowMassRemoval?: boolean;
   signal?: AbortSignal;
+  /** When the schedule made this sync due (its slot plus the connector's spread offset); recorded on the run. */
+  scheduledFor?: Date;
 }
 
 export async function runSync(deps: SyncDeps, req: SyncRequest): Promise<SyncOutcome> {
@@ -89,7 +91,7 @@ async function syncOnce(deps: SyncDeps, req: SyncRequest): Promise<SyncOutcome> 
         log.warn({ trigger: req.trigger }, pending);
         return notStarted('reconnect_required', pending, performance.now() - started);
       }
-      const runId = await startRun(session, connector.id, req.trigger);
+      const runId = await startRun(session, connector.id, req.trigger, req.scheduledFor);
       const run = new SyncRun({ config, db, hooks: deps.hooks, target, session, connector, runId, apiKey, fingerprint, request: req, log, started });
       try {
         return await run.execute();
