@@ -142,6 +142,8 @@ const schema = z.object({
   ADMIN_TOKEN_FILE: optionalString,
   SYNC_CONCURRENCY: int(4, 1, 1000),
   SYNC_SPREAD_SECONDS: int(60, 0, 86_400),
+  // A fleet: how long a sync whose process died may hold its connector before another process syncs it.
+  SYNC_STALL_SECONDS: int(120, 30, 86_400),
   RUNS_RETENTION_DAYS: int(90, 1, 36_500),
   // Unset: pretty text when the log goes to a terminal, JSON lines otherwise (see log.ts).
   LOG_FORMAT: optionalString.pipe(z.enum(LOG_FORMATS, { error: `must be one of ${LOG_FORMATS.join(', ')}` }).optional()),
@@ -190,6 +192,8 @@ export interface Settings {
     readonly masterKeys: readonly MasterKey[];
     readonly syncConcurrency: number;
     readonly spreadSeconds: number;
+    /** A fleet: a sync whose process died is taken over by another process within this many seconds. */
+    readonly stallSeconds: number;
     readonly runsRetentionDays: number;
   };
   readonly admin: {
@@ -384,7 +388,12 @@ function parseEnvironment(env: NodeJS.ProcessEnv, connectorRequired: boolean, le
       removalGuardMin: e.REMOVAL_GUARD_MIN,
     },
     registry: hide(
-      { syncConcurrency: e.SYNC_CONCURRENCY, spreadSeconds: e.SYNC_SPREAD_SECONDS, runsRetentionDays: e.RUNS_RETENTION_DAYS },
+      {
+        syncConcurrency: e.SYNC_CONCURRENCY,
+        spreadSeconds: e.SYNC_SPREAD_SECONDS,
+        stallSeconds: e.SYNC_STALL_SECONDS,
+        runsRetentionDays: e.RUNS_RETENTION_DAYS,
+      },
       'masterKeys',
       Object.freeze(masterKeys),
     ) as Config['registry'],

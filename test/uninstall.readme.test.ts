@@ -17,18 +17,25 @@ const OBJECTS = `SELECT c.relname AS name FROM pg_class c JOIN pg_namespace n ON
                  ORDER BY 1`;
 
 describe.each(backends())('uninstall as the README says (%s)', (backend) => {
-  it('drops every table, view, index, sequence and function, and migrate works again afterwards', async () => {
+  it('drops every table, view, index, sequence and function, and the job queue, and migrate works again afterwards', async () => {
     expect(dropStatement, 'the README gives the uninstall statement').toBeDefined();
     const t = await createTestDb(backend);
     const db = await t.open();
+    // On a server, `run` and `migrate` also install the fleet's queue (pg-boss's schema).
+    const queueUrl = t.env.DATABASE_URL;
+    const queueSchema = async () => (await db.query(`SELECT 1 FROM pg_namespace WHERE nspname = 'pgboss'`)).rows.length;
     try {
+      await migrate(db, createLogger('silent'), { queueUrl });
       const names = async () => (await db.query<{ name: string }>(OBJECTS)).rows.map((r) => r.name);
       const installed = await names();
       expect(installed).toEqual(expect.arrayContaining(['tines_users', 'present_users', 'tines_role_rank', 'external_writes']));
+      expect(await queueSchema()).toBe(backend === 'postgres' ? 1 : 0);
       await db.withSession((s) => s.exec(dropStatement!));
       expect(await names()).toEqual([]);
-      await migrate(db, createLogger('silent'));
+      expect(await queueSchema()).toBe(0);
+      await migrate(db, createLogger('silent'), { queueUrl });
       expect(await names()).toEqual(installed);
+      expect(await queueSchema()).toBe(backend === 'postgres' ? 1 : 0);
     } finally {
       await db.close();
       await t.dispose();

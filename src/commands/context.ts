@@ -53,7 +53,7 @@ export function createContext<C extends Settings>(
             const state = await migrationState(db);
             const installed = state.applied.length > 0;
             if ((state.pending.length > 0 || state.unknown.length > 0) && (installed || opts.migrate !== 'if-installed')) {
-              await migrate(db, log.child({ component: 'migrate' }));
+              await migrate(db, log.child({ component: 'migrate' }), { queueUrl: config.database.url });
             }
           } catch (err) {
             await db.close().catch(() => undefined);

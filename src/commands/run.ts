@@ -40,7 +40,7 @@ function firstSignal(onSecond: (sig: NodeJS.Signals) => void): Promise<NodeJS.Si
 async function openForRun(config: Settings, log: Logger, fingerprint: string | null): Promise<{ db: Database; connectorId: number | undefined }> {
   const db = await openDatabase(config, log);
   try {
-    await migrate(db, log.child({ component: 'migrate' }));
+    await migrate(db, log.child({ component: 'migrate' }), { queueUrl: config.database.url });
     if (!environmentConnectorConfigured(config)) return { db, connectorId: undefined };
     const connector = await registerConnector(db, registration(config, fingerprint));
     return { db, connectorId: connector.id };

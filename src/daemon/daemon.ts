@@ -15,6 +15,9 @@ import type { Logger } from '../log.js';
 import { notStarted } from '../sync/outcome.js';
 import { runSync, type SyncOutcome } from '../sync/run-sync.js';
 import { Metrics } from './metrics.js';
+import type { JobResult } from '../fleet/dispatcher.js';
+import type { NewJob, SyncJob } from '../fleet/sync-queue.js';
+import { previousSlot } from './spread.js';
 import type { SyncSlots } from './sync-slots.js';
 
 const RETRY_BASE_MS = 5_000;
@@ -42,6 +45,12 @@ export interface DaemonOptions {
   registeredId?: number;
   /** Called after each sync (the demo prints them). */
   onSyncFinished?: (outcome: SyncOutcome) => void;
+  /**
+   * In a fleet (a PostgreSQL server): due syncs go to the shared queue, keyed by
+   * connector and slot, and whichever process is free runs them (runJob);
+   * without it, this daemon runs its own.
+   */
+  queue?: { add(job: NewJob): void; readonly connectorId: number };
 }
 
 export class Daemon {
@@ -72,6 +81,10 @@ export class Daemon {
   private later(slot: Date): void {
     const offset = this.opts.offsetMs ?? 0;
     const scheduledFor = new Date(slot.getTime() + offset);
+    if (this.opts.queue) {
+      this.enqueue(`${slot.toISOString()}`, scheduledFor, { trigger: 'schedule', scheduledFor: scheduledFor.toISOString(), since: scheduledFor.toISOString() });
+      return;
+    }
     if (offset <= 0) {
       void this.tick('schedule', scheduledFor);
       return;
@@ -81,6 +94,29 @@ export class Daemon {
       void this.tick('schedule', scheduledFor);
     }, offset);
     this.delayed.add(timer);
+  }
+
+  /** A job for the fleet's queue: `slotKey` names it, so every process queuing the same slot queues one job. */
+  private enqueue(slotKey: string, startAfter: Date, data: Omit<SyncJob, 'connectorId' | 'attempt'> & { attempt?: number }): void {
+    const queue = this.opts.queue!;
+    queue.add({ key: `${queue.connectorId}@${slotKey}`, startAfter, data: { connectorId: queue.connectorId, attempt: 0, ...data } });
+  }
+
+  /**
+   * Runs a job the fleet's queue handed this process: the sync unless one of
+   * the connector ran since the job was due, and what the queue should do next.
+   * A sync of the connector running elsewhere (its lock is held), or one this
+   * process aborted to stop, hands the job back for a process to take later.
+   */
+  async runJob(job: SyncJob): Promise<JobResult> {
+    this.failuresInARow = Math.max(this.failuresInARow, job.attempt);
+    const outcome = await this.syncNow(job.trigger, {
+      scheduledFor: job.scheduledFor ? new Date(job.scheduledFor) : undefined,
+      unlessSyncedSince: new Date(job.since),
+    });
+    if (outcome?.result === 'busy') return { handBack: 'a sync of this connector is running' };
+    if (this.stopping && (outcome === undefined || outcome.result === 'aborted')) return { handBack: 'the process stopped before the sync ended' };
+    return 'complete';
   }
 
   /** Whether a sync runs now (the embedded database then answers /readyz late). */
@@ -120,7 +156,17 @@ export class Daemon {
       { schedule: this.schedule, timezone: config.sync.timezone, offsetMs: this.opts.offsetMs ?? 0, nextRun: this.task.getNextRun()?.toISOString() ?? null },
       'schedule started',
     );
-    if (config.sync.onStart) void this.tick('start');
+    if (!config.sync.onStart) return;
+    if (!this.opts.queue) {
+      void this.tick('start');
+      return;
+    }
+    // In a fleet every process queues the start sync of every connector; the one whose connector
+    // was synced since its last slot was due finds that and does nothing. So a process joining a
+    // running fleet adds no sync, and the first one back after an outage catches everyone up once.
+    const last = previousSlot(this.schedule, config.sync.timezone, new Date());
+    const since = new Date(last.getTime() + (this.opts.offsetMs ?? 0));
+    this.enqueue(`start@${last.toISOString()}`, new Date(), { trigger: 'start', scheduledFor: null, since: since.toISOString() });
   }
 
   /** One sync; owns every error so nothing escapes the timer. Concurrent calls are skipped. */
@@ -132,7 +178,7 @@ export class Daemon {
    * Runs a sync now unless one is in flight (then: `busy`). Resolves with its
    * outcome, or undefined when it could not start; never rejects.
    */
-  syncNow(trigger: RunTrigger, opts: { allowMassRemoval?: boolean; scheduledFor?: Date } = {}): Promise<SyncOutcome | undefined> {
+  syncNow(trigger: RunTrigger, opts: { allowMassRemoval?: boolean; scheduledFor?: Date; unlessSyncedSince?: Date } = {}): Promise<SyncOutcome | undefined> {
     if (this.stopping || this.connectorDeleted) return Promise.resolve(undefined);
     if (this.inFlight) {
       this.log.info({ trigger }, 'previous sync still running; this one is skipped');
@@ -144,8 +190,9 @@ export class Daemon {
     this.controller = controller;
     const run = (async (): Promise<SyncOutcome | undefined> => {
       try {
-        const sync = () =>
-          runSync(
+        const sync = () => {
+          if (opts.scheduledFor) this.metrics.startedLate(Date.now() - opts.scheduledFor.getTime());
+          return runSync(
             {
               config: this.opts.config,
               db: this.opts.db,
@@ -154,12 +201,20 @@ export class Daemon {
               registeredId: this.opts.registeredId,
               target: this.opts.target,
             },
-            { trigger, signal: controller.signal, allowMassRemoval: opts.allowMassRemoval, scheduledFor: opts.scheduledFor },
+            {
+              trigger,
+              signal: controller.signal,
+              allowMassRemoval: opts.allowMassRemoval,
+              scheduledFor: opts.scheduledFor,
+              unlessSyncedSince: opts.unlessSyncedSince,
+            },
           );
+        };
         const outcome = await (this.opts.slots ? this.opts.slots.run(controller.signal, sync) : sync());
-        if (outcome.result === 'busy') this.log.info({ trigger }, 'another replica is syncing this connector; tick skipped');
+        if (outcome.result === 'busy') this.log.info({ trigger }, 'another process is syncing this connector; this sync waits its turn');
+        if (outcome.result === 'skipped') this.log.debug({ trigger }, outcome.message);
         if (outcome.result === 'failed') this.failed(`sync failed (${outcome.errorKind}): ${outcome.message}`, outcome.errorKind !== 'auth');
-        else if (outcome.result !== 'aborted') this.failuresInARow = 0;
+        else if (outcome.result !== 'aborted' && outcome.result !== 'skipped') this.failuresInARow = 0;
         this.opts.onSyncFinished?.(outcome);
         return outcome;
       } catch (err) {
@@ -210,6 +265,11 @@ export class Daemon {
       return;
     }
     this.log.warn({ failuresInARow: this.failuresInARow, retryInMs: delayMs }, `${message}; retrying with backoff`);
+    if (this.opts.queue) {
+      const at = new Date(Date.now() + delayMs);
+      this.enqueue(`retry@${at.toISOString()}`, at, { trigger: 'schedule', scheduledFor: null, since: new Date().toISOString(), attempt: this.failuresInARow });
+      return;
+    }
     this.retryTimer = setTimeout(() => void this.tick('schedule'), delayMs);
     this.retryTimer.unref();
   }

@@ -25,6 +25,8 @@ export class Metrics {
   private readonly retries: client.Counter<'connector' | 'kind'>;
   private readonly tickFailures: client.Counter<'connector'>;
   private slots: { busy: number; queued: number } | undefined;
+  private queueDepth: (() => Promise<number>) | undefined;
+  private readonly lateness: client.Histogram;
 
   constructor(db: Database, log: Logger) {
     const registers = [this.registry];
@@ -112,6 +114,27 @@ export class Metrics {
         this.set(slots()?.busy ?? 0);
       },
     });
+    const depth = () => this.queueDepth;
+    new client.Gauge({
+      name: 'tines_connector_queue_due_jobs',
+      help: 'A fleet: syncs due in the shared queue and not yet taken by any process (0 on the embedded database)',
+      registers,
+      async collect() {
+        const read = depth();
+        if (!read) return this.set(0);
+        try {
+          this.set(await read());
+        } catch (err) {
+          log.warn({ err: { message: (err as Error).message } }, 'metrics: cannot read the sync queue');
+        }
+      },
+    });
+    this.lateness = new client.Histogram({
+      name: 'tines_connector_schedule_lateness_seconds',
+      help: 'How long after its slot plus spread offset a scheduled sync began, in this process',
+      buckets: [0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900],
+      registers,
+    });
     new client.Gauge({
       name: 'tines_connector_syncs_waiting',
       help: 'Due syncs waiting for one of the SYNC_CONCURRENCY slots',
@@ -122,7 +145,17 @@ export class Metrics {
     });
   }
 
-  /** Where the running and waiting syncs are counted (the process's SyncSlots). */
+  /** In a fleet: the due jobs of the shared queue, read at scrape time. */
+  watchQueue(depth: () => Promise<number>): void {
+    this.queueDepth = depth;
+  }
+
+  /** A scheduled sync began `ms` after its slot plus the connector's spread offset. */
+  startedLate(ms: number): void {
+    this.lateness.observe(Math.max(0, ms) / 1000);
+  }
+
+  /** Where the running and waiting syncs are counted (the process's SyncSlots, or the fleet's dispatcher). */
   watchSlots(slots: { busy: number; queued: number }): void {
     this.slots = slots;
   }

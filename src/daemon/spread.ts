@@ -20,6 +20,33 @@ export function schedulePeriodMs(schedule: string, timezone: string): number {
 }
 
 /**
+ * The schedule's latest slot at or before `now`: stepping back a minute at a
+ * time (a second at a time for a six-field expression), up to 35 days; a
+ * schedule with no slot in that window answers `now`.
+ */
+export function previousSlot(schedule: string, timezone: string, now: Date): Date {
+  const key = `${schedule}|${timezone}`;
+  const known = lastSlots.get(key);
+  if (known && known.slot <= now.getTime() && now.getTime() < known.next) return new Date(known.slot);
+  const task = cron.createTask(schedule, () => undefined, { timezone });
+  try {
+    const withSeconds = schedule.trim().split(/\s+/).length === 6;
+    const step = withSeconds ? 1000 : 60_000;
+    const limit = now.getTime() - 35 * 24 * 3600_000;
+    for (let t = Math.floor(now.getTime() / step) * step; t >= limit; t -= step) {
+      if (!task.match(new Date(t))) continue;
+      // Kept until the next slot: a thousand connectors on one schedule search once.
+      lastSlots.set(key, { slot: t, next: task.getNextRun()?.getTime() ?? t });
+      return new Date(t);
+    }
+    return now;
+  } finally {
+    void task.destroy();
+  }
+}
+const lastSlots = new Map<string, { slot: number; next: number }>();
+
+/**
  * The connector's offset after each slot: a stable hash of its id into
  * [0, window), the window being SYNC_SPREAD_SECONDS but at most 90% of the gap
  * between slots (a sync that starts after its next slot would skip it).

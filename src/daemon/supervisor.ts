@@ -7,9 +7,11 @@
 // this process; a slow poll catches anything missed. /readyz (run's health server)
 // is about the process and its database; per-connector health is in /metrics and `status`.
 //
-// The split the fleet builds on: *when* a connector is due is each Daemon's
-// schedule plus its spread offset (spread.ts); *who* runs it is SyncSlots. A
-// shared job queue can take the second part over without touching the first.
+// *When* a connector is due is each Daemon's schedule plus its spread offset
+// (spread.ts); *who* runs it is, on the embedded database, this process's
+// SyncSlots, and on a PostgreSQL server the fleet (fleet/fleet.ts): every `run`
+// process queues every connector's slots in a shared job queue, and whichever
+// process is free runs each once.
 import type { Settings } from '../config.js';
 import type { AdminControl } from '../connectors/admin-api.js';
 import { environmentConnectorConfigured } from '../connectors/connect.js';
@@ -20,6 +22,9 @@ import { pruneRuns } from '../db/run-retention.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { SyncOutcome } from '../sync/outcome.js';
+import { Fleet } from '../fleet/fleet.js';
+import type { JobResult } from '../fleet/dispatcher.js';
+import type { QueuedJob } from '../fleet/sync-queue.js';
 import { Daemon } from './daemon.js';
 import { Metrics } from './metrics.js';
 import { watchRegistry } from './registry-watch.js';
@@ -42,6 +47,8 @@ export interface SupervisorOptions {
 
 interface Served {
   daemon: Daemon;
+  /** Its row in `connectors` (the queue's jobs name it). */
+  id: number | undefined;
   /** What it was started with: a change (re-created under the name, new schedule or tenant) restarts it. */
   definition: string;
 }
@@ -49,6 +56,8 @@ interface Served {
 export class Supervisor {
   readonly metrics: Metrics;
   readonly slots: SyncSlots;
+  /** On a PostgreSQL server: the shared queue every `run` process takes its syncs from. */
+  readonly fleet: Fleet | undefined;
   private readonly log: Logger;
   private readonly served = new Map<string, Served>();
   private watch: { stop(): Promise<void> } | undefined;
@@ -65,7 +74,26 @@ export class Supervisor {
     // On the embedded database too: each connector's sync stages in tables of its
     // own (stageTables), and its final transaction excludes every other statement.
     this.slots = new SyncSlots(opts.config.registry.syncConcurrency);
-    this.metrics.watchSlots(this.slots);
+    const url = opts.config.database.url;
+    if (url && opts.db.backend === 'postgres') {
+      this.fleet = new Fleet({
+        url,
+        concurrency: opts.config.registry.syncConcurrency,
+        stallSeconds: opts.config.registry.stallSeconds,
+        log: opts.log,
+        runJob: (job) => this.runJob(job),
+      });
+      const fleet = this.fleet;
+      this.metrics.watchSlots({
+        get busy() {
+          return fleet.dispatcher.busy;
+        },
+        queued: 0,
+      });
+      this.metrics.watchQueue(() => fleet.dueDepth());
+    } else {
+      this.metrics.watchSlots(this.slots);
+    }
   }
 
   /** Whether any sync runs (or waits for a slot) now. */
@@ -76,11 +104,14 @@ export class Supervisor {
 
   async start(): Promise<void> {
     const { config } = this.opts;
+    await this.fleet?.start();
     if (environmentConnectorConfigured(config)) {
       // The environment's connector keeps its schedule exactly: no offset.
-      await this.serve(config.connectorName, 'env', new Daemon({ ...this.daemonOptions(config.connectorName), registeredId: this.opts.environmentId }));
+      const id = this.opts.environmentId;
+      await this.serve(config.connectorName, 'env', id, new Daemon({ ...this.daemonOptions(config.connectorName, id), registeredId: id }));
     }
     await this.reload();
+    this.fleet?.takeJobs();
     if (config.database.url) this.watch = watchRegistry(config.database.url, this.opts.log.child({ component: 'registry-watch' }), () => this.changed());
     this.pollTimer = setInterval(() => this.changed(), POLL_MS);
     this.pollTimer.unref();
@@ -90,21 +121,33 @@ export class Supervisor {
     if (this.served.size === 0) this.log.info('no connector yet: waiting for one to be added (`tines-connector connectors add`, or POST /api/connectors)');
   }
 
-  private daemonOptions(name: string) {
+  private daemonOptions(name: string, id: number | undefined) {
     const { config, db, log } = this.opts;
+    const fleet = this.fleet;
     return {
       config,
       db,
       log,
-      slots: this.slots,
       metrics: this.metrics,
       onSyncFinished: (o: SyncOutcome) => this.opts.onSyncFinished?.(name, o),
+      ...(fleet && id !== undefined ? { queue: { connectorId: id, add: fleet.add.bind(fleet) } } : { slots: this.slots }),
     };
   }
 
-  private async serve(name: string, definition: string, daemon: Daemon): Promise<void> {
-    this.served.set(name, { daemon, definition });
+  private async serve(name: string, definition: string, id: number | undefined, daemon: Daemon): Promise<void> {
+    this.served.set(name, { daemon, id, definition });
     await daemon.start();
+  }
+
+  /** A job the fleet's queue gave this process: run by the connector's daemon here. */
+  private async runJob(job: QueuedJob): Promise<JobResult> {
+    const { connectorId } = job.data;
+    for (const s of this.served.values()) if (s.id === connectorId) return s.daemon.runJob(job.data);
+    // Not served here: removed (the job has nothing left to do), or added a moment ago and not loaded yet.
+    const r = await this.opts.db.query('SELECT 1 FROM connectors WHERE id = $1', [connectorId]);
+    if (r.rows.length === 0) return 'complete';
+    this.changed();
+    return { handBack: 'its connector is not loaded in this process yet' };
   }
 
   /** Something in the registry changed (or may have): reload soon; never two reloads at once. */
@@ -153,9 +196,9 @@ export class Supervisor {
       if (this.served.has(r.name)) continue;
       const schedule = r.schedule ?? config.sync.schedule;
       const offsetMs = spreadOffsetMs(r.id, config.registry.spreadSeconds, this.periodOf(schedule));
-      const daemon = new Daemon({ ...this.daemonOptions(r.name), target: registeredTarget(this.opts.db, config, r), schedule, offsetMs });
+      const daemon = new Daemon({ ...this.daemonOptions(r.name, r.id), target: registeredTarget(this.opts.db, config, r), schedule, offsetMs });
       this.log.info({ connector: r.name, tenant: r.tenant_domain, schedule, offsetMs }, 'serving connector');
-      await this.serve(r.name, definitionOf(r), daemon);
+      await this.serve(r.name, definitionOf(r), r.id, daemon);
     }
   }
 
@@ -203,7 +246,11 @@ export class Supervisor {
     clearInterval(this.retentionTimer);
     await this.watch?.stop();
     await this.reloading;
+    // In a fleet: no more jobs taken or queued; the syncs in flight are aborted and their jobs handed back to the others.
+    await this.fleet?.stopTaking();
+    const started = Date.now();
     const results = await Promise.all([...this.served.values()].map((s) => s.daemon.stop(graceMs)));
-    return results.every(Boolean);
+    const handedBack = (await this.fleet?.stop(Math.max(1000, graceMs - (Date.now() - started)))) ?? true;
+    return results.every(Boolean) && handedBack;
   }
 }

@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sleep } from '../tines/retry.js';
 import type { Logger } from '../log.js';
+import { installSyncQueue } from '../fleet/sync-queue.js';
 import type { Database } from './database.js';
 
 export interface Migration {
@@ -65,8 +66,11 @@ export async function migrationState(db: Pick<Database, 'query'>, migrations = l
   return { applied, pending: migrations.filter((m) => !done.has(m.version)), unknown: applied.filter((v) => !known.has(v)) };
 }
 
-/** Applies pending migrations; returns the names applied. Refuses a database migrated by newer code. */
-export async function migrate(db: Database, log: Logger, opts: { lockTimeoutMs?: number } = {}): Promise<string[]> {
+/**
+ * Applies pending migrations; returns the names applied. Refuses a database migrated by newer code.
+ * `queueUrl` (a PostgreSQL server's): also installs or upgrades the fleet's job queue, under the same lock.
+ */
+export async function migrate(db: Database, log: Logger, opts: { lockTimeoutMs?: number; queueUrl?: string } = {}): Promise<string[]> {
   const migrations = loadMigrations();
   return db.withSession(async (session) => {
     const deadline = Date.now() + (opts.lockTimeoutMs ?? 60_000);
@@ -94,6 +98,7 @@ export async function migrate(db: Database, log: Logger, opts: { lockTimeoutMs?:
         log.info({ migration: m.name, durationMs: Math.round(performance.now() - started) }, 'migration applied');
         applied.push(m.name);
       }
+      if (opts.queueUrl && db.backend === 'postgres') await installSyncQueue(opts.queueUrl);
       return applied;
     } finally {
       await session.unlock(MIGRATION_LOCK);

@@ -45,6 +45,15 @@ export async function abortStaleRuns(db: Queryable, connectorId: number): Promis
   return r.rowCount;
 }
 
+/** Whether a run of the connector started at or after `since` and ran to an end (succeeded, held or failed; an aborted one did not). */
+export async function syncedSince(db: Queryable, connectorId: number, since: Date): Promise<boolean> {
+  const r = await db.query(`SELECT 1 FROM sync_runs WHERE connector_id = $1 AND started_at >= $2 AND status IN ('succeeded', 'held', 'failed') LIMIT 1`, [
+    connectorId,
+    since,
+  ]);
+  return r.rows.length > 0;
+}
+
 /** A new run, committed as running; `scheduledFor` is when its schedule made it due (slot plus spread offset). */
 export async function startRun(db: Queryable, connectorId: number, trigger: RunTrigger, scheduledFor?: Date): Promise<number> {
   const r = await db.query<{ id: number }>(`INSERT INTO sync_runs (connector_id, trigger, host, pid, scheduled_for) VALUES ($1, $2, $3, $4, $5) RETURNING id`, [

@@ -2,7 +2,8 @@
 import { ConnectorDeletedError, SyncAbortedError, TinesAuthError, TinesRequestError, type ErrorKind } from '../errors.js';
 import { ZERO_COUNTS, type RunCounts } from '../db/runs.js';
 
-export type SyncResult = 'succeeded' | 'held' | 'failed' | 'aborted' | 'busy' | 'reconnect_required';
+/** `skipped`: a queued sync found its connector synced since it was due (a fleet's catch-up), and did nothing. */
+export type SyncResult = 'succeeded' | 'held' | 'failed' | 'aborted' | 'busy' | 'reconnect_required' | 'skipped';
 
 export interface SyncOutcome {
   result: SyncResult;
@@ -15,8 +16,8 @@ export interface SyncOutcome {
   message?: string;
 }
 
-/** A sync that did not start a run: another is running, or the key waits for a reconnect. */
-export function notStarted(result: 'busy' | 'reconnect_required', message: string, durationMs: number): SyncOutcome {
+/** A sync that did not start a run: another is running, the key waits for a reconnect, or it was not needed. */
+export function notStarted(result: 'busy' | 'reconnect_required' | 'skipped', message: string, durationMs: number): SyncOutcome {
   return { result, runId: null, counts: ZERO_COUNTS, pagesFetched: 0, pagesTotal: null, durationMs, message };
 }
 
@@ -24,6 +25,7 @@ export function notStarted(result: 'busy' | 'reconnect_required', message: strin
 export function exitCodeFor(outcome: SyncOutcome): number {
   switch (outcome.result) {
     case 'succeeded':
+    case 'skipped':
       return 0;
     case 'held':
       return 4;

@@ -7,7 +7,7 @@ import { isSealProblem } from '../connectors/registry.js';
 import { environmentTarget, type ConnectorTarget } from '../connectors/target.js';
 import { FAILING_AFTER, getConnector, keyFingerprint, reconnectPending, recordKeyUnreadable, registerTarget } from '../db/connectors.js';
 import type { Database } from '../db/database.js';
-import { abortStaleRuns, startRun, type RunTrigger } from '../db/runs.js';
+import { abortStaleRuns, startRun, syncedSince, type RunTrigger } from '../db/runs.js';
 import { ConnectorDeletedError, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import { notStarted, type SyncOutcome } from './outcome.js';
@@ -41,6 +41,8 @@ export interface SyncRequest {
   signal?: AbortSignal;
   /** When the schedule made this sync due (its slot plus the connector's spread offset); recorded on the run. */
   scheduledFor?: Date;
+  /** Does nothing (`skipped`) when a run of the connector started at or after this and finished: a queued slot already covered. */
+  unlessSyncedSince?: Date;
 }
 
 export async function runSync(deps: SyncDeps, req: SyncRequest): Promise<SyncOutcome> {
@@ -85,6 +87,9 @@ async function syncOnce(deps: SyncDeps, req: SyncRequest): Promise<SyncOutcome> 
     try {
       const stale = await abortStaleRuns(session, registered.id);
       if (stale > 0) log.warn({ runs: stale }, 'marked runs left running by a process that ended as aborted');
+      if (req.unlessSyncedSince && (await syncedSince(session, registered.id, req.unlessSyncedSince))) {
+        return notStarted('skipped', `connector "${target.name}" was synced since this sync was due`, performance.now() - started);
+      }
       const connector = (await getConnector(session, target.name))!;
       const pending = reconnectPending(connector, fingerprint);
       if (pending) {
