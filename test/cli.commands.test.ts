@@ -3,7 +3,7 @@
 // command's exit code and output.
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
@@ -133,6 +133,8 @@ describe.each(backends())('cli commands (%s)', (backend) => {
     expect(r.stdout).toMatch(/^tines \(/m);
     expect(r.stdout).toMatch(/state\s+active/);
     expect(r.stdout).toMatch(/last run\s+succeeded/);
+    // Which process ran it (in a fleet: which replica), by host name and pid.
+    expect(r.stdout).toMatch(new RegExp(`last run .* on ${hostname().replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(pid \\d+\\)`));
     expect(r.stdout).toMatch(new RegExp(`${USERS} present`));
   });
 

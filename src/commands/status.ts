@@ -50,7 +50,7 @@ export async function statusCommand(ctx: CommandContext): Promise<number> {
       `${c.name} (${c.tenant_domain})${domainNote}`,
       `  state          ${c.status}${c.status_reason ? `: ${c.status_reason}` : ''}`,
       `  since          ${c.status_changed_at} (${ago(c.status_changed_at)})`,
-      `  last run       ${c.last_run ? `${c.last_run.status} (${c.last_run.trigger}), started ${ago(c.last_run.started_at)}${c.last_run.status === 'running' ? `, page ${c.last_run.pages_fetched} of ${c.last_run.pages_total ?? '?'}` : ''}${c.last_run.error_kind ? `, ${c.last_run.error_kind}: ${c.last_run.error_message}` : ''}` : 'none yet'}`,
+      `  last run       ${c.last_run ? `${c.last_run.status} (${c.last_run.trigger}), started ${ago(c.last_run.started_at)}${c.last_run.host ? ` on ${visible(c.last_run.host)}${c.last_run.pid ? ` (pid ${c.last_run.pid})` : ''}` : ''}${c.last_run.status === 'running' ? `, page ${c.last_run.pages_fetched} of ${c.last_run.pages_total ?? '?'}` : ''}${c.last_run.error_kind ? `, ${c.last_run.error_kind}: ${c.last_run.error_message}` : ''}` : 'none yet'}`,
       `  last success   ${c.last_success_at ? `${c.last_success_at} (${ago(c.last_success_at)})` : 'never'}`,
       `  failures       ${c.consecutive_failures} in a row`,
       `  users          ${c.users_present} present (${c.admins_present} tenant admins), ${c.users_removed} removed`,

@@ -22,6 +22,7 @@ import type { SyncSlots } from './sync-slots.js';
 
 const RETRY_BASE_MS = 5_000;
 const RETRY_CAP_MS = 5 * 60_000;
+const DAY_MS = 24 * 3600_000;
 
 export interface DaemonOptions {
   config: Settings;
@@ -164,7 +165,8 @@ export class Daemon {
     // In a fleet every process queues the start sync of every connector; the one whose connector
     // was synced since its last slot was due finds that and does nothing. So a process joining a
     // running fleet adds no sync, and the first one back after an outage catches everyone up once.
-    const last = previousSlot(this.schedule, config.sync.timezone, new Date());
+    // A schedule whose last slot is further back than a search goes (a yearly one): synced within a month will do.
+    const last = previousSlot(this.schedule, config.sync.timezone, new Date()) ?? new Date(Math.floor(Date.now() / DAY_MS) * DAY_MS - 30 * DAY_MS);
     const since = new Date(last.getTime() + (this.opts.offsetMs ?? 0));
     this.enqueue(`start@${last.toISOString()}`, new Date(), { trigger: 'start', scheduledFor: null, since: since.toISOString() });
   }

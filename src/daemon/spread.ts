@@ -20,31 +20,43 @@ export function schedulePeriodMs(schedule: string, timezone: string): number {
 }
 
 /**
- * The schedule's latest slot at or before `now`: stepping back a minute at a
- * time (a second at a time for a six-field expression), up to 35 days; a
- * schedule with no slot in that window answers `now`.
+ * The schedule's latest slot at or before `now`, or null when it is further
+ * back than one gap between slots (or than MAX_STEPS steps: a yearly schedule).
+ * Found by stepping back a minute at a time (a second at a time for a six-field
+ * expression whose seconds vary), once per schedule and slot: a thousand
+ * connectors on one schedule search once.
  */
-export function previousSlot(schedule: string, timezone: string, now: Date): Date {
+export function previousSlot(schedule: string, timezone: string, now: Date): Date | null {
   const key = `${schedule}|${timezone}`;
+  const t = now.getTime();
   const known = lastSlots.get(key);
-  if (known && known.slot <= now.getTime() && now.getTime() < known.next) return new Date(known.slot);
+  if (known && known.from <= t && t < known.until) return known.slot === null ? null : new Date(known.slot);
   const task = cron.createTask(schedule, () => undefined, { timezone });
   try {
-    const withSeconds = schedule.trim().split(/\s+/).length === 6;
-    const step = withSeconds ? 1000 : 60_000;
-    const limit = now.getTime() - 35 * 24 * 3600_000;
-    for (let t = Math.floor(now.getTime() / step) * step; t >= limit; t -= step) {
-      if (!task.match(new Date(t))) continue;
-      // Kept until the next slot: a thousand connectors on one schedule search once.
-      lastSlots.set(key, { slot: t, next: task.getNextRun()?.getTime() ?? t });
-      return new Date(t);
+    const next = task.getNextRuns(4).map((d) => d.getTime());
+    let gap = 0;
+    for (let i = 1; i < next.length; i++) gap = Math.max(gap, next[i]! - next[i - 1]!);
+    const fields = schedule.trim().split(/\s+/);
+    const fixedSecond = fields.length === 5 ? 0 : /^\d+$/.test(fields[0]!) ? Number(fields[0]) : undefined;
+    const step = fixedSecond === undefined ? 1000 : 60_000;
+    const limit = t - (gap || step);
+    let found: number | null = null;
+    let at = fixedSecond === undefined ? Math.floor(t / 1000) * 1000 : Math.floor(t / 60_000) * 60_000 + fixedSecond * 1000;
+    if (at > t) at -= 60_000;
+    for (let steps = 0; at >= limit && steps < MAX_STEPS; at -= step, steps++) {
+      if (task.match(new Date(at))) {
+        found = at;
+        break;
+      }
     }
-    return now;
+    lastSlots.set(key, { slot: found, from: found ?? t, until: next[0] ?? t + 60_000 });
+    return found === null ? null : new Date(found);
   } finally {
     void task.destroy();
   }
 }
-const lastSlots = new Map<string, { slot: number; next: number }>();
+const MAX_STEPS = 50_000;
+const lastSlots = new Map<string, { slot: number | null; from: number; until: number }>();
 
 /**
  * The connector's offset after each slot: a stable hash of its id into

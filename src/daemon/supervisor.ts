@@ -104,7 +104,7 @@ export class Supervisor {
 
   async start(): Promise<void> {
     const { config } = this.opts;
-    await this.fleet?.start();
+    this.fleet?.start();
     if (environmentConnectorConfigured(config)) {
       // The environment's connector keeps its schedule exactly: no offset.
       const id = this.opts.environmentId;

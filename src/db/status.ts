@@ -28,6 +28,10 @@ export interface ConnectorStatusRow {
     users_seen: number;
     error_kind: string | null;
     error_message: string | null;
+    /** Which process ran it: the host name (a container's is its id or pod name) and pid. */
+    host: string | null;
+    pid: number | null;
+    scheduled_for: string | null;
   } | null;
 }
 
@@ -40,7 +44,7 @@ export async function connectorStatuses(db: Queryable): Promise<ConnectorStatusR
             (SELECT count(*) FROM tines_users u WHERE u.connector_id = c.id AND u.removed_at IS NULL AND u.admin)::int AS admins_present,
             (SELECT count(*) FROM team_memberships m WHERE m.connector_id = c.id AND m.removed_at IS NULL)::int AS memberships_present,
             (SELECT to_jsonb(x) FROM (
-               SELECT id, trigger, status, started_at, finished_at, pages_fetched, pages_total, users_seen, error_kind, error_message
+               SELECT id, trigger, status, started_at, finished_at, pages_fetched, pages_total, users_seen, error_kind, error_message, host, pid, scheduled_for
                  FROM sync_runs r WHERE r.connector_id = c.id ORDER BY r.started_at DESC, r.id DESC LIMIT 1) x) AS last_run
        FROM connectors c
       ORDER BY c.name`,

@@ -3,6 +3,7 @@
 // dispatcher that runs jobs here (dispatcher.ts), started and stopped
 // together. The Supervisor decides what a job means (which connector's daemon
 // runs it); this module only moves jobs.
+import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import { Dispatcher, type JobResult } from './dispatcher.js';
 import { JobInserter } from './job-inserter.js';
@@ -21,10 +22,14 @@ export class Fleet {
   private readonly queue: SyncQueue;
   private readonly inserter: JobInserter;
   readonly dispatcher: Dispatcher;
-  private started = false;
+  private opened = false;
+  private stopped = false;
+  private opening: Promise<void> | undefined;
+  private readonly log: Logger;
 
   constructor(opts: FleetOptions) {
     const log = opts.log.child({ component: 'fleet' });
+    this.log = log;
     this.queue = new SyncQueue(opts.url, opts.stallSeconds, log);
     this.dispatcher = new Dispatcher(this.queue, opts.concurrency, opts.runJob, log);
     this.inserter = new JobInserter(this.queue, log, () => this.dispatcher.poke());
@@ -35,10 +40,25 @@ export class Fleet {
     this.inserter.add(job);
   }
 
-  /** Opens the queue (its schema is installed by `migrate`): jobs can be added from now on. */
-  async start(): Promise<void> {
-    await this.queue.start();
-    this.started = true;
+  /**
+   * Opens the queue (its schema is installed by `migrate`), trying again every
+   * few seconds while the database does not answer; jobs added meanwhile wait
+   * in the inserter.
+   */
+  start(): void {
+    this.opening ??= (async () => {
+      for (let attempt = 1; !this.stopped; attempt++) {
+        try {
+          await this.queue.start();
+          this.opened = true;
+          if (this.stopped) await this.queue.stop().catch(() => undefined);
+          return;
+        } catch (err) {
+          if (attempt === 1 || attempt % 12 === 0) this.log.warn({ err: { message: errorMessage(err) }, attempt }, 'cannot open the sync queue; trying again');
+          await new Promise((resolve) => setTimeout(resolve, 5_000));
+        }
+      }
+    })();
   }
 
   /** Starts taking jobs: call once this process serves the connectors they name. */
@@ -64,7 +84,8 @@ export class Fleet {
   async stop(graceMs: number): Promise<boolean> {
     await this.stopTaking();
     const drained = await this.dispatcher.drain(graceMs);
-    if (this.started) await this.queue.stop().catch(() => undefined);
+    this.stopped = true;
+    if (this.opened) await this.queue.stop().catch(() => undefined);
     return drained;
   }
 }
