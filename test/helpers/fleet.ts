@@ -55,9 +55,10 @@ export interface FleetRun extends RunInterval {
   host: string;
   scheduled_for: number | null;
   error_kind: string | null;
+  pages: number;
 }
 
-export const FLEET_RUNS_SQL = `SELECT r.id::int AS id, c.name, r.status, r.trigger, r.error_kind, r.pid, r.host,
+export const FLEET_RUNS_SQL = `SELECT r.id::int AS id, c.name, r.status, r.trigger, r.error_kind, r.pid, r.host, r.pages_fetched::int AS pages,
     extract(epoch FROM r.started_at)::float8 AS started, extract(epoch FROM r.finished_at)::float8 AS finished,
     extract(epoch FROM r.scheduled_for)::float8 AS scheduled_for
   FROM sync_runs r JOIN connectors c ON c.id = r.connector_id ORDER BY r.id`;
