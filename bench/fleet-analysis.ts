@@ -11,6 +11,8 @@
 //   connector has exactly that many due instants in it, whatever its offset:
 //   slotsDue = connectors x slots. A due instant is covered when some run has it
 //   as scheduled_for, whatever that run's outcome; missedSlots = due - covered.
+//   missedButSynced: those of them during whose slot ([due, due + slot)) some
+//   other run of the connector was open anyway (a start sync, a retry).
 // - duplicateSlotSyncs: runs beyond the first for one connector and one due
 //   instant in the window, not counting runs interrupted by the kill (a retry
 //   of those is the failover, not a duplicate).
@@ -23,6 +25,8 @@
 //   minus the due instant (p50, p99 by nearest rank).
 // - syncsDone: runs that succeeded with finished_at inside the window (the CPU
 //   per sync divides the window's CPU by these).
+// - allSyncedAt: when every connector had finished a successful sync (the end of
+//   the start-up's first loads; a warm-up shorter than that measures them).
 // - failover: runs of the killed process in flight at the kill; for each, the
 //   time from the kill to its connector's next run start. maxMs is null when no
 //   run was in flight or any of them never got a next run (then `unrecovered`).
@@ -52,6 +56,8 @@ export interface Analysis {
   slotsDue: number;
   slotsCovered: number;
   missedSlots: number;
+  /** Missed due instants during which the connector was synced by some other run anyway (a start sync, a retry, another slot's). */
+  missedButSynced: number;
   duplicateSlotSyncs: number;
   overlappingSyncs: number;
   latenessP50: number | null;
@@ -60,6 +66,8 @@ export interface Analysis {
   windowFailed: number;
   unexpectedScheduledFor: number;
   failover: { interrupted: number; maxMs: number | null; unrecovered: number };
+  /** When the last connector's first successful sync finished; null when one never succeeded. */
+  allSyncedAt: number | null;
 }
 
 /** Nearest-rank percentile of sorted values. */
@@ -88,14 +96,18 @@ export function analyseRuns(rows: readonly RunRow[], o: AnalysisOptions): Analys
   let duplicates = 0;
   let overlaps = 0;
   let windowFailed = 0;
+  let missedButSynced = 0;
   let syncsDone = 0;
   const lateness: number[] = [];
   let failoverMax: number | null = null;
   let unrecovered = 0;
   let inFlight = 0;
+  let allSyncedAt: number | null = byConnector.size === o.connectors ? 0 : null;
 
   for (const runs of byConnector.values()) {
     runs.sort((a, b) => a.started - b.started);
+    const firstOk = Math.min(...runs.map((r) => (r.status === 'succeeded' && r.finished !== null ? r.finished : Infinity)));
+    if (allSyncedAt !== null) allSyncedAt = Number.isFinite(firstOk) ? Math.max(allSyncedAt, firstOk) : null;
 
     // The connector's grid: the commonest residue of its scheduled_for values.
     const counts = new Map<number, number>();
@@ -124,6 +136,12 @@ export function analyseRuns(rows: readonly RunRow[], o: AnalysisOptions): Analys
     }
 
     const end = (r: RunRow) => Math.min(r.finished ?? Infinity, (r.pid !== null ? o.diedAt(r.pid) : undefined) ?? Infinity);
+    if (grid !== undefined) {
+      for (let due = o.windowStart + ((((grid - o.windowStart) % o.slotMs) + o.slotMs) % o.slotMs); due < o.windowEnd; due += o.slotMs) {
+        if (slots.has(due)) continue;
+        if (runs.some((r) => r.started < due + o.slotMs && end(r) > due)) missedButSynced++;
+      }
+    }
     for (let i = 0; i < runs.length; i++) {
       const e = end(runs[i]!);
       for (let j = i + 1; j < runs.length && runs[j]!.started < e; j++) overlaps++;
@@ -149,6 +167,7 @@ export function analyseRuns(rows: readonly RunRow[], o: AnalysisOptions): Analys
     slotsDue,
     slotsCovered: covered,
     missedSlots: slotsDue - covered,
+    missedButSynced,
     duplicateSlotSyncs: duplicates,
     overlappingSyncs: overlaps,
     latenessP50: rounded(percentile(lateness, 50)),
@@ -156,6 +175,7 @@ export function analyseRuns(rows: readonly RunRow[], o: AnalysisOptions): Analys
     syncsDone,
     windowFailed,
     unexpectedScheduledFor: unexpected,
+    allSyncedAt,
     failover: { interrupted: inFlight, maxMs: inFlight > 0 && unrecovered === 0 ? failoverMax : null, unrecovered },
   };
 }

@@ -453,12 +453,20 @@ async function main() {
     ];
     let killed: Replica | undefined;
     let replacementAt: number | undefined;
+    let replaceTimer: NodeJS.Timeout | undefined;
     if (KILL_AT_S !== undefined) {
       timeline.push({
         at: start + KILL_AT_S * 1000,
         what: async () => {
-          const { rows } = await db.query<{ pid: number; n: number }>(`SELECT pid, count(*)::int AS n FROM sync_runs WHERE status = 'running' GROUP BY pid`);
-          const running = new Map(rows.map((r) => [r.pid, r.n]));
+          // The replica with the most syncs in flight; with none in flight anywhere, wait up to 30 s for one.
+          const waitUntil = Date.now() + 30_000;
+          let running = new Map<number, number>();
+          for (;;) {
+            const { rows } = await db.query<{ pid: number; n: number }>(`SELECT pid, count(*)::int AS n FROM sync_runs WHERE status = 'running' GROUP BY pid`);
+            running = new Map(rows.map((r) => [r.pid, r.n]));
+            if (replicas.some((r) => r.diedAt === undefined && running.has(r.pid)) || Date.now() > waitUntil) break;
+            await sleep(100);
+          }
           const live = replicas.filter((r) => r.diedAt === undefined);
           const victim = live.reduce((a, b) => ((running.get(b.pid) ?? 0) > (running.get(a.pid) ?? 0) ? b : a));
           sample(victim); // its CPU up to the kill
@@ -467,16 +475,14 @@ async function main() {
           victim.child.kill('SIGKILL');
           killed = victim;
           log(`SIGKILL ${victim.label} (pid ${victim.pid}) with ${running.get(victim.pid) ?? 0} runs in flight`);
-        },
-      });
-      timeline.push({
-        at: start + (KILL_AT_S + REPLACE_AFTER_S) * 1000,
-        what: () => {
-          const r = spawnCli(`replica-${replicas.length}`, baseEnv, logDir);
-          if (r.startedAt >= windowStart && r.startedAt < windowEnd) r.cpuAtWindowStart = 0;
-          replicas.push(r);
-          replacementAt = r.startedAt;
-          log(`started replacement ${r.label} (pid ${r.pid})`);
+          // As an orchestrator would: a new replica in the dead one's place, a little later.
+          replaceTimer = setTimeout(() => {
+            const r = spawnCli(`replica-${replicas.length}`, baseEnv, logDir);
+            if (r.startedAt >= windowStart && r.startedAt < windowEnd) r.cpuAtWindowStart = 0;
+            replicas.push(r);
+            replacementAt = r.startedAt;
+            log(`started replacement ${r.label} (pid ${r.pid})`);
+          }, REPLACE_AFTER_S * 1000);
         },
       });
     }
@@ -487,6 +493,7 @@ async function main() {
     }
     await at(stopAt);
     clearInterval(progress);
+    clearTimeout(replaceTimer);
     log('stopping the replicas (SIGTERM)');
     await Promise.all(replicas.map((r) => stopGracefully(r, graceMs)));
     sampling = false;
@@ -558,6 +565,7 @@ async function main() {
       slots_due: a.slotsDue,
       syncs_done: a.syncsDone,
       missed_slots: a.missedSlots,
+      missed_slots_synced_anyway: a.missedButSynced,
       duplicate_slot_syncs: a.duplicateSlotSyncs,
       overlapping_syncs: a.overlappingSyncs,
       lateness_p50_ms: a.latenessP50,
@@ -566,10 +574,11 @@ async function main() {
       rss_mb_max: Math.round(rssMax),
       fleet_rss_mb_max: Math.round(fleetRssMax),
       db_connections_max: dbConnectionsMax,
+      all_synced_s: a.allSyncedAt === null ? null : Math.round((a.allSyncedAt - start) / 1000),
       single_process_rss_mb: Math.round(single.rss),
       ...(KILL_AT_S !== undefined
         ? {
-            kill_one_at_s: KILL_AT_S,
+            killed_at_s: killed ? Math.round((killed.diedAt! - start) / 100) / 10 : null,
             replacement_started_s: replacementAt !== undefined ? Math.round((replacementAt - start) / 1000) : null,
             killed_in_flight: a.failover.interrupted,
             failover_ms: a.failover.maxMs,
