@@ -63,12 +63,24 @@ describe('analyseRuns', () => {
     expect(a.slotsDue).toBe(6);
     expect(a.slotsCovered).toBe(4);
     expect(a.missedSlots).toBe(2);
+    expect(a.missedButSynced).toBe(0);
     expect(a.duplicateSlotSyncs).toBe(1);
     expect(a.unexpectedScheduledFor).toBe(1);
     expect(a.overlappingSyncs).toBe(0);
     expect(a.syncsDone).toBe(7); // every succeeded run finished inside the window except the one before it
     expect(a.latenessP50).toBe(200);
     expect(a.latenessP99).toBe(1000);
+  });
+
+  it('tells a missed slot during which another run of the connector was open', () => {
+    const rows = [
+      run({ scheduled: W0 + 5000, started: W0 + 5000, finished: W0 + 6000 }),
+      run({ trigger: 'start', started: W0 + MIN + 10_000, finished: W0 + MIN + 11_000 }), // during the slot due at W0 + 65 s
+    ];
+    const a = analyseRuns(rows, { ...opts, connectors: 1 });
+    expect([a.slotsDue, a.missedSlots, a.missedButSynced]).toEqual([3, 2, 1]);
+    expect(a.allSyncedAt).toBe(W0 + 6000);
+    expect(analyseRuns(rows, opts).allSyncedAt).toBeNull(); // the second connector never synced
   });
 
   it('counts overlapping runs, a run left open counting only until its process died', () => {
