@@ -314,6 +314,7 @@ async function main() {
     fake?.child.kill('SIGKILL');
     void admin
       .query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`)
+      .then(() => admin.query(`DROP DATABASE IF EXISTS ${dbName}_single WITH (FORCE)`))
       .catch(() => undefined)
       .finally(() => process.exit(130));
   };
