@@ -1,11 +1,13 @@
 // Runs the fake Tines in its own process, so a benchmark or demo measures the
 // connector and not the fake sharing its event loop. Driven by line commands on stdin.
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import readline from 'node:readline';
 import { parseArgs } from 'node:util';
-import { FAKE_FIRST_NAMES, FAKE_ROLES, FakeTines, generateUsers, mulberry32 } from './tines-server.js';
+import { tenantMix } from './tenant-mix.js';
+import { FAKE_FIRST_NAMES, FAKE_ROLES, FakeTines, generateUsers, mulberry32, type FakeUser } from './tines-server.js';
 
-const USAGE = 'usage: main.js --users N [--port P] [--host H] [--key K] [--seed S] [--rpm-free] [--cache-mb M]';
+const USAGE = 'usage: main.js --users N [--tenants N] [--port P] [--host H] [--key K] [--seed S] [--rpm-free] [--cache-mb M]';
 
 function int(name: string, v: string | undefined, dflt: number): number {
   if (v === undefined) return dflt;
@@ -22,6 +24,7 @@ function args() {
     return parseArgs({
       options: {
         users: { type: 'string' },
+        tenants: { type: 'string' },
         port: { type: 'string' },
         host: { type: 'string' },
         key: { type: 'string' },
@@ -37,7 +40,9 @@ function args() {
   }
 }
 const values = args();
-const userCount = int('users', values.users, 1000);
+const tenantCount = int('tenants', values.tenants, 0);
+// With --tenants, the default tenant (the one --key selects) is empty unless --users says otherwise.
+const userCount = int('users', values.users, tenantCount > 0 ? 0 : 1000);
 const seed = int('seed', values.seed, 1);
 
 const fake = await FakeTines.start({
@@ -49,8 +54,19 @@ const fake = await FakeTines.start({
   requestsPerMinute: values['rpm-free'] ? 0 : 500,
   pageCacheBytes: int('cache-mb', values['cache-mb'], 512) * 1024 * 1024,
 });
+// --tenants N: N more tenants told apart by key (tenant-mix.ts), sizes from the seed.
+const tenants = tenantMix(tenantCount, seed).map((t) => ({
+  key: t.key,
+  users: fake.addTenant(t.key, generateUsers(t.users, { seed: seed * 100_003 + t.index, emailDomain: `tenant-${t.index}.example.com` })),
+}));
 const out = (o: unknown) => process.stdout.write(`${JSON.stringify(o)}\n`);
-out({ url: fake.url, users: fake.users.size });
+out({ url: fake.url, users: fake.users.size, ...(tenantCount > 0 ? { tenants: tenants.map((t) => t.users.size) } : {}) });
+
+/** What a tenant holds, in one line: its user count and an md5 of `id:email` lines in id order. */
+function digest(users: Map<number, FakeUser>): { users: number; md5: string } {
+  const lines = [...users.values()].sort((a, b) => a.id - b.id).map((u) => `${u.id}:${u.email}`);
+  return { users: users.size, md5: createHash('md5').update(lines.join('\n')).digest('hex') };
+}
 
 let churnRound = 0;
 
@@ -137,6 +153,9 @@ function command(line: string): void {
       return;
     case 'count':
       out({ count: fake.users.size });
+      return;
+    case 'digest':
+      out({ tenants: tenants.map((t) => ({ key: t.key, ...digest(t.users) })) });
       return;
     case 'quit':
       void shutdown(0);
