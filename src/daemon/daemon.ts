@@ -141,12 +141,19 @@ export class Daemon {
     });
     // A tick the process was too busy (or asleep) to fire is not run late: say so,
     // one line for a burst (an hour suspended on a seconds schedule is thousands of slots).
+    // In a fleet the burst's latest slot is queued all the same: another process may have
+    // queued it already (the same job), and a connector synced since skips it.
     let missed: Date[] = [];
     this.task.on('execution:missed', (c) => {
       if (missed.push(c.date) > 1) return;
       setImmediate(() => {
         const [first, last, n] = [missed[0]!, missed[missed.length - 1]!, missed.length];
         missed = [];
+        if (this.opts.queue && !this.stopping) {
+          this.later(last);
+          cronLog.info({ missed: n, last: last.toISOString() }, 'scheduled slots passed while the process was busy; the latest is queued');
+          return;
+        }
         cronLog.warn(
           { missed: n, first: first.toISOString(), last: last.toISOString() },
           'scheduled syncs were missed: the process was busy or suspended at that time',
@@ -166,8 +173,11 @@ export class Daemon {
     // was synced since its last slot was due finds that and does nothing. So a process joining a
     // running fleet adds no sync, and the first one back after an outage catches everyone up once.
     // A schedule whose last slot is further back than a search goes (a yearly one): synced within a month will do.
-    const last = previousSlot(this.schedule, config.sync.timezone, new Date()) ?? new Date(Math.floor(Date.now() / DAY_MS) * DAY_MS - 30 * DAY_MS);
-    const since = new Date(last.getTime() + (this.opts.offsetMs ?? 0));
+    // The connector's last due time is its last slot whose offset has passed.
+    const offset = this.opts.offsetMs ?? 0;
+    const last =
+      previousSlot(this.schedule, config.sync.timezone, new Date(Date.now() - offset)) ?? new Date(Math.floor(Date.now() / DAY_MS) * DAY_MS - 30 * DAY_MS);
+    const since = new Date(last.getTime() + offset);
     this.enqueue(`start@${last.toISOString()}`, new Date(), { trigger: 'start', scheduledFor: null, since: since.toISOString() });
   }
 

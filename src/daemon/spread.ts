@@ -33,7 +33,8 @@ export function previousSlot(schedule: string, timezone: string, now: Date): Dat
   if (known && known.from <= t && t < known.until) return known.slot === null ? null : new Date(known.slot);
   const task = cron.createTask(schedule, () => undefined, { timezone });
   try {
-    const next = task.getNextRuns(4).map((d) => d.getTime());
+    // Ten slots ahead see a weekend's gap in a weekday schedule.
+    const next = task.getNextRuns(10).map((d) => d.getTime());
     let gap = 0;
     for (let i = 1; i < next.length; i++) gap = Math.max(gap, next[i]! - next[i - 1]!);
     const fields = schedule.trim().split(/\s+/);

@@ -144,8 +144,13 @@ export class Supervisor {
     const { connectorId } = job.data;
     for (const s of this.served.values()) if (s.id === connectorId) return s.daemon.runJob(job.data);
     // Not served here: removed (the job has nothing left to do), or added a moment ago and not loaded yet.
-    const r = await this.opts.db.query('SELECT 1 FROM connectors WHERE id = $1', [connectorId]);
-    if (r.rows.length === 0) return 'complete';
+    let exists: boolean;
+    try {
+      exists = (await this.opts.db.query('SELECT 1 FROM connectors WHERE id = $1', [connectorId])).rows.length > 0;
+    } catch {
+      return { handBack: 'cannot read its connector now' };
+    }
+    if (!exists) return 'complete';
     this.changed();
     return { handBack: 'its connector is not loaded in this process yet' };
   }
@@ -247,7 +252,7 @@ export class Supervisor {
     await this.watch?.stop();
     await this.reloading;
     // In a fleet: no more jobs taken or queued; the syncs in flight are aborted and their jobs handed back to the others.
-    await this.fleet?.stopTaking();
+    this.fleet?.stopTaking();
     const started = Date.now();
     const results = await Promise.all([...this.served.values()].map((s) => s.daemon.stop(graceMs)));
     const handedBack = (await this.fleet?.stop(Math.max(1000, graceMs - (Date.now() - started)))) ?? true;

@@ -22,8 +22,6 @@ export class Dispatcher {
   /** A poke that came while the loop was not waiting: its next wait returns at once. */
   private poked = false;
   private fetchErrors = 0;
-  /** When a fetch last answered (jobs or none): /readyz and the log can tell a quiet queue from a lost one. */
-  lastFetchAt = 0;
 
   constructor(
     private readonly queue: Pick<SyncQueue, 'fetch' | 'complete' | 'handBack'>,
@@ -53,7 +51,6 @@ export class Dispatcher {
         // One at a time, oldest first: a batch comes back in no order, and a connector's
         // start job must not lose its turn to the same connector's slot job fetched with it.
         jobs = await this.queue.fetch(1);
-        this.lastFetchAt = Date.now();
         this.fetchErrors = 0;
       } catch (err) {
         if (this.fetchErrors++ % 30 === 0) this.log.warn({ err: { message: errorMessage(err) } }, 'cannot take jobs from the sync queue; trying again');
@@ -89,6 +86,11 @@ export class Dispatcher {
   }
 
   private launch(job: QueuedJob): void {
+    if (this.running.has(job.id)) {
+      // Its sync runs here still, past the job's expiry: it comes round again until that sync ends.
+      void this.queue.handBack(job.id, 'its sync is still running in this process').catch(() => undefined);
+      return;
+    }
     const done = (async () => {
       let result: JobResult;
       try {

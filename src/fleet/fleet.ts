@@ -9,6 +9,8 @@ import { Dispatcher, type JobResult } from './dispatcher.js';
 import { JobInserter } from './job-inserter.js';
 import { SyncQueue, type NewJob, type QueuedJob } from './sync-queue.js';
 
+const QUEUE_STOP_MS = 3_000;
+
 export interface FleetOptions {
   url: string;
   /** SYNC_CONCURRENCY: jobs this process runs at once. */
@@ -19,7 +21,8 @@ export interface FleetOptions {
 }
 
 export class Fleet {
-  private readonly queue: SyncQueue;
+  /** Replaced after a failed start: a pg-boss instance whose start() failed never starts again (its maintenance would never run). */
+  private queue: SyncQueue;
   private readonly inserter: JobInserter;
   readonly dispatcher: Dispatcher;
   private opened = false;
@@ -30,10 +33,19 @@ export class Fleet {
   constructor(opts: FleetOptions) {
     const log = opts.log.child({ component: 'fleet' });
     this.log = log;
-    this.queue = new SyncQueue(opts.url, opts.stallSeconds, log);
-    this.dispatcher = new Dispatcher(this.queue, opts.concurrency, opts.runJob, log);
-    this.inserter = new JobInserter(this.queue, log, () => this.dispatcher.poke());
+    const newQueue = () => new SyncQueue(opts.url, opts.stallSeconds, log);
+    this.newQueue = newQueue;
+    this.queue = newQueue();
+    const queue = {
+      insert: (jobs: readonly NewJob[]) => this.queue.insert(jobs),
+      fetch: (n: number) => this.queue.fetch(n),
+      complete: (id: string) => this.queue.complete(id),
+      handBack: (ids: string | string[], why: string) => this.queue.handBack(ids, why),
+    };
+    this.dispatcher = new Dispatcher(queue, opts.concurrency, opts.runJob, log);
+    this.inserter = new JobInserter(queue, log, () => this.dispatcher.poke());
   }
+  private readonly newQueue: () => SyncQueue;
 
   /** Queues a due sync (inserted with the others due at the same moment; retried while the database is away). */
   add(job: NewJob): void {
@@ -55,6 +67,9 @@ export class Fleet {
           return;
         } catch (err) {
           if (attempt === 1 || attempt % 12 === 0) this.log.warn({ err: { message: errorMessage(err) }, attempt }, 'cannot open the sync queue; trying again');
+          const failed = this.queue;
+          this.queue = this.newQueue();
+          await failed.stop().catch(() => undefined);
           await new Promise((resolve) => setTimeout(resolve, 5_000));
         }
       }
@@ -71,10 +86,10 @@ export class Fleet {
     return this.queue.dueDepth();
   }
 
-  /** No more jobs taken or queued; the caller aborts the syncs in flight. */
-  stopTaking(): Promise<void> {
+  /** No more jobs taken or queued (an insert in flight is left to end by itself); the caller aborts the syncs in flight. */
+  stopTaking(): void {
     this.dispatcher.stopFetching();
-    return this.inserter.stop();
+    void this.inserter.stop();
   }
 
   /**
@@ -82,10 +97,13 @@ export class Fleet {
    * completed or handed back (at most `graceMs`), then closes the queue.
    */
   async stop(graceMs: number): Promise<boolean> {
-    await this.stopTaking();
+    this.stopTaking();
     const drained = await this.dispatcher.drain(graceMs);
     this.stopped = true;
-    if (this.opened) await this.queue.stop().catch(() => undefined);
+    // pg-boss's stop waits for its pool's connections: bounded, so a database that stopped answering cannot hold the exit.
+    let timer: NodeJS.Timeout | undefined;
+    if (this.opened) await Promise.race([this.queue.stop().catch(() => undefined), new Promise((resolve) => (timer = setTimeout(resolve, QUEUE_STOP_MS)))]);
+    clearTimeout(timer);
     return drained;
   }
 }

@@ -98,6 +98,8 @@ export class SyncQueue {
       schema: QUEUE_SCHEMA,
       application_name: 'tines-connector-queue',
       max: 3,
+      // Passed on to its pg.Pool: a server that stopped answering fails a connect in 10 s instead of never.
+      ...({ connectionTimeoutMillis: 10_000 } as object),
       migrate: false,
       schedule: false,
       supervise: true,
