@@ -66,14 +66,12 @@ export class PostgresDatabase implements Database {
       connectionTimeoutMillis: 10_000,
       // A half-open connection would keep holding a sync's advisory lock; TCP keepalive finds it.
       keepAlive: true,
+      // The server's side of the same: a process that vanished (a node lost, not a process killed,
+      // whose socket the kernel closes) holds its sync's advisory lock until the server notices.
+      // Probing after 30 s idle, it notices within about a minute, not the OS default of two hours.
+      options: '-c tcp_keepalives_idle=30 -c tcp_keepalives_interval=10 -c tcp_keepalives_count=3',
       application_name: opts.applicationName ?? 'tines-connector',
       types,
-    });
-    // The server's side of the same: a process that vanished (a node lost, not a process killed,
-    // whose socket the kernel closes) holds its sync's advisory lock until the server notices.
-    // Probing after 30 s idle, it notices within about a minute, not the OS default of two hours.
-    this.pool.on('connect', (client) => {
-      client.query('SET tcp_keepalives_idle = 30; SET tcp_keepalives_interval = 10; SET tcp_keepalives_count = 3').catch(() => undefined);
     });
     // An idle client that loses its server must not crash the process; the pool replaces it.
     this.pool.on('error', (err) => log.warn({ err: { message: err.message, code: (err as { code?: string }).code } }, 'idle database connection failed'));
