@@ -10,6 +10,7 @@ import { insertRegistered } from '../src/connectors/registry.js';
 import { FakeTines, generateUsers } from '../src/fake/tines-server.js';
 import { backends, createTestDb, type TestDb } from './helpers/backends.js';
 import { daemonEnv, killAllDaemons, overlappingRuns, spawnDaemon, sqlReader, waitFor, type DaemonProcess, type RunInterval } from './helpers/daemon.js';
+import { groupBy } from './helpers/fleet.js';
 
 const N = 50;
 const SPREAD_S = 8;
@@ -25,17 +26,6 @@ const PLAN = {
 } as const;
 const MK = randomBytes(32).toString('hex');
 const ENV_KEY = 'tk_many_env_0c1d';
-/** Map.groupBy, which Node 20 lacks. */
-function groupBy<T, K>(items: readonly T[], key: (t: T) => K): Map<K, T[]> {
-  const m = new Map<K, T[]>();
-  for (const t of items) {
-    const k = key(t);
-    const list = m.get(k);
-    if (list) list.push(t);
-    else m.set(k, [t]);
-  }
-  return m;
-}
 const keyOf = (i: number) => `tk_many_${i}_${randomBytes(4).toString('hex')}`;
 
 describe.each(backends())('one daemon, 50 registered connectors (%s)', (backend) => {
