@@ -120,9 +120,11 @@ export class SyncQueue {
   /** Inserts the jobs; one already there (the same key) stays as it is. */
   async insert(jobs: readonly NewJob[]): Promise<void> {
     if (jobs.length === 0) return;
+    // In one order in every process: two replicas inserting the same slot's jobs in different orders deadlocked (measured at 3,000 connectors).
+    const rows = jobs.map((j) => ({ id: jobIdOf(j.key), job: j })).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     await this.boss.insert(
-      jobs.map((j) => ({
-        id: jobIdOf(j.key),
+      rows.map(({ id, job: j }) => ({
+        id,
         name: QUEUE,
         data: j.data,
         startAfter: j.startAfter.toISOString(),
